@@ -1,0 +1,65 @@
+/* Small C helpers for the link_fast kernel. Everything here is static inline and
+ * side-effect free, so the Cython loop compiles to straight-line code.
+ *
+ * The random draws are counter-based: a draw is a pure function of
+ * (stream base, domain, document index, candidate index). That makes the output
+ * independent of how documents are split into batches, chunks or workers.
+ * tests/reference.py mirrors these functions in Python; keep the two in step. */
+#ifndef LINK_FAST_H
+#define LINK_FAST_H
+
+#include <stdint.h>
+
+/* Token flag bits (link_fast/tokenizer.py defines the same values). */
+#define LF_WS_START  1u
+#define LF_GLUE_LEFT 2u
+#define LF_END_WORD  4u
+#define LF_SPECIAL   8u
+#define LF_HAS_WORD  16u
+
+/* Draw domains: one per independent decision, so decisions never share a number. */
+#define LF_DOMAIN_DOCUMENT  1u
+#define LF_DOMAIN_DOC_LANG  2u
+#define LF_DOMAIN_REPLACE   3u
+#define LF_DOMAIN_LANG      4u
+#define LF_DOMAIN_TRANSLATE 5u
+
+/* SplitMix64's finaliser: a bijection on 64 bits with full avalanche. */
+static inline uint64_t lf_mix64(uint64_t z) {
+    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
+    z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
+    return z ^ (z >> 31);
+}
+
+static inline uint64_t lf_draw(uint64_t base, uint64_t domain, uint64_t doc, uint64_t cand) {
+    uint64_t h = lf_mix64(base ^ (domain * 0x9e3779b97f4a7c15ULL));
+    h = lf_mix64(h + doc);
+    return lf_mix64(h + cand);
+}
+
+/* True with probability threshold / 2^53; threshold 2^53 is "always". Integer
+ * comparison keeps C and the Python reference bit-identical. */
+static inline int lf_bernoulli(uint64_t h, uint64_t threshold) {
+    return (h >> 11) < threshold;
+}
+
+/* Uniform integer in [0, n) for n < 2^32, by multiply-shift (no division). */
+static inline uint64_t lf_below(uint64_t h, uint64_t n) {
+    return ((h >> 32) * n) >> 32;
+}
+
+/* Index of the edge with this token among a node's children (sorted ascending), or -1. */
+static inline int64_t lf_find_child(const uint32_t *edge_token, int64_t start, int64_t count,
+                                    uint32_t token) {
+    int64_t lo = start, hi = start + count;
+    while (lo < hi) {
+        int64_t mid = lo + ((hi - lo) >> 1);
+        uint32_t t = edge_token[mid];
+        if (t < token) lo = mid + 1;
+        else if (t > token) hi = mid;
+        else return mid;
+    }
+    return -1;
+}
+
+#endif

@@ -1,0 +1,70 @@
+# C-level interface of the substitution kernel. Helpers live in csrc/link_fast.h.
+from libc.stdint cimport uint8_t, uint16_t, int32_t, uint32_t, int64_t, uint64_t
+
+cdef extern from "link_fast.h" nogil:
+    uint32_t LF_WS_START, LF_GLUE_LEFT, LF_END_WORD, LF_SPECIAL, LF_HAS_WORD
+    uint64_t LF_DOMAIN_DOCUMENT, LF_DOMAIN_DOC_LANG, LF_DOMAIN_REPLACE, LF_DOMAIN_LANG, LF_DOMAIN_TRANSLATE
+    uint64_t lf_mix64(uint64_t z) noexcept
+    uint64_t lf_draw(uint64_t base, uint64_t domain, uint64_t doc, uint64_t cand) noexcept
+    bint lf_bernoulli(uint64_t h, uint64_t threshold) noexcept
+    uint64_t lf_below(uint64_t h, uint64_t n) noexcept
+    int64_t lf_find_child(const uint32_t *edge_token, int64_t start, int64_t count, uint32_t token) noexcept
+
+ctypedef fused token_in:
+    uint16_t
+    int32_t
+    uint32_t
+
+ctypedef fused token_out:
+    uint16_t
+    int32_t
+    uint32_t
+
+# Read-only views of a Vocab's tables.
+cdef struct Tables:
+    const uint8_t *flags
+    int64_t vocab_size
+    const int32_t *root_child
+    const int32_t *node_key
+    const int32_t *node_edge_start
+    const int32_t *node_edge_count
+    const uint32_t *edge_token
+    const int32_t *edge_node
+    const uint32_t *key_lang_mask
+    const int64_t *key_trans_start
+    const int64_t *trans_offsets
+    const uint32_t *trans_tokens
+    int32_t n_languages
+
+# Sampling options, resolved to integers in Python so C and the reference agree bit for bit.
+cdef struct Sampling:
+    uint64_t base                 # stream base: mixes seed and stream key
+    uint64_t portion_threshold    # document eligible iff (draw >> 11) < threshold; 2^53 = always
+    uint64_t ratio_threshold      # same for each candidate (ratio_basis="candidates")
+    double ratio                  # for ratio_basis="words", where the threshold is per document
+    bint ratio_basis_words
+    bint lang_scope_document
+    uint32_t selected_mask        # languages in play (weight > 0)
+    const uint32_t *lang_weight   # integer weight per language
+
+# A match (value = key) or an edit (value = translation index), in source token positions.
+cdef struct Span:
+    int64_t start
+    int64_t end
+    int64_t value
+    int32_t lang
+
+cdef struct Spans:
+    Span *data
+    int64_t size
+    int64_t capacity
+
+cdef struct Counters:
+    int64_t words
+    int64_t candidates
+    int64_t eligible_documents
+    int64_t eligible_candidates
+    int64_t tokens_out
+    int64_t bad_token_position    # first token id outside the vocabulary, or -1
+    uint64_t max_emitted_id
+    int64_t substitutions[32]

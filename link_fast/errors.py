@@ -1,0 +1,45 @@
+"""Exceptions raised by link_fast.
+
+Every error a user can cause is a ``LinkFastError`` with a one-line message that names the
+file (and line, where there is one) and the problem. They also subclass the closest builtin
+(``ValueError``, ``OSError``) so generic handlers keep working.
+"""
+
+from __future__ import annotations
+
+
+class LinkFastError(Exception):
+    """Base class of every error link_fast raises on bad input."""
+
+
+class DictionaryError(LinkFastError, ValueError):
+    """A bilingual dictionary file is missing, malformed, or empty after cleaning."""
+
+    def __init__(self, path, problem: str, line: int | None = None):
+        self.path = str(path)
+        self.line = line
+        self.problem = problem
+        where = f"{self.path}:{line}" if line is not None else self.path
+        super().__init__(f"{where}: {problem}")
+
+
+class TokenizerError(LinkFastError, ValueError):
+    """A tokenizer file cannot be read, or is of an unknown format."""
+
+    def __init__(self, path, problem: str):
+        self.path = str(path)
+        self.problem = problem
+        super().__init__(f"{self.path}: {problem}")
+
+
+class VocabError(LinkFastError, ValueError):
+    """A compiled vocabulary file is corrupt, of another format version, or of another tokenizer."""
+
+    def __init__(self, path, problem: str):
+        self.path = str(path)
+        self.problem = problem
+        super().__init__(f"{self.path}: {problem}")
+
+
+class InputError(LinkFastError, ValueError):
+    """Token ids, offsets or options passed to the engine are invalid."""

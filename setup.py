@@ -1,0 +1,36 @@
+"""Build the Cython kernel. Compiler directives are set here, once, for every extension.
+
+LINK_FAST_DEBUG=1 turns bounds and wraparound checks back on and compiles with -O0 -g,
+for chasing a crash; the default build is the fast one.
+"""
+
+import os
+
+import numpy
+from Cython.Build import cythonize
+from setuptools import Extension, setup
+
+DEBUG = os.environ.get("LINK_FAST_DEBUG", "") not in ("", "0")
+
+directives = {
+    "language_level": 3,
+    "boundscheck": DEBUG,
+    "wraparound": DEBUG,
+    "initializedcheck": DEBUG,
+    "cdivision": True,
+    "embedsignature": True,
+}
+compile_args = ["-O0", "-g"] if DEBUG else ["-O3"]
+
+extensions = [
+    Extension(
+        "link_fast._kernel",
+        ["link_fast/_kernel.pyx"],
+        include_dirs=["csrc", numpy.get_include()],
+        define_macros=[("NPY_NO_DEPRECATED_API", "NPY_1_7_API_VERSION")],
+        extra_compile_args=compile_args,
+        depends=["csrc/link_fast.h", "link_fast/_kernel.pxd"],
+    )
+]
+
+setup(ext_modules=cythonize(extensions, compiler_directives=directives))

@@ -1,0 +1,136 @@
+"""A plain-Python implementation of DESIGN.md §3, the oracle the kernel is tested against.
+
+It shares no code with the kernel: no trie (keys are a dict of token tuples, tried longest
+first), no C; only ``stream_base`` (seed and stream-key hashing, plain Python) is imported.
+"""
+
+from __future__ import annotations
+
+from link_fast.substituter import MASK64, stream_base
+from link_fast.tokenizer import FLAG_END_WORD, FLAG_GLUE_LEFT, FLAG_HAS_WORD, FLAG_WS_START
+
+DOMAIN_DOCUMENT, DOMAIN_DOC_LANG, DOMAIN_REPLACE, DOMAIN_LANG, DOMAIN_TRANSLATE = 1, 2, 3, 4, 5
+TWO_53 = 1 << 53
+
+
+def mix64(z):
+    z = ((z ^ (z >> 30)) * 0xBF58476D1CE4E5B9) & MASK64
+    z = ((z ^ (z >> 27)) * 0x94D049BB133111EB) & MASK64
+    return z ^ (z >> 31)
+
+
+def draw(base, domain, doc, cand):
+    h = mix64(base ^ ((domain * 0x9E3779B97F4A7C15) & MASK64))
+    h = mix64((h + doc) & MASK64)
+    return mix64((h + cand) & MASK64)
+
+
+def chance(h, p):
+    threshold = TWO_53 if p >= 1.0 else int(p * 9007199254740992.0)
+    return (h >> 11) < threshold
+
+
+def below(h, n):
+    return ((h >> 32) * n) >> 32
+
+
+def pick(h, weights):
+    """weights: list of (lang, integer weight) in language order."""
+    r = below(h, sum(w for _, w in weights))
+    for lang, w in weights:
+        if r < w:
+            return lang
+        r -= w
+    raise AssertionError("unreachable")
+
+
+class Reference:
+    """``lexicon``: {key tokens tuple: {lang index: [translation tokens tuple, ...]}}."""
+
+    def __init__(self, flags, lexicon, n_languages, *, ratio, portion, seed, weights=None,
+                 ratio_basis="candidates", lang_scope="word", stream_key=""):
+        self.flags = list(flags)
+        self.n_languages = n_languages
+        self.weights = weights or {l: 1 for l in range(n_languages)}  # lang index -> int weight > 0
+        self.lexicon = {k: v for k, v in lexicon.items() if any(l in self.weights and v.get(l) for l in v)}
+        self.longest = max((len(k) for k in self.lexicon), default=0)
+        self.ratio, self.portion = ratio, portion
+        self.ratio_basis, self.lang_scope = ratio_basis, lang_scope
+        self.base = stream_base(seed, stream_key)
+
+    def words(self, doc):
+        f = self.flags
+        return sum(
+            1 for p, t in enumerate(doc)
+            if f[t] & FLAG_HAS_WORD and (f[t] & FLAG_WS_START or p == 0 or not f[doc[p - 1]] & FLAG_END_WORD)
+        )
+
+    def matches(self, doc):
+        f, out, i = self.flags, [], 0
+        while i < len(doc):
+            left_ok = i == 0 or f[doc[i]] & FLAG_WS_START or not f[doc[i - 1]] & FLAG_END_WORD
+            found = None
+            if left_ok:
+                for j in range(min(len(doc), i + self.longest), i, -1):
+                    key = tuple(doc[i:j])
+                    if key in self.lexicon and (j == len(doc) or not f[doc[j]] & FLAG_GLUE_LEFT):
+                        found = (i, j, key)
+                        break
+            if found:
+                out.append(found)
+                i = found[1]
+            else:
+                i += 1
+        return out
+
+    def apply_doc(self, doc, doc_index, stats):
+        doc = [int(t) for t in doc]
+        words = self.words(doc)
+        matches = self.matches(doc)
+        stats["words"] += words
+        stats["candidates"] += len(matches)
+        edits = []
+        if chance(draw(self.base, DOMAIN_DOCUMENT, doc_index, 0), self.portion):
+            stats["eligible_documents"] += 1
+            stats["eligible_candidates"] += len(matches)
+            p = self.ratio
+            if self.ratio_basis == "words" and matches:
+                p = min(1.0, self.ratio * words / len(matches))
+            doc_lang = None
+            if self.lang_scope == "document":
+                doc_lang = pick(draw(self.base, DOMAIN_DOC_LANG, doc_index, 0), sorted(self.weights.items()))
+            for m, (i, j, key) in enumerate(matches):
+                if not chance(draw(self.base, DOMAIN_REPLACE, doc_index, m), p):
+                    continue
+                options = self.lexicon[key]
+                if doc_lang is not None:
+                    if not options.get(doc_lang):
+                        continue
+                    lang = doc_lang
+                else:
+                    available = [(l, w) for l, w in sorted(self.weights.items()) if options.get(l)]
+                    lang = pick(draw(self.base, DOMAIN_LANG, doc_index, m), available)
+                translations = options[lang]
+                chosen = translations[below(draw(self.base, DOMAIN_TRANSLATE, doc_index, m), len(translations))]
+                edits.append((i, j, chosen))
+                stats["substitutions"][lang] += 1
+        out, mask, pos = [], [], 0
+        for i, j, chosen in edits:
+            out += doc[pos:i]
+            mask += [0] * (i - pos)
+            out += list(chosen)
+            mask += [1] * len(chosen)
+            pos = j
+        out += doc[pos:]
+        mask += [0] * (len(doc) - pos)
+        return out, mask
+
+    def apply(self, docs, first_doc=0):
+        stats = {"words": 0, "candidates": 0, "eligible_documents": 0, "eligible_candidates": 0,
+                 "substitutions": [0] * self.n_languages}
+        outs, masks = [], []
+        for d, doc in enumerate(docs):
+            out, mask = self.apply_doc(doc, first_doc + d, stats)
+            outs.append(out)
+            masks.append(mask)
+        return outs, masks, stats

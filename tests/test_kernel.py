@@ -1,0 +1,211 @@
+"""The kernel against the plain-Python reference (tests/reference.py), on random vocabularies."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from link_fast import Substituter, Vocab
+from link_fast.errors import InputError
+from link_fast.tokenizer import FLAG_SPECIAL
+from link_fast.vocab import Entry
+
+from reference import Reference
+
+FLAG_VALUES = [0, 1, 2, 3, 4, 5, 6, 7, 16, 17, 18, 19, 20, 21, 22, 23, FLAG_SPECIAL]
+
+
+@st.composite
+def worlds(draw, max_vocab=40, max_languages=3):
+    """A random vocabulary (flags), lexicon over its ids and documents full of its keys."""
+    vocab_size = draw(st.integers(3, max_vocab))
+    flags = draw(st.lists(st.sampled_from(FLAG_VALUES), min_size=vocab_size, max_size=vocab_size))
+    normal = [t for t in range(vocab_size) if not flags[t] & FLAG_SPECIAL] or [0]
+    flags[normal[0]] &= ~FLAG_SPECIAL
+    n_languages = draw(st.integers(1, max_languages))
+    token = st.sampled_from(normal)
+    keys = draw(st.lists(st.lists(token, min_size=1, max_size=3).map(tuple), min_size=1, max_size=12, unique=True))
+    any_token = st.integers(0, vocab_size - 1)
+    lexicon = {}
+    for key in keys:
+        langs = draw(st.lists(st.integers(0, n_languages - 1), min_size=1, max_size=n_languages, unique=True))
+        lexicon[key] = {
+            lang: draw(st.lists(st.lists(any_token, min_size=1, max_size=3).map(tuple), min_size=1, max_size=3))
+            for lang in langs
+        }
+    piece = st.one_of(st.sampled_from(keys).map(list), st.lists(st.integers(0, vocab_size - 1), max_size=3))
+    docs = draw(st.lists(st.lists(piece, max_size=8).map(lambda ps: [t for p in ps for t in p]), min_size=0, max_size=6))
+    return flags, lexicon, n_languages, docs
+
+
+def make_vocab(flags, lexicon, n_languages):
+    entries = [
+        Entry(key, " ".join(map(str, key)), {l: [(ids, str(ids)) for ids in tr] for l, tr in per_lang.items()})
+        for key, per_lang in lexicon.items()
+    ]
+    return Vocab.from_entries(np.array(flags, dtype=np.uint8), entries, [f"l{i}" for i in range(n_languages)])
+
+
+def flatten(docs, dtype=np.uint16):
+    offsets = np.zeros(len(docs) + 1, dtype=np.int64)
+    np.cumsum([len(d) for d in docs], out=offsets[1:])
+    tokens = np.array([t for d in docs for t in d], dtype=dtype)
+    return tokens, offsets
+
+
+def split(tokens, offsets):
+    return [tokens[offsets[i] : offsets[i + 1]].tolist() for i in range(len(offsets) - 1)]
+
+
+options = st.fixed_dictionaries(
+    {
+        "ratio": st.sampled_from([0.0, 0.3, 0.5, 1.0]) | st.floats(0, 1),
+        "portion": st.sampled_from([0.0, 0.5, 1.0]) | st.floats(0, 1),
+        "seed": st.integers(0, 2**64 - 1),
+        "ratio_basis": st.sampled_from(["candidates", "words"]),
+        "lang_scope": st.sampled_from(["word", "document"]),
+        "stream_key": st.sampled_from(["", "shard_00001", "ü"]),
+    }
+)
+
+
+@settings(max_examples=400, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(world=worlds(), opts=options, data=st.data())
+def test_kernel_matches_reference(world, opts, data):
+    flags, lexicon, n_languages, docs = world
+    vocab = make_vocab(flags, lexicon, n_languages)
+    weights = data.draw(
+        st.none() | st.dictionaries(st.integers(0, n_languages - 1), st.sampled_from([0, 0.5, 1, 3]), min_size=1)
+        .filter(lambda w: any(v > 0 for v in w.values()))
+    )
+    languages = None if weights is None else {f"l{l}": w for l, w in weights.items()}
+    first_doc = data.draw(st.integers(0, 10**12))
+    dtype = data.draw(st.sampled_from([np.uint16, np.int32, np.uint32]))
+    sub = Substituter(vocab, languages=languages, **opts)
+
+    int_weights = {vocab.languages.index(l): int(w) for l, w in zip(vocab.languages, sub.sampling["lang_weight"]) if w}
+    ref = Reference(flags, lexicon, n_languages, weights=int_weights, **opts)
+    want_docs, want_masks, want_stats = ref.apply(docs, first_doc)
+
+    tokens, offsets = flatten(docs, dtype)
+    res = sub.apply(tokens, offsets, first_doc=first_doc, mask=True)
+    assert res.tokens.dtype == dtype
+    assert split(res.tokens, res.offsets) == want_docs
+    assert split(res.mask, res.offsets) == want_masks
+    s = res.stats
+    assert (s.words, s.candidates, s.eligible_documents, s.eligible_candidates) == (
+        want_stats["words"], want_stats["candidates"], want_stats["eligible_documents"], want_stats["eligible_candidates"])
+    assert [s.substitutions[l] for l in vocab.languages] == want_stats["substitutions"]
+    assert (s.documents, s.tokens_in, s.tokens_out) == (len(docs), len(tokens), len(res.tokens))
+
+
+@settings(max_examples=150, deadline=None)
+@given(world=worlds(), seed=st.integers(0, 1000), cuts=st.lists(st.integers(0, 6), max_size=4))
+def test_any_batch_split_gives_the_same_output(world, seed, cuts):
+    flags, lexicon, n_languages, docs = world
+    sub = Substituter(make_vocab(flags, lexicon, n_languages), ratio=0.5, portion=0.7, seed=seed)
+    tokens, offsets = flatten(docs)
+    whole = sub.apply(tokens, offsets, mask=True)
+    bounds = sorted({0, len(docs), *[min(c, len(docs)) for c in cuts]})
+    pieces, masks = [], []
+    for a, b in zip(bounds, bounds[1:]):
+        # a batch is a slice of the same token array: offsets need not start at 0
+        res = sub.apply(tokens, offsets[a : b + 1], first_doc=a, mask=True)
+        pieces += split(res.tokens, res.offsets)
+        masks += split(res.mask, res.offsets)
+    assert pieces == split(whole.tokens, whole.offsets)
+    assert masks == split(whole.mask, whole.offsets)
+
+
+def test_hand_example_boundaries_phrases_and_specials():
+    # ids: 0 ' ice'  1 ' cream'  2 'ing'  3 '.'  4 '<s>'  5 ' cat'  6 'cat'  7 '('  8 ' glace'  9 ' chat'  10 'chat'
+    WS, GLUE, END, SPECIAL, WORD = 1, 2, 4, 8, 16
+    flags = [WS | END | WORD, WS | END | WORD, GLUE | END | WORD, 0, SPECIAL, WS | END | WORD, GLUE | END | WORD, 0,
+             WS | END | WORD, WS | END | WORD, GLUE | END | WORD]
+    lexicon = {(0, 1): {0: [(8,)]}, (5,): {0: [(9,)]}, (6,): {0: [(10,)]}}
+    vocab = make_vocab(flags, lexicon, 1)
+    sub = Substituter(vocab, ratio=1.0)
+    docs = [
+        [0, 1, 3],        # ' ice cream.' -> phrase
+        [5, 2],           # ' cat' + 'ing' glues left: no match
+        [6, 3, 7, 6, 3],  # 'cat' at document start, 'cat' after '(' -> both
+        [5, 6],           # ' cat' then 'cat' glued: neither (' cat' is followed by a gluing token; 'cat' follows a word end)
+        [4, 6, 4],        # specials are boundaries on both sides
+    ]
+    tokens, offsets = flatten(docs)
+    res = sub.apply(tokens, offsets, mask=True)
+    assert split(res.tokens, res.offsets) == [[8, 3], [5, 2], [10, 3, 7, 10, 3], [5, 6], [4, 10, 4]]
+    assert split(res.mask, res.offsets) == [[1, 0], [0, 0], [1, 0, 0, 1, 0], [0, 0], [0, 1, 0]]
+    assert res.stats.candidates == 4 and res.stats.total_substitutions == 4
+
+
+def test_different_seeds_differ_and_same_seed_repeats():
+    flags = [1 | 4 | 16] * 50
+    lexicon = {(t,): {0: [(t + 50,), (t + 100,)]} for t in range(50)}
+    vocab = make_vocab(flags + [1 | 4 | 16] * 100, lexicon, 1)
+    rng = np.random.default_rng(0)
+    tokens = rng.integers(0, 50, 5000).astype(np.uint16)
+    offsets = np.arange(0, 5001, 50, dtype=np.int64)
+    a = Substituter(vocab, ratio=0.5, seed=1).apply(tokens, offsets)
+    b = Substituter(vocab, ratio=0.5, seed=1).apply(tokens, offsets)
+    c = Substituter(vocab, ratio=0.5, seed=2).apply(tokens, offsets)
+    d = Substituter(vocab, ratio=0.5, seed=1, stream_key="other").apply(tokens, offsets)
+    assert np.array_equal(a.tokens, b.tokens)
+    assert not np.array_equal(a.tokens, c.tokens)
+    assert not np.array_equal(a.tokens, d.tokens)
+
+
+def test_saved_and_loaded_vocab_gives_identical_output(tmp_path):
+    flags = [1 | 4 | 16] * 20
+    lexicon = {(1,): {0: [(2, 3)], 1: [(4,)]}, (5, 6): {1: [(7,)]}}
+    vocab = make_vocab(flags, lexicon, 2)
+    loaded = Vocab.load(vocab.save(tmp_path / "v.lfv"))
+    tokens = np.array([1, 5, 6, 1, 9, 5, 6] * 30, dtype=np.int32)
+    offsets = np.array([0, 70, 140, 210], dtype=np.int64)
+    for opts in ({"ratio": 1.0}, {"ratio": 0.4, "languages": {"l1": 1}}, {"ratio": 0.7, "lang_scope": "document"}):
+        a = Substituter(vocab, **opts).apply(tokens, offsets, mask=True)
+        b = Substituter(loaded, **opts).apply(tokens, offsets, mask=True)
+        assert np.array_equal(a.tokens, b.tokens) and np.array_equal(a.mask, b.mask)
+        assert a.stats == b.stats
+
+
+def test_empty_inputs():
+    vocab = make_vocab([1 | 4 | 16] * 4, {(1,): {0: [(2,)]}}, 1)
+    sub = Substituter(vocab, ratio=1.0)
+    res = sub.apply(np.zeros(0, dtype=np.uint16), np.zeros(1, dtype=np.int64), mask=True)
+    assert len(res.tokens) == 0 and res.offsets.tolist() == [0] and res.stats.documents == 0
+    res = sub.apply(np.zeros(0, dtype=np.uint16), np.zeros(4, dtype=np.int64))
+    assert res.offsets.tolist() == [0, 0, 0, 0] and res.stats.documents == 3
+
+
+def test_bad_inputs_raise_clear_errors():
+    vocab = make_vocab([1 | 4 | 16] * 10, {(1,): {0: [(70000 % 10,)]}}, 1)
+    sub = Substituter(vocab, ratio=1.0)
+    with pytest.raises(InputError, match="token id 12 at position 2 is outside the vocabulary of 10 ids"):
+        sub.apply(np.array([1, 2, 12], dtype=np.uint16), np.array([0, 3]))
+    with pytest.raises(InputError, match="outside the vocabulary"):
+        sub.apply(np.array([1, -1], dtype=np.int32), np.array([0, 2]))
+    with pytest.raises(InputError, match="1-D uint16, int32 or uint32"):
+        sub.apply(np.array([1, 2], dtype=np.int64), np.array([0, 2]))
+    with pytest.raises(InputError, match="non-decreasing"):
+        sub.apply(np.array([1, 2], dtype=np.uint16), np.array([0, 2, 1]))
+    with pytest.raises(InputError, match="within the 2 tokens"):
+        sub.apply(np.array([1, 2], dtype=np.uint16), np.array([0, 3]))
+    for bad in ({"ratio": 1.5}, {"portion": -0.1}, {"ratio_basis": "tokens"}, {"lang_scope": "sentence"},
+                {"languages": {"xx": 1}}, {"languages": {"l0": 0}}, {"seed": -1}):
+        with pytest.raises(InputError):
+            Substituter(vocab, **bad)
+
+
+def test_translation_ids_that_do_not_fit_uint16_raise_unless_widened():
+    flags = np.full(70000, 1 | 4 | 16, dtype=np.uint8)
+    vocab = Vocab.from_entries(flags, [Entry((1,), "a", {0: [((69999,), "b")]})], ["de"])
+    sub = Substituter(vocab, ratio=1.0)
+    tokens, offsets = np.array([1, 2, 1], dtype=np.uint16), np.array([0, 3])
+    with pytest.raises(InputError, match="69999.*does not fit uint16"):
+        sub.apply(tokens, offsets)
+    assert sub.apply(tokens, offsets, out_dtype=np.int32).tokens.tolist() == [69999, 2, 69999]
+    # nothing emitted above the limit: uint16 is fine
+    assert sub.apply(np.array([2, 2], dtype=np.uint16), np.array([0, 2])).tokens.dtype == np.uint16
