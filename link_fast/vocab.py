@@ -25,6 +25,7 @@ Tables (``K`` keys, ``L`` languages, ``T`` translations, root = node 0):
 
 from __future__ import annotations
 
+import itertools
 import json
 import mmap
 import os
@@ -75,95 +76,112 @@ class Entry:
     translations: Mapping[int, Sequence[tuple[tuple[int, ...], str]]]
 
 
-def _offsets_and_blob(parts: Sequence[bytes | Sequence[int]], dtype) -> tuple[np.ndarray, np.ndarray]:
-    lengths = np.fromiter((len(p) for p in parts), dtype=np.int64, count=len(parts))
+def _offsets_and_blob(parts: Sequence, dtype) -> tuple[np.ndarray, np.ndarray]:
+    """Concatenate byte strings or id tuples into (int64 offsets, flat array)."""
+    lengths = np.fromiter(map(len, parts), dtype=np.int64, count=len(parts))
     offsets = np.zeros(len(parts) + 1, dtype=np.int64)
     np.cumsum(lengths, out=offsets[1:])
-    if dtype == np.uint8:
+    if np.dtype(dtype) == np.uint8:
         blob = np.frombuffer(b"".join(parts), dtype=np.uint8).copy()
     else:
-        blob = np.fromiter((t for p in parts for t in p), dtype=dtype, count=int(offsets[-1]))
+        blob = np.fromiter(itertools.chain.from_iterable(parts), dtype=dtype, count=int(offsets[-1]))
     return offsets, blob
+
+
+def _build_trie(vocab_size: int, key_offsets: np.ndarray, key_tokens: np.ndarray, texts: Sequence[str]) -> dict:
+    """Trie tables, built one depth at a time: a node is a unique (parent node, token) pair."""
+    n_keys = len(key_offsets) - 1
+    lengths = np.diff(key_offsets)
+    if n_keys and lengths.min() < 1:
+        raise ValueError(f"key {texts[int(np.argmin(lengths))]!r} has no tokens")
+    if len(key_tokens) and int(key_tokens.max()) >= vocab_size:
+        bad = int(np.searchsorted(key_offsets, int(np.argmax(key_tokens)), side="right")) - 1
+        raise ValueError(f"key {texts[bad]!r} has a token id outside the vocabulary")
+    node_of_key = np.zeros(n_keys, dtype=np.int64)
+    parents, tokens, first_id = [], [], 1
+    for depth in range(int(lengths.max(initial=0))):
+        alive = np.flatnonzero(lengths > depth)
+        pair = node_of_key[alive] * vocab_size + key_tokens[key_offsets[alive] + depth]
+        unique, inverse = np.unique(pair, return_inverse=True)
+        node_of_key[alive] = first_id + inverse
+        parents.append(unique // vocab_size)
+        tokens.append(unique % vocab_size)
+        first_id += len(unique)
+    n_nodes = first_id
+    # np.unique sorts by (parent, token) and parents of one depth precede the next depth's,
+    # so the concatenated edges are grouped by parent with tokens ascending: binary-searchable.
+    edge_parent = np.concatenate(parents) if parents else np.zeros(0, dtype=np.int64)
+    edge_token = np.concatenate(tokens) if tokens else np.zeros(0, dtype=np.int64)
+    edge_child = np.arange(1, n_nodes, dtype=np.int64)
+    node_key = np.full(n_nodes, -1, dtype=np.int32)
+    node_key[node_of_key] = np.arange(n_keys, dtype=np.int32)
+    if n_keys and len(np.unique(node_of_key)) != n_keys:
+        seen = {}
+        for key, node in enumerate(node_of_key.tolist()):
+            if node in seen:
+                raise ValueError(f"duplicate key {texts[key]!r} (same token ids as {texts[seen[node]]!r})")
+            seen[node] = key
+    root = edge_parent == 0
+    root_child = np.full(vocab_size, -1, dtype=np.int32)
+    root_child[edge_token[root]] = edge_child[root]
+    inner = ~root
+    node_ids = np.arange(n_nodes)
+    starts = np.searchsorted(edge_parent[inner], node_ids, side="left")
+    stops = np.searchsorted(edge_parent[inner], node_ids, side="right")
+    counts = (stops - starts).astype(np.int32)
+    counts[0] = 0  # the root's children live in root_child
+    return {
+        "root_child": root_child,
+        "node_key": node_key,
+        "node_edge_start": starts.astype(np.int32),
+        "node_edge_count": counts,
+        "edge_token": edge_token[inner].astype(np.uint32),
+        "edge_node": edge_child[inner].astype(np.int32),
+    }
 
 
 def build_tables(flags: np.ndarray, entries: Sequence[Entry], n_languages: int) -> dict[str, np.ndarray]:
     """Build the trie and replacement tables from unique keys. Raises ValueError on bad entries."""
-    vocab_size = len(flags)
     if not 1 <= n_languages <= MAX_LANGUAGES:
         raise ValueError(f"between 1 and {MAX_LANGUAGES} languages are supported, got {n_languages}")
-    # children[node] maps token -> child node; node 0 is the root
-    children: list[dict[int, int]] = [{}]
-    node_key: list[int] = [-1]
-    for key_index, entry in enumerate(entries):
-        if not entry.tokens:
-            raise ValueError(f"key {entry.text!r} has no tokens")
-        node = 0
-        for token in entry.tokens:
-            if not 0 <= token < vocab_size:
-                raise ValueError(f"key {entry.text!r} has token id {token} outside the vocabulary")
-            child = children[node].get(token)
-            if child is None:
-                child = len(node_key)
-                children[node][token] = child
-                children.append({})
-                node_key.append(-1)
-            node = child
-        if node_key[node] != -1:
-            raise ValueError(f"duplicate key {entry.text!r} (same token ids as {entries[node_key[node]].text!r})")
-        node_key[node] = key_index
-
-    n_nodes = len(node_key)
-    root_child = np.full(vocab_size, -1, dtype=np.int32)
-    for token, child in children[0].items():
-        root_child[token] = child
-    edge_start = np.zeros(n_nodes, dtype=np.int32)
-    edge_count = np.zeros(n_nodes, dtype=np.int32)
-    edge_token: list[int] = []
-    edge_node: list[int] = []
-    for node in range(1, n_nodes):
-        kids = children[node]
-        edge_start[node] = len(edge_token)
-        edge_count[node] = len(kids)
-        for token in sorted(kids):
-            edge_token.append(token)
-            edge_node.append(kids[token])
+    for entry in entries:
+        for lang in entry.translations:
+            if not 0 <= lang < n_languages:
+                raise ValueError(f"key {entry.text!r} has a translation in unknown language index {lang}")
+    texts = [e.text for e in entries]
+    tables = {"flags": np.ascontiguousarray(flags, dtype=np.uint8)}
+    tables["key_offsets"], tables["key_tokens"] = _offsets_and_blob([e.tokens for e in entries], np.uint32)
+    tables.update(_build_trie(len(flags), tables["key_offsets"], tables["key_tokens"], texts))
 
     n_keys = len(entries)
     key_lang_mask = np.zeros(n_keys, dtype=np.uint32)
-    key_trans_start = np.zeros(n_keys * n_languages + 1, dtype=np.int64)
+    starts = [0] * (n_keys * n_languages + 1)
     trans_ids: list[tuple[int, ...]] = []
     trans_texts: list[bytes] = []
     for key_index, entry in enumerate(entries):
+        mask = 0
+        base = key_index * n_languages
         for lang in range(n_languages):
-            key_trans_start[key_index * n_languages + lang] = len(trans_ids)
-            for ids, text in entry.translations.get(lang, ()):
-                if not ids:
-                    raise ValueError(f"translation {text!r} of {entry.text!r} has no tokens")
-                trans_ids.append(tuple(ids))
-                trans_texts.append(text.encode("utf-8"))
-            if len(trans_ids) > key_trans_start[key_index * n_languages + lang]:
-                key_lang_mask[key_index] |= np.uint32(1 << lang)
-        if key_lang_mask[key_index] == 0:
+            starts[base + lang] = len(trans_ids)
+            found = entry.translations.get(lang)
+            if found:
+                mask |= 1 << lang
+                for ids, text in found:
+                    trans_ids.append(ids)
+                    trans_texts.append(text.encode("utf-8"))
+        if not mask:
             raise ValueError(f"key {entry.text!r} has no translation")
-    key_trans_start[-1] = len(trans_ids)
-
-    tables = {
-        "flags": np.ascontiguousarray(flags, dtype=np.uint8),
-        "root_child": root_child,
-        "node_key": np.asarray(node_key, dtype=np.int32),
-        "node_edge_start": edge_start,
-        "node_edge_count": edge_count,
-        "edge_token": np.asarray(edge_token, dtype=np.uint32),
-        "edge_node": np.asarray(edge_node, dtype=np.int32),
-        "key_lang_mask": key_lang_mask,
-        "key_trans_start": key_trans_start,
-    }
+        key_lang_mask[key_index] = mask
+    starts[-1] = len(trans_ids)
+    tables["key_lang_mask"] = key_lang_mask
+    tables["key_trans_start"] = np.asarray(starts, dtype=np.int64)
     tables["trans_offsets"], tables["trans_tokens"] = _offsets_and_blob(trans_ids, np.uint32)
+    if int(tables["trans_tokens"].max(initial=0)) >= len(flags):
+        raise ValueError("a translation has a token id outside the vocabulary")
+    if len(tables["trans_offsets"]) > 1 and np.diff(tables["trans_offsets"]).min() < 1:
+        raise ValueError("a translation has no tokens")
     tables["trans_text_offsets"], tables["trans_text"] = _offsets_and_blob(trans_texts, np.uint8)
-    tables["key_offsets"], tables["key_tokens"] = _offsets_and_blob([e.tokens for e in entries], np.uint32)
-    tables["key_text_offsets"], tables["key_text"] = _offsets_and_blob(
-        [e.text.encode("utf-8") for e in entries], np.uint8
-    )
+    tables["key_text_offsets"], tables["key_text"] = _offsets_and_blob([t.encode("utf-8") for t in texts], np.uint8)
     return tables
 
 
@@ -367,6 +385,8 @@ def _check_consistent(vocab: Vocab) -> None:
             problems.append("trie points outside its tables")
         elif E and int((t["node_edge_start"].astype(np.int64) + t["node_edge_count"]).max()) > E:
             problems.append("trie edges out of range")
+        elif int(t["trans_tokens"].max(initial=0)) >= V:
+            problems.append("translation token ids outside the vocabulary")
         elif int(t["key_trans_start"][-1]) != T or int(t["trans_offsets"][-1]) != len(t["trans_tokens"]):
             problems.append("translation offsets out of range")
     if problems:

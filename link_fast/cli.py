@@ -1,0 +1,189 @@
+"""The ``link-fast`` command line: compile, info, demo.
+
+Errors a user can cause print one line, ``link-fast: error: FILE: problem``, and exit 2.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+
+from .errors import LinkFastError
+
+EXIT_USAGE = 2
+
+
+def _lang_path(text: str) -> tuple[str, str]:
+    lang, sep, path = text.partition("=")
+    if not sep or not lang or not path:
+        raise argparse.ArgumentTypeError(f"expected LANG=PATH, got {text!r}")
+    return lang, path
+
+
+def _csv(choices):
+    def parse(text: str) -> tuple[str, ...]:
+        items = tuple(x.strip() for x in text.split(",") if x.strip())
+        bad = [x for x in items if x not in choices]
+        if bad or not items:
+            raise argparse.ArgumentTypeError(f"expected a comma-separated subset of {','.join(choices)}, got {text!r}")
+        return items
+
+    return parse
+
+
+def _add_cleaning_options(p: argparse.ArgumentParser) -> None:
+    from .lexicon import CleaningOptions
+
+    d = CleaningOptions()
+    g = p.add_argument_group("dictionary cleaning")
+    g.add_argument("--max-translations", type=int, default=d.max_translations, metavar="N",
+                   help=f"keep at most N translations per source word, first in file order; 0 = all (default {d.max_translations})")
+    g.add_argument("--max-translation-words", type=int, default=d.max_translation_words, metavar="N",
+                   help=f"drop translations of more than N words; 0 = no limit (default {d.max_translation_words})")
+    g.add_argument("--max-source-words", type=int, default=d.max_source_words, metavar="N",
+                   help=f"drop source phrases of more than N words (default {d.max_source_words})")
+    g.add_argument("--min-source-length", type=int, default=d.min_source_length, metavar="N",
+                   help=f"drop source words shorter than N characters (default {d.min_source_length})")
+    g.add_argument("--keep-identity", action="store_true", help="keep pairs whose translation equals the source")
+    g.add_argument("--keep-digits", action="store_true", help="keep translations that contain digits")
+    g.add_argument("--keep-brackets", action="store_true", help="keep translations that contain brackets")
+    g.add_argument("--keep-abbreviations", action="store_true", help="keep translations with abbreviation dots")
+    g.add_argument("--skip-words", metavar="FILE|en", action="append", default=[],
+                   help="never substitute these source words: a file, one word a line, or 'en' for the "
+                        "bundled English stopword list (repeatable)")
+
+
+def _cleaning_from_args(args):
+    from .lexicon import CleaningOptions, load_stopwords
+
+    skip = frozenset().union(*(load_stopwords(s) for s in args.skip_words)) if args.skip_words else frozenset()
+    return CleaningOptions(
+        drop_identity=not args.keep_identity,
+        max_translation_words=args.max_translation_words,
+        drop_digits=not args.keep_digits,
+        drop_brackets=not args.keep_brackets,
+        drop_abbreviations=not args.keep_abbreviations,
+        max_translations=args.max_translations,
+        skip_words=skip,
+        min_source_length=args.min_source_length,
+        max_source_words=args.max_source_words,
+    )
+
+
+def _progress(quiet: bool):
+    if quiet:
+        return None
+    started = time.perf_counter()
+    return lambda message: print(f"[{time.perf_counter() - started:6.1f}s] {message}", file=sys.stderr, flush=True)
+
+
+def cmd_compile(args) -> int:
+    from .compiler import compile_vocab
+
+    dictionaries = {}
+    for lang, path in args.dict:
+        if lang in dictionaries:
+            raise LinkFastError(f"language {lang!r} given twice in --dict")
+        dictionaries[lang] = path
+    vocab = compile_vocab(args.tokenizer, dictionaries, cases=args.cases, spacings=args.spacings,
+                          cleaning=_cleaning_from_args(args), progress=_progress(args.quiet))
+    vocab.save(args.output)
+    if not args.quiet:
+        print(_describe(vocab, args.output), file=sys.stderr)
+    return 0
+
+
+def _describe(vocab, path) -> str:
+    m = vocab.meta
+    tok = m.get("tokenizer", {})
+    lines = [
+        f"{path}: link_fast vocabulary, format {m['format_version']}",
+        f"  tokenizer   {tok.get('name', '?')} ({tok.get('kind', '?')}, {m['vocab_size']:,} ids, fingerprint {str(tok.get('fingerprint', ''))[:16]})",
+        f"  languages   {', '.join(m['languages'])}",
+        f"  keys        {m['counts']['keys']:,} ({m['counts']['nodes']:,} trie nodes, {m['counts']['translations']:,} translations)",
+    ]
+    for lang, r in m.get("report", {}).get("languages", {}).items():
+        lines.append(
+            f"  {lang:<11} {r['sources']:,} source words -> {r['forms_kept']:,} of {r['forms']:,} forms kept "
+            f"({r['forms_not_context_free']:,} not context-free, {r['forms_without_translation']:,} without a usable translation), "
+            f"{r['keys']:,} keys, {r['phrases']:,} phrases"
+        )
+    if "seconds" in m.get("report", {}):
+        lines.append(f"  compiled in {m['report']['seconds']} s")
+    return "\n".join(lines)
+
+
+def cmd_info(args) -> int:
+    from .vocab import Vocab
+
+    vocab = Vocab.load(args.vocab)
+    if args.json:
+        print(json.dumps(vocab.meta, indent=2, ensure_ascii=False))
+    else:
+        print(_describe(vocab, args.vocab))
+    return 0
+
+
+def cmd_demo(args) -> int:
+    from .demo import run_demo
+
+    return run_demo(ratio=args.ratio, seed=args.seed, color=args.color)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="link-fast",
+        description="LINK lexical substitution on token ids: compile a dictionary for a tokenizer, rewrite tokenized corpora.",
+    )
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    p = sub.add_parser("compile", help="compile dictionaries for one tokenizer into a vocabulary file")
+    p.add_argument("--tokenizer", required=True, metavar="PATH",
+                   help="HF tokenizer.json, SentencePiece .model, Tekken JSON or .tiktoken file")
+    p.add_argument("--dict", required=True, action="append", type=_lang_path, metavar="LANG=PATH",
+                   help="a dictionary: MUSE pairs (.txt/.gz/.zst) or FreeDict dictd (.index); repeat per language")
+    p.add_argument("--cases", type=_csv(("lower", "title", "upper")), default=("lower", "title", "upper"),
+                   help="case variants of each word (default lower,title,upper)")
+    p.add_argument("--spacings", type=_csv(("space", "bare")), default=("space", "bare"),
+                   help="forms with a leading space, without, or both (default space,bare)")
+    _add_cleaning_options(p)
+    p.add_argument("-o", "--output", required=True, type=Path, metavar="VOCAB", help="vocabulary file to write")
+    p.add_argument("-q", "--quiet", action="store_true", help="no progress or summary on stderr")
+    p.set_defaults(func=cmd_compile)
+
+    p = sub.add_parser("info", help="describe a compiled vocabulary")
+    p.add_argument("vocab", type=Path, metavar="VOCAB")
+    p.add_argument("--json", action="store_true", help="print the whole header as JSON")
+    p.set_defaults(func=cmd_info)
+
+    p = sub.add_parser("demo", help="run LINK on a small bundled sample and show the result")
+    p.add_argument("--ratio", type=float, default=0.5, help="share of dictionary words replaced (default 0.5)")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--color", choices=("auto", "always", "never"), default="auto",
+                   help="highlight substitutions with colour (default: when printing to a terminal)")
+    p.set_defaults(func=cmd_demo)
+    return parser
+
+
+def main(argv=None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        return args.func(args)
+    except LinkFastError as exc:
+        print(f"link-fast: error: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    except OSError as exc:  # an output that cannot be written, a full disk
+        where = f"{exc.filename}: " if exc.filename else ""
+        print(f"link-fast: error: {where}{exc.strerror or exc}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        print("link-fast: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())
