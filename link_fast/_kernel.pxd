@@ -32,6 +32,7 @@ cdef struct Tables:
     const int32_t *edge_node
     const uint32_t *key_lang_mask
     const int64_t *key_trans_start
+    const int32_t *key_trans
     const int64_t *trans_offsets
     const uint32_t *trans_tokens
     int32_t n_languages

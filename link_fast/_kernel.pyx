@@ -154,8 +154,8 @@ cdef int plan_edits(const Tables *t, const Sampling *s, const token_in *tokens, 
                         lang = pick_language(s, t.n_languages, available,
                                              lf_draw(s.base, LF_DOMAIN_LANG, doc, m))
                     n_trans = t.key_trans_start[key * t.n_languages + lang + 1] - t.key_trans_start[key * t.n_languages + lang]
-                    trans = t.key_trans_start[key * t.n_languages + lang] + <int64_t> lf_below(
-                        lf_draw(s.base, LF_DOMAIN_TRANSLATE, doc, m), <uint64_t> n_trans)
+                    trans = t.key_trans[t.key_trans_start[key * t.n_languages + lang] + <int64_t> lf_below(
+                        lf_draw(s.base, LF_DOMAIN_TRANSLATE, doc, m), <uint64_t> n_trans)]
                     length = t.trans_offsets[trans + 1] - t.trans_offsets[trans]
                     for q in range(t.trans_offsets[trans], t.trans_offsets[trans + 1]):
                         if t.trans_tokens[q] > c.max_emitted_id:
@@ -207,6 +207,7 @@ cdef class KernelTables:
         cdef const int32_t[::1] edge_node = arrays["edge_node"]
         cdef const uint32_t[::1] key_lang_mask = arrays["key_lang_mask"]
         cdef const int64_t[::1] key_trans_start = arrays["key_trans_start"]
+        cdef const int32_t[::1] key_trans = arrays["key_trans"]
         cdef const int64_t[::1] trans_offsets = arrays["trans_offsets"]
         cdef const uint32_t[::1] trans_tokens = arrays["trans_tokens"]
         # Empty arrays have no valid element address; point those at a dummy never read.
@@ -221,6 +222,7 @@ cdef class KernelTables:
         self.tables.edge_node = &edge_node[0] if edge_node.shape[0] else NULL
         self.tables.key_lang_mask = &key_lang_mask[0] if key_lang_mask.shape[0] else NULL
         self.tables.key_trans_start = &key_trans_start[0]
+        self.tables.key_trans = &key_trans[0] if key_trans.shape[0] else NULL
         self.tables.trans_offsets = &trans_offsets[0]
         self.tables.trans_tokens = &trans_tokens[0] if trans_tokens.shape[0] else NULL
         self.tables.n_languages = n_languages

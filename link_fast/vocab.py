@@ -17,8 +17,9 @@ Tables (``K`` keys, ``L`` languages, ``T`` translations, root = node 0):
   ends at the node (or -1) and its children, a slice of ``edge_token`` (sorted) / ``edge_node``.
 - ``key_lang_mask[K]`` uint32: bit ``l`` set when key has translations in language ``l``.
 - ``key_trans_start[K * L + 1]`` int64: translations of key ``k`` in language ``l`` are
-  ``key_trans_start[k*L + l] : key_trans_start[k*L + l + 1]``, indices into
-- ``trans_offsets[T + 1]`` int64 / ``trans_tokens`` uint32: the token ids of each translation.
+  ``key_trans[key_trans_start[k*L + l] : key_trans_start[k*L + l + 1]]``, indices into
+- ``trans_offsets[T + 1]`` int64 / ``trans_tokens`` uint32: the token ids of each distinct
+  translation form (stored once however many keys share it).
 - ``key_offsets`` / ``key_tokens``, ``key_text_offsets`` / ``key_text``, ``trans_text_offsets`` /
   ``trans_text``: the keys' token ids and the surface strings, for inspection and text mode.
 """
@@ -39,7 +40,7 @@ import numpy as np
 from .errors import VocabError
 
 MAGIC = b"LINKFAST"
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2
 MAX_LANGUAGES = 32  # languages are bits of a uint32 mask
 _PREFIX = struct.Struct("<8sIIQ")
 _ALIGN = 64
@@ -55,6 +56,7 @@ ARRAY_DTYPES: dict[str, np.dtype] = {
     "edge_node": np.dtype(np.int32),
     "key_lang_mask": np.dtype(np.uint32),
     "key_trans_start": np.dtype(np.int64),
+    "key_trans": np.dtype(np.int32),
     "trans_offsets": np.dtype(np.int64),
     "trans_tokens": np.dtype(np.uint32),
     "key_offsets": np.dtype(np.int64),
@@ -140,49 +142,69 @@ def _build_trie(vocab_size: int, key_offsets: np.ndarray, key_tokens: np.ndarray
     }
 
 
-def build_tables(flags: np.ndarray, entries: Sequence[Entry], n_languages: int) -> dict[str, np.ndarray]:
-    """Build the trie and replacement tables from unique keys. Raises ValueError on bad entries."""
+def tables_from_arrays(
+    flags: np.ndarray,
+    n_languages: int,
+    key_offsets: np.ndarray,
+    key_tokens: np.ndarray,
+    key_texts: Sequence[str],
+    key_trans_start: np.ndarray,
+    key_trans: np.ndarray,
+    trans_offsets: np.ndarray,
+    trans_tokens: np.ndarray,
+    trans_texts: Sequence[str],
+) -> dict[str, np.ndarray]:
+    """All tables from flat arrays (see the module docstring). Raises ValueError on bad input."""
     if not 1 <= n_languages <= MAX_LANGUAGES:
         raise ValueError(f"between 1 and {MAX_LANGUAGES} languages are supported, got {n_languages}")
+    n_keys, n_trans = len(key_offsets) - 1, len(trans_offsets) - 1
+    if len(key_trans_start) != n_keys * n_languages + 1 or key_trans_start[-1] != len(key_trans):
+        raise ValueError("key_trans_start does not match the keys, languages and key_trans")
+    if len(key_trans) and (key_trans.min() < 0 or key_trans.max() >= n_trans):
+        raise ValueError("key_trans points outside the translations")
+    if n_trans and np.diff(trans_offsets).min() < 1:
+        raise ValueError("a translation has no tokens")
+    if int(trans_tokens.max(initial=0)) >= len(flags):
+        raise ValueError("a translation has a token id outside the vocabulary")
+    per_lang = np.diff(key_trans_start).reshape(n_keys, n_languages) > 0 if n_keys else np.zeros((0, n_languages), bool)
+    key_lang_mask = (per_lang.astype(np.uint32) << np.arange(n_languages, dtype=np.uint32)).sum(axis=1, dtype=np.uint32)
+    if n_keys and key_lang_mask.min() == 0:
+        raise ValueError(f"key {key_texts[int(np.argmin(key_lang_mask))]!r} has no translation")
+    tables = {
+        "flags": np.ascontiguousarray(flags, dtype=np.uint8),
+        "key_offsets": np.asarray(key_offsets, dtype=np.int64),
+        "key_tokens": np.asarray(key_tokens, dtype=np.uint32),
+        "key_lang_mask": np.ascontiguousarray(key_lang_mask, dtype=np.uint32),
+        "key_trans_start": np.asarray(key_trans_start, dtype=np.int64),
+        "key_trans": np.asarray(key_trans, dtype=np.int32),
+        "trans_offsets": np.asarray(trans_offsets, dtype=np.int64),
+        "trans_tokens": np.asarray(trans_tokens, dtype=np.uint32),
+    }
+    tables.update(_build_trie(len(flags), tables["key_offsets"], tables["key_tokens"], key_texts))
+    tables["key_text_offsets"], tables["key_text"] = _offsets_and_blob([t.encode("utf-8") for t in key_texts], np.uint8)
+    tables["trans_text_offsets"], tables["trans_text"] = _offsets_and_blob([t.encode("utf-8") for t in trans_texts], np.uint8)
+    return tables
+
+
+def build_tables(flags: np.ndarray, entries: Sequence[Entry], n_languages: int) -> dict[str, np.ndarray]:
+    """All tables from unique keys given as ``Entry`` objects. Raises ValueError on bad entries."""
+    trans_index: dict[tuple[tuple[int, ...], str], int] = {}
+    starts, key_trans = [0], []
     for entry in entries:
         for lang in entry.translations:
             if not 0 <= lang < n_languages:
                 raise ValueError(f"key {entry.text!r} has a translation in unknown language index {lang}")
-    texts = [e.text for e in entries]
-    tables = {"flags": np.ascontiguousarray(flags, dtype=np.uint8)}
-    tables["key_offsets"], tables["key_tokens"] = _offsets_and_blob([e.tokens for e in entries], np.uint32)
-    tables.update(_build_trie(len(flags), tables["key_offsets"], tables["key_tokens"], texts))
-
-    n_keys = len(entries)
-    key_lang_mask = np.zeros(n_keys, dtype=np.uint32)
-    starts = [0] * (n_keys * n_languages + 1)
-    trans_ids: list[tuple[int, ...]] = []
-    trans_texts: list[bytes] = []
-    for key_index, entry in enumerate(entries):
-        mask = 0
-        base = key_index * n_languages
         for lang in range(n_languages):
-            starts[base + lang] = len(trans_ids)
-            found = entry.translations.get(lang)
-            if found:
-                mask |= 1 << lang
-                for ids, text in found:
-                    trans_ids.append(ids)
-                    trans_texts.append(text.encode("utf-8"))
-        if not mask:
-            raise ValueError(f"key {entry.text!r} has no translation")
-        key_lang_mask[key_index] = mask
-    starts[-1] = len(trans_ids)
-    tables["key_lang_mask"] = key_lang_mask
-    tables["key_trans_start"] = np.asarray(starts, dtype=np.int64)
-    tables["trans_offsets"], tables["trans_tokens"] = _offsets_and_blob(trans_ids, np.uint32)
-    if int(tables["trans_tokens"].max(initial=0)) >= len(flags):
-        raise ValueError("a translation has a token id outside the vocabulary")
-    if len(tables["trans_offsets"]) > 1 and np.diff(tables["trans_offsets"]).min() < 1:
-        raise ValueError("a translation has no tokens")
-    tables["trans_text_offsets"], tables["trans_text"] = _offsets_and_blob(trans_texts, np.uint8)
-    tables["key_text_offsets"], tables["key_text"] = _offsets_and_blob([t.encode("utf-8") for t in texts], np.uint8)
-    return tables
+            for ids, text in entry.translations.get(lang, ()):
+                key_trans.append(trans_index.setdefault((tuple(ids), text), len(trans_index)))
+            starts.append(len(key_trans))
+    key_offsets, key_tokens = _offsets_and_blob([e.tokens for e in entries], np.uint32)
+    trans_offsets, trans_tokens = _offsets_and_blob([ids for ids, _ in trans_index], np.uint32)
+    return tables_from_arrays(
+        flags, n_languages, key_offsets, key_tokens, [e.text for e in entries],
+        np.asarray(starts, dtype=np.int64), np.asarray(key_trans, dtype=np.int32),
+        trans_offsets, trans_tokens, [text for _, text in trans_index],
+    )
 
 
 class Vocab:
@@ -209,22 +231,36 @@ class Vocab:
         report: Mapping | None = None,
     ) -> "Vocab":
         """Build a vocabulary in memory from unique keys (the compiler's last step, and tests')."""
+        return cls.from_tables(build_tables(flags, entries, len(languages)), languages,
+                               tokenizer=tokenizer, options=options, report=report)
+
+    @classmethod
+    def from_tables(
+        cls,
+        tables: Mapping[str, np.ndarray],
+        languages: Sequence[str],
+        *,
+        tokenizer: Mapping | None = None,
+        options: Mapping | None = None,
+        report: Mapping | None = None,
+    ) -> "Vocab":
+        """Wrap tables built by ``tables_from_arrays`` / ``build_tables`` with their metadata."""
         languages = list(languages)
         if len(set(languages)) != len(languages):
             raise ValueError(f"languages must be unique, got {languages}")
-        tables = build_tables(flags, entries, len(languages))
         meta = {
             "format_version": FORMAT_VERSION,
             "languages": languages,
-            "vocab_size": int(len(flags)),
+            "vocab_size": int(len(tables["flags"])),
             "tokenizer": dict(tokenizer or {}),
             "options": dict(options or {}),
             "report": dict(report or {}),
             "counts": {
-                "keys": len(entries),
+                "keys": int(len(tables["key_lang_mask"])),
                 "nodes": int(len(tables["node_key"])),
                 "edges": int(len(tables["edge_token"])),
-                "translations": int(len(tables["trans_offsets"]) - 1),
+                "translations": int(len(tables["key_trans"])),
+                "distinct_translations": int(len(tables["trans_offsets"]) - 1),
                 "max_key_tokens": int(np.diff(tables["key_offsets"]).max(initial=0)),
                 "max_translation_tokens": int(np.diff(tables["trans_offsets"]).max(initial=0)),
                 "max_translation_id": int(tables["trans_tokens"].max(initial=0)),
@@ -264,7 +300,7 @@ class Vocab:
         start, stop = self.tables["key_trans_start"][key * L + lang : key * L + lang + 2]
         o, to = self.tables["trans_offsets"], self.tables["trans_text_offsets"]
         out = []
-        for t in range(int(start), int(stop)):
+        for t in self.tables["key_trans"][int(start) : int(stop)].tolist():
             ids = tuple(int(x) for x in self.tables["trans_tokens"][o[t] : o[t + 1]])
             text = bytes(self.tables["trans_text"][to[t] : to[t + 1]]).decode("utf-8")
             out.append((ids, text))
@@ -378,7 +414,7 @@ def _check_consistent(vocab: Vocab) -> None:
         problems.append("per-token tables do not match vocab_size")
     if len(t["node_edge_start"]) != N or len(t["node_edge_count"]) != N or len(t["edge_node"]) != E:
         problems.append("trie tables disagree in length")
-    if len(t["key_trans_start"]) != K * L + 1 or T < 0:
+    if len(t["key_trans_start"]) != K * L + 1 or T < 0 or int(t["key_trans_start"][-1]) != len(t["key_trans"]):
         problems.append("translation tables disagree in length")
     if not problems:
         if N and (t["node_key"].max(initial=-1) >= K or t["root_child"].max(initial=-1) >= N or t["edge_node"].max(initial=-1) >= N):
@@ -387,7 +423,9 @@ def _check_consistent(vocab: Vocab) -> None:
             problems.append("trie edges out of range")
         elif int(t["trans_tokens"].max(initial=0)) >= V:
             problems.append("translation token ids outside the vocabulary")
-        elif int(t["key_trans_start"][-1]) != T or int(t["trans_offsets"][-1]) != len(t["trans_tokens"]):
+        elif len(t["key_trans"]) and (int(t["key_trans"].min()) < 0 or int(t["key_trans"].max()) >= T):
+            problems.append("translation indices out of range")
+        elif int(t["trans_offsets"][-1]) != len(t["trans_tokens"]):
             problems.append("translation offsets out of range")
     if problems:
         raise VocabError(vocab.path or "<memory>", "corrupt vocabulary: " + "; ".join(problems))
