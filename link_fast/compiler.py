@@ -16,16 +16,21 @@ UPPER and from ``US`` as spelled), the source spelled that way wins; equal claim
 from __future__ import annotations
 
 import gc
+import itertools
+import multiprocessing as mp
 import os
 import time
+from array import array
 from contextlib import contextmanager
 from dataclasses import asdict
 from typing import Callable, Mapping, Sequence
 
+import numpy as np
+
 from .errors import InputError
 from .lexicon import CleaningOptions, Lexicon, load_lexicon
 from .tokenizer import Tokenizer, load_tokenizer, token_flags
-from .vocab import MAX_LANGUAGES, Entry, Vocab
+from .vocab import MAX_LANGUAGES, Vocab, tables_from_arrays
 
 CASES = ("lower", "title", "upper")
 SPACINGS = ("space", "bare")
@@ -60,31 +65,78 @@ def source_cases(source: str, wanted: Sequence[str]) -> list[tuple[str, str, boo
     return out
 
 
-def encode_forms(tokenizer: Tokenizer, forms: Sequence[tuple[str, str]]) -> list[tuple[int, ...] | None]:
-    """Context-free ids of each (spacing, surface) form, or None where there are none."""
-    frames = {}
+PARALLEL_MIN_FORMS = 100_000  # below this, starting worker processes costs more than it saves
+_FORK_STATE: tuple | None = None  # (tokenizer, texts, frames) inherited by forked encoders
+
+
+def _encode_range(bounds: tuple[int, int]) -> tuple[np.ndarray, np.ndarray]:
+    """Encode texts[start:stop] of the inherited state; (lengths with -1 for rejected, ids)."""
+    tokenizer, texts, frames, spacings = _FORK_STATE
+    start, stop = bounds
+    specials = tokenizer.special_ids
+    lengths = np.full(stop - start, -1, dtype=np.int32)
+    kept: list[list[int]] = []
+    for i, full in enumerate(tokenizer.encode_batch(texts[start:stop])):
+        n_before, before, after = frames[spacings[start + i]]
+        end = len(full) - len(after)
+        if end > n_before and full[:n_before] == before and full[end:] == after:
+            ids = full[n_before:end]
+            if not specials or specials.isdisjoint(ids):
+                lengths[i] = len(ids)
+                kept.append(ids)
+    flat = np.fromiter(itertools.chain.from_iterable(kept), dtype=np.uint32, count=int(lengths[lengths > 0].sum()))
+    return lengths, flat
+
+
+def encode_forms(
+    tokenizer: Tokenizer, spacings: Sequence[str], surfaces: Sequence[str], workers: int = 1
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Context-free ids of each form (``spacings[i]``, ``surfaces[i]``).
+
+    Returns ``(ok, offsets, tokens)``: ``ok[i]`` is False where the form's ids depend on their
+    context (or contain a special id); otherwise its ids are ``tokens[offsets[i]:offsets[i+1]]``.
+    Large batches are encoded by forked worker processes, which return compact arrays.
+    """
+    global _FORK_STATE
+    frames, codes = {}, {}
     for spacing, (prefix, suffix) in CONTEXTS.items():
         before = tokenizer.encode(prefix)
         with_suffix = tokenizer.encode(prefix + suffix)
         if with_suffix[: len(before)] != before:
             raise InputError(f"{tokenizer.name}: context {prefix!r}+{suffix!r} is not stable for this tokenizer")
-        frames[spacing] = (prefix, suffix, len(before), before, with_suffix[len(before) :])
-    texts = []
-    for spacing, surface in forms:
-        prefix, suffix = frames[spacing][:2]
-        texts.append(f"{prefix} {surface}{suffix}" if spacing == "space" else f"{prefix}{surface}{suffix}")
-    encoded = tokenizer.encode_batch(texts)
-    specials = tokenizer.special_ids
-    out: list[tuple[int, ...] | None] = []
-    for (spacing, _), full in zip(forms, encoded):
-        _, _, n_before, before, after = frames[spacing]
-        stop = len(full) - len(after)
-        if stop > n_before and full[:n_before] == before and full[stop:] == after:
-            ids = tuple(full[n_before:stop])
-            out.append(None if specials and not specials.isdisjoint(ids) else ids)
+        frames[spacing] = (len(before), before, with_suffix[len(before) :])
+    texts = [
+        f"{CONTEXTS[sp][0]} {surface}{CONTEXTS[sp][1]}" if sp == "space" else f"{CONTEXTS[sp][0]}{surface}{CONTEXTS[sp][1]}"
+        for sp, surface in zip(spacings, surfaces)
+    ]
+    n = len(texts)
+    parallel = workers > 1 and n >= PARALLEL_MIN_FORMS and "fork" in mp.get_all_start_methods()
+    step = -(-n // (workers * 4)) if parallel else max(n, 1)
+    ranges = [(i, min(n, i + step)) for i in range(0, n, step)]
+    _FORK_STATE = (tokenizer, texts, frames, spacings)
+    try:
+        if parallel:
+            with mp.get_context("fork").Pool(workers) as pool:
+                parts = pool.map(_encode_range, ranges)
         else:
-            out.append(None)
-    return out
+            parts = [_encode_range(r) for r in ranges]
+    finally:
+        _FORK_STATE = None
+    lengths = np.concatenate([p[0] for p in parts]) if parts else np.zeros(0, dtype=np.int32)
+    tokens = np.concatenate([p[1] for p in parts]) if parts else np.zeros(0, dtype=np.uint32)
+    ok = lengths >= 0
+    offsets = np.zeros(n + 1, dtype=np.int64)
+    np.cumsum(np.where(ok, lengths, 0), out=offsets[1:])
+    return ok, offsets, tokens
+
+
+def _gather(offsets: np.ndarray, tokens: np.ndarray, index: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(offsets, tokens) of the sequences ``index`` selects, concatenated in that order."""
+    lengths = offsets[index + 1] - offsets[index]
+    new_offsets = np.zeros(len(index) + 1, dtype=np.int64)
+    np.cumsum(lengths, out=new_offsets[1:])
+    positions = np.repeat(offsets[index] - new_offsets[:-1], lengths) + np.arange(new_offsets[-1])
+    return new_offsets, tokens[positions]
 
 
 @contextmanager
@@ -107,6 +159,7 @@ def compile_vocab(
     cases: Sequence[str] = CASES,
     spacings: Sequence[str] = SPACINGS,
     cleaning: CleaningOptions = CleaningOptions(),
+    workers: int | None = None,
     progress: Callable[[str], None] | None = None,
 ) -> Vocab:
     """Compile ``dictionaries`` ({language: lexicon or dictionary path}) for ``tokenizer``.
@@ -116,10 +169,10 @@ def compile_vocab(
     keys and phrases resulted.
     """
     with _gc_paused():
-        return _compile(tokenizer, dictionaries, cases, spacings, cleaning, progress)
+        return _compile(tokenizer, dictionaries, cases, spacings, cleaning, workers, progress)
 
 
-def _compile(tokenizer, dictionaries, cases, spacings, cleaning, progress) -> Vocab:
+def _compile(tokenizer, dictionaries, cases, spacings, cleaning, workers, progress) -> Vocab:
     started = time.perf_counter()
     say = progress or (lambda message: None)
     bad_cases = set(cases) - set(CASES)
@@ -143,75 +196,103 @@ def _compile(tokenizer, dictionaries, cases, spacings, cleaning, progress) -> Vo
             source = load_lexicon(source, lang, cleaning)
         lexicons.append(source)
 
-    # Every surface form to encode, sources and translations alike.
-    forms: set[tuple[str, str]] = set()
-    plans = []  # per language: [(source, [(case, surface, natural)], translations)]
-    for lexicon in lexicons:
-        plan = []
+    # 1. Every form a source or translation takes gets an integer id; each (source form,
+    # language) is a record listing the form ids of its translations in the same form.
+    form_id: dict[tuple[str, str], int] = {}
+    rec_source, rec_lang, rec_natural = array("q"), array("b"), array("b")
+    rec_trans, rec_trans_count = array("q"), array("q")
+    sources_per_lang = []
+    for lang_index, lexicon in enumerate(lexicons):
+        sources_per_lang.append(len(lexicon.entries))
         for source, translations in lexicon.entries.items():
-            variants = source_cases(source, cases)
-            plan.append((source, variants, translations))
-            for case, surface, _ in variants:
+            for case, surface, natural in source_cases(source, cases):
+                cased = [apply_case(t, case) for t in translations]
                 for spacing in spacings:
-                    forms.add((spacing, surface))
-                    for translation in translations:
-                        forms.add((spacing, apply_case(translation, case)))
-        plans.append(plan)
-    say(f"encoding {len(forms):,} surface forms with {tokenizer.name}")
-    form_list = list(forms)
-    form_ids = dict(zip(form_list, encode_forms(tokenizer, form_list)))
+                    rec_source.append(form_id.setdefault((spacing, surface), len(form_id)))
+                    rec_lang.append(lang_index)
+                    rec_natural.append(natural)
+                    rec_trans.extend([form_id.setdefault((spacing, t), len(form_id)) for t in cased])
+                    rec_trans_count.append(len(cased))
+    forms = list(form_id)
+    del form_id
+    workers = max(1, min(8, os.cpu_count() or 1)) if workers is None else workers
+    say(f"encoding {len(forms):,} surface forms with {tokenizer.name} ({workers} processes)")
+    ok, form_offsets, form_tokens = encode_forms(tokenizer, [f[0] for f in forms], [f[1] for f in forms], workers)
 
     say("building the trie")
-    # key ids -> [text, natural, {lang: [(ids, text)]}]
-    keys: dict[tuple[int, ...], list] = {}
-    report: dict[str, dict[str, int]] = {}
-    for lang_index, (lexicon, plan) in enumerate(zip(lexicons, plans)):
-        counts = dict.fromkeys(
-            ("sources", "forms", "forms_kept", "forms_not_context_free", "forms_without_translation",
-             "translation_forms_not_context_free", "keys", "phrases"), 0)
-        counts["sources"] = len(plan)
-        for source, variants, translations in plan:
-            for case, surface, natural in variants:
-                for spacing in spacings:
-                    counts["forms"] += 1
-                    ids = form_ids[(spacing, surface)]
-                    if ids is None:
-                        counts["forms_not_context_free"] += 1
-                        continue
-                    emitted = []
-                    for translation in translations:
-                        text = apply_case(translation, case)
-                        target = form_ids[(spacing, text)]
-                        if target is None:
-                            counts["translation_forms_not_context_free"] += 1
-                        else:
-                            emitted.append((target, " " + text if spacing == "space" else text))
-                    if not emitted:
-                        counts["forms_without_translation"] += 1
-                        continue
-                    counts["forms_kept"] += 1
-                    shown = " " + surface if spacing == "space" else surface
-                    slot = keys.get(ids)
-                    if slot is None or (natural and not slot[1]):
-                        slot = keys[ids] = [shown, natural, {}]
-                    elif slot[1] and not natural:
-                        continue  # a source spelled this way already owns the form
-                    merged = slot[2].setdefault(lang_index, [])
-                    seen = {t for t, _ in merged}
-                    merged.extend(e for e in emitted if e[0] not in seen)
-        report[lexicon.lang] = counts
-    for key_ids, (text, _, per_lang) in keys.items():
-        for lang_index in per_lang:
-            counts = report[languages[lang_index]]
-            counts["keys"] += 1
-            counts["phrases"] += " " in text.strip()
-    entries = [Entry(ids, text, per_lang) for ids, (text, _, per_lang) in keys.items()]
-    if not entries:
+    rec_source = np.frombuffer(rec_source, dtype=np.int64)
+    rec_lang = np.frombuffer(rec_lang, dtype=np.int8).astype(np.int64)
+    rec_natural = np.frombuffer(rec_natural, dtype=np.int8).astype(bool)
+    rec_trans = np.frombuffer(rec_trans, dtype=np.int64)
+    rec_trans_count = np.frombuffer(rec_trans_count, dtype=np.int64)
+    rec_of_trans = np.repeat(np.arange(len(rec_source)), rec_trans_count)
+    trans_ok = ok[rec_trans]
+    ok_translations = np.bincount(rec_of_trans[trans_ok], minlength=len(rec_source))
+    source_ok = ok[rec_source]
+    kept = source_ok & (ok_translations > 0)
+
+    # 2. Keys: distinct token sequences of kept source forms, numbered in order of appearance.
+    raw = form_tokens.tobytes()
+    key_of_form: dict[bytes, int] = {}
+    form_key = np.full(len(forms), -1, dtype=np.int64)
+    for f in np.unique(rec_source[kept]).tolist() if kept.any() else []:
+        form_key[f] = key_of_form.setdefault(raw[form_offsets[f] * 4 : form_offsets[f + 1] * 4], len(key_of_form))
+    rec_key = form_key[rec_source]
+    # A source spelled exactly like the form owns it: derived case variants step aside.
+    owned = np.zeros(len(key_of_form), dtype=bool)
+    owned[rec_key[kept & rec_natural]] = True
+    kept &= rec_natural | ~owned[np.maximum(rec_key, 0)]
+    n_keys, n_langs = len(key_of_form), len(languages)
+    key_source_form = np.zeros(n_keys, dtype=np.int64)
+    first = np.unique(rec_key[kept], return_index=True)
+    key_source_form[first[0]] = rec_source[kept][first[1]]
+
+    # 3. Translations of each (key, language): in record order, duplicates removed.
+    use = kept[rec_of_trans] & trans_ok
+    slot = rec_key[rec_of_trans[use]] * n_langs + rec_lang[rec_of_trans[use]]
+    trans_form = rec_trans[use]
+    _, first_seen = np.unique(slot * len(forms) + trans_form, return_index=True)
+    first_seen.sort()
+    slot, trans_form = slot[first_seen], trans_form[first_seen]
+    order = np.argsort(slot, kind="stable")
+    slot, trans_form = slot[order], trans_form[order]
+    key_trans_start = np.zeros(n_keys * n_langs + 1, dtype=np.int64)
+    np.cumsum(np.bincount(slot, minlength=n_keys * n_langs), out=key_trans_start[1:])
+    distinct, key_trans = np.unique(trans_form, return_inverse=True)
+
+    def text(f: int) -> str:
+        spacing, surface = forms[f]
+        return " " + surface if spacing == "space" else surface
+
+    key_offsets, key_tokens = _gather(form_offsets, form_tokens, key_source_form)
+    trans_offsets, trans_tokens = _gather(form_offsets, form_tokens, distinct)
+    key_texts = [text(f) for f in key_source_form.tolist()]
+    tables = tables_from_arrays(
+        token_flags(tokenizer), n_langs, key_offsets, key_tokens, key_texts, key_trans_start,
+        key_trans.astype(np.int32), trans_offsets, trans_tokens, [text(f) for f in distinct.tolist()],
+    )
+    if not n_keys:
         raise InputError(f"no dictionary word has a context-free encoding with {tokenizer.name}")
-    flags = token_flags(tokenizer)
-    vocab = Vocab.from_entries(
-        flags,
-        entries,
+
+    # 4. The report, per language.
+    report = {}
+    key_langs = np.diff(key_trans_start).reshape(n_keys, n_langs) > 0
+    is_phrase = np.array([" " in t.strip() for t in key_texts], dtype=bool)
+    for lang_index, lexicon in enumerate(lexicons):
+        mine = rec_lang == lang_index
+        report[lexicon.lang] = {
+            "sources": sources_per_lang[lang_index],
+            "forms": int(mine.sum()),
+            "forms_kept": int((mine & kept).sum()),
+            "forms_not_context_free": int((mine & ~source_ok).sum()),
+            "forms_without_translation": int((mine & source_ok & (ok_translations == 0)).sum()),
+            "forms_owned_by_another_source": int((mine & source_ok & (ok_translations > 0) & ~kept).sum()),
+            "translation_forms_not_context_free": int((mine[rec_of_trans] & ~trans_ok).sum()),
+            "keys": int(key_langs[:, lang_index].sum()),
+            "phrases": int((key_langs[:, lang_index] & is_phrase).sum()),
+        }
+    vocab = Vocab.from_tables(
+        tables,
         languages,
         tokenizer={"name": tokenizer.name, "kind": tokenizer.kind, "fingerprint": tokenizer.fingerprint,
                    "vocab_size": tokenizer.vocab_size},
@@ -221,5 +302,5 @@ def _compile(tokenizer, dictionaries, cases, spacings, cleaning, progress) -> Vo
         report={"languages": report, "lexicons": {lex.lang: lex.report for lex in lexicons},
                 "seconds": round(time.perf_counter() - started, 3)},
     )
-    say(f"compiled {len(entries):,} keys in {time.perf_counter() - started:.1f} s")
+    say(f"compiled {n_keys:,} keys in {time.perf_counter() - started:.1f} s")
     return vocab

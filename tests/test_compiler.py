@@ -118,3 +118,54 @@ def test_bad_inputs(tmp_path, tekken):
         compile_vocab(tekken, {"de": write(tmp_path, "de.txt", "cat\tKatze\n")}, cases=("sideways",))
     with pytest.raises(InputError, match="at least one dictionary"):
         compile_vocab(tekken, {})
+
+
+def expected_table(tokenizer, lexicons, cases=("lower", "title", "upper"), spacings=("space", "bare")):
+    """The compiled table restated in plain Python: {key ids: {lang: [(ids, text)]}}."""
+    from link_fast.compiler import CONTEXTS
+
+    def ids(spacing, surface):
+        prefix, suffix = CONTEXTS[spacing]
+        text = (" " if spacing == "space" else "") + surface
+        before, after = tokenizer.encode(prefix), tokenizer.encode(prefix + suffix)[len(tokenizer.encode(prefix)):]
+        full = tokenizer.encode(prefix + text + suffix)
+        if full[: len(before)] != before or full[len(full) - len(after):] != after or len(full) <= len(before) + len(after):
+            return None
+        return tuple(full[len(before) : len(full) - len(after)])
+
+    claims = {}  # key -> list of (natural, lang, [(ids, text)])
+    for lang, lexicon in enumerate(lexicons):
+        for source, translations in lexicon.entries.items():
+            for case, surface, natural in source_cases(source, cases):
+                for spacing in spacings:
+                    key = ids(spacing, surface)
+                    pad = " " if spacing == "space" else ""
+                    emitted = [(ids(spacing, apply_case(t, case)), pad + apply_case(t, case)) for t in translations]
+                    emitted = [e for e in emitted if e[0] is not None]
+                    if key is not None and emitted:
+                        claims.setdefault(key, []).append((natural, lang, emitted))
+    table = {}
+    for key, found in claims.items():
+        any_natural = any(n for n, _, _ in found)
+        for natural, lang, emitted in found:
+            if natural or not any_natural:
+                merged = table.setdefault(key, {}).setdefault(lang, [])
+                merged.extend(e for e in emitted if e not in merged)
+    return table
+
+
+@pytest.mark.parametrize("workers", [1, 2])
+def test_compiled_table_equals_plain_python_restatement(tmp_path, tekken, workers, monkeypatch):
+    from link_fast import compiler
+    from link_fast.lexicon import load_lexicon
+    from link_fast.demo import DEMO_LANGUAGES
+
+    monkeypatch.setattr(compiler, "PARALLEL_MIN_FORMS", 10)  # exercise the forked encoders too
+    extra = write(tmp_path, "extra.txt", "cat\tKatze\ncat\tMieze\ncat\tkatze\nkitty\tKatze\nus\tuns\nUS\tUSA\nus\twir\nGrapes\tTrauben\n")
+    lexicons = [load_lexicon(DEMO_LANGUAGES["de"], "de"), load_lexicon(DEMO_LANGUAGES["fr"], "fr"), load_lexicon(extra, "xx")]
+    vocab = compile_vocab(tekken, {lex.lang: lex for lex in lexicons}, workers=workers)
+    got = {
+        vocab.key_tokens(k): {l: vocab.translations(k, l) for l in range(3) if vocab.translations(k, l)}
+        for k in range(vocab.n_keys)
+    }
+    assert got == expected_table(tekken, lexicons)
