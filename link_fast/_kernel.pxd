@@ -25,6 +25,8 @@ cdef struct Tables:
     const uint8_t *flags
     int64_t vocab_size
     const int32_t *root_child
+    const int32_t *root_key       # per token: the single-token key in play it forms, or -1
+    const int32_t *root_descend   # per token: its trie node if that has children, else -1
     const int32_t *node_key
     const int32_t *node_edge_start
     const int32_t *node_edge_count

@@ -1,17 +1,14 @@
 """Substitution kernel: find dictionary words in token-id documents, sample, rewrite.
 
-Two passes, both without the GIL. ``plan`` scans every document, finds leftmost-longest
+Two passes, both without the GIL. ``plan_edits`` scans every document, finds leftmost-longest
 matches in the trie, draws the counter-based random decisions and records the edits;
-``render`` copies the tokens with the edits applied into an output array sized exactly
-from the plan. Validation of options happens in Python before either is called.
+``render_edits`` copies the tokens with the edits applied into an output array sized exactly
+from the plan. Options are validated in Python (link_fast/substituter.py) before either runs.
 """
 
 from libc.stdlib cimport malloc, realloc, free
 from libc.string cimport memset
 import numpy as np
-cimport numpy as cnp
-
-cnp.import_array()
 
 cdef uint64_t ALWAYS = 1ULL << 53
 
@@ -68,34 +65,40 @@ cdef int64_t count_words(const Tables *t, const token_in *tokens, int64_t start,
 
 cdef int find_matches(const Tables *t, uint32_t selected, const token_in *tokens,
                       int64_t start, int64_t end, Spans *matches) except -1 nogil:
-    """Leftmost-longest, non-overlapping matches of keys in play, with word boundaries."""
+    """Leftmost-longest, non-overlapping matches of keys in play, with word boundaries.
+
+    The first token is resolved through two dense per-token tables, so a single-token word
+    with no phrase continuing it costs two lookups and never touches the trie's node arrays.
+    """
     cdef int64_t i = start, j, best_end, edge
     cdef int32_t node, key, best_key
     cdef uint32_t token
     while i < end:
         token = <uint32_t> tokens[i]
-        node = t.root_child[token]
-        if node < 0 or (i > start and not (t.flags[token] & LF_WS_START)
-                        and (t.flags[<uint32_t> tokens[i - 1]] & LF_END_WORD)):
+        best_key = t.root_key[token]
+        node = t.root_descend[token]
+        if (best_key < 0 and node < 0) or (i > start and not (t.flags[token] & LF_WS_START)
+                                           and (t.flags[<uint32_t> tokens[i - 1]] & LF_END_WORD)):
             i += 1
             continue
-        best_key = -1
-        best_end = 0
         j = i + 1
-        while True:
-            key = t.node_key[node]
-            if key >= 0 and (t.key_lang_mask[key] & selected) and (
-                    j == end or not (t.flags[<uint32_t> tokens[j]] & LF_GLUE_LEFT)):
-                best_key = key
-                best_end = j
-            if j == end or t.node_edge_count[node] == 0:
-                break
+        best_end = j
+        if best_key >= 0 and j < end and (t.flags[<uint32_t> tokens[j]] & LF_GLUE_LEFT):
+            best_key = -1
+        while node >= 0 and j < end:
             edge = lf_find_child(t.edge_token, t.node_edge_start[node], t.node_edge_count[node],
                                  <uint32_t> tokens[j])
             if edge < 0:
                 break
             node = t.edge_node[edge]
             j += 1
+            key = t.node_key[node]
+            if key >= 0 and (t.key_lang_mask[key] & selected) and (
+                    j == end or not (t.flags[<uint32_t> tokens[j]] & LF_GLUE_LEFT)):
+                best_key = key
+                best_end = j
+            if t.node_edge_count[node] == 0:
+                break
         if best_key < 0:
             i += 1
         else:
@@ -197,7 +200,7 @@ cdef class KernelTables:
     cdef Tables tables
     cdef object _keep
 
-    def __cinit__(self, dict arrays, int n_languages):
+    def __cinit__(self, dict arrays, int n_languages, uint32_t selected_mask):
         cdef const uint8_t[::1] flags = arrays["flags"]
         cdef const int32_t[::1] root_child = arrays["root_child"]
         cdef const int32_t[::1] node_key = arrays["node_key"]
@@ -210,8 +213,21 @@ cdef class KernelTables:
         cdef const int32_t[::1] key_trans = arrays["key_trans"]
         cdef const int64_t[::1] trans_offsets = arrays["trans_offsets"]
         cdef const uint32_t[::1] trans_tokens = arrays["trans_tokens"]
-        # Empty arrays have no valid element address; point those at a dummy never read.
-        self._keep = (arrays, np.zeros(1, dtype=np.int64))
+        # The first-token tables depend on which languages are in play: one pair per Substituter.
+        root = np.asarray(arrays["root_child"])
+        has_node = root >= 0
+        node_of = np.where(has_node, root, 0)
+        first_key = np.where(has_node, np.asarray(arrays["node_key"])[node_of], -1)
+        in_play = (first_key >= 0) & ((np.asarray(arrays["key_lang_mask"])[np.maximum(first_key, 0)]
+                                       & selected_mask) != 0) if len(arrays["key_lang_mask"]) else has_node & False
+        root_key_array = np.ascontiguousarray(np.where(in_play, first_key, -1), dtype=np.int32)
+        root_descend_array = np.ascontiguousarray(
+            np.where(has_node & (np.asarray(arrays["node_edge_count"])[node_of] > 0), root, -1), dtype=np.int32)
+        cdef const int32_t[::1] root_key = root_key_array
+        cdef const int32_t[::1] root_descend = root_descend_array
+        self._keep = (arrays, root_key_array, root_descend_array)
+        self.tables.root_key = &root_key[0]
+        self.tables.root_descend = &root_descend[0]
         self.tables.flags = &flags[0]
         self.tables.vocab_size = flags.shape[0]
         self.tables.root_child = &root_child[0]
@@ -232,9 +248,10 @@ def substitute(KernelTables tables, const token_in[::1] tokens, const int64_t[::
                int64_t first_doc, dict sampling, object out_dtype, bint want_mask):
     """Run both passes. Returns (out_tokens, out_offsets, mask or None, counters dict).
 
-    ``offsets`` must be non-decreasing and within ``tokens`` (checked by the caller).
-    Raises IndexError-like information through the counters instead: if a token id is outside
-    the vocabulary, ``bad_token_position`` is >= 0 and no output is produced.
+    ``offsets`` must be non-decreasing and within ``tokens`` (checked by the caller). Bad data
+    is reported through the counters, for the caller to raise on: a token id outside the
+    vocabulary (``bad_token_position`` >= 0) or an emitted id too large for ``out_dtype``
+    (``max_emitted_id``). In both cases nothing is rendered and the arrays are None.
     """
     cdef const uint32_t[::1] weights = sampling["lang_weight"]
     cdef Sampling s
