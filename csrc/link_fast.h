@@ -16,6 +16,7 @@
 #define LF_END_WORD  4u
 #define LF_SPECIAL   8u
 #define LF_HAS_WORD  16u
+#define LF_FUSES_RIGHT 32u
 
 /* Draw domains: one per independent decision, so decisions never share a number. */
 #define LF_DOMAIN_DOCUMENT  1u

@@ -77,8 +77,10 @@ cdef int find_matches(const Tables *t, uint32_t selected, const token_in *tokens
         token = <uint32_t> tokens[i]
         best_key = t.root_key[token]
         node = t.root_descend[token]
+        # A form without a leading space needs a word boundary on its left that re-tokenizing
+        # the translation will keep: not after a word character, nor after a token that fuses.
         if (best_key < 0 and node < 0) or (i > start and not (t.flags[token] & LF_WS_START)
-                                           and (t.flags[<uint32_t> tokens[i - 1]] & LF_END_WORD)):
+                                           and (t.flags[<uint32_t> tokens[i - 1]] & (LF_END_WORD | LF_FUSES_RIGHT))):
             i += 1
             continue
         j = i + 1

@@ -62,6 +62,7 @@ FLAG_GLUE_LEFT = 2  # first character is a word character -> token continues the
 FLAG_END_WORD = 4  # last character is a word character
 FLAG_SPECIAL = 8  # special/control token: never matched, always a boundary (no other flag set)
 FLAG_HAS_WORD = 16  # after leading whitespace, the first character is a word character
+FLAG_FUSES_RIGHT = 32  # no word character, and some token starts with this text plus a word character
 
 # Bytes that do not decode as UTF-8 come back from ``surrogateescape`` as U+DC80..U+DCFF.
 _ESCAPE_LO = 0xDC80
@@ -119,12 +120,57 @@ def token_flags(tok: "Tokenizer") -> np.ndarray:
     A plain loop is fast enough (about 0.3 s for 131k tokens) because each token needs one
     decode and at most three ``unicodedata.category`` calls; the flags are computed once per
     compiled vocabulary.
+
+    ``FLAG_FUSES_RIGHT`` marks tokens the tokenizer merges with the word that follows them:
+    the vocabulary has a longer token made of this token's text plus a word character, and
+    encoding that longer text (after a newline) really produces something other than this
+    token first. Tekken's pre-tokenizer glues one punctuation character to the next word
+    (``(F``, ``-De``), so ``(`` and ``-`` fuse while `` (`` does not (``' (s'`` is in its vocabulary
+    but unreachable); SentencePiece's lone ``▁`` fuses. A word written right after a fusing
+    token may be re-tokenized together with it, so the kernel does not start a form without
+    a leading space there.
     """
     flag = flags_for_bytes
-    out = np.fromiter((flag(b) for b in tok._all_token_bytes()), dtype=np.uint8, count=tok.vocab_size)
+    all_bytes = tok._all_token_bytes()
+    out = np.fromiter((flag(b) for b in all_bytes), dtype=np.uint8, count=tok.vocab_size)
     for i in tok.special_ids:
         out[i] = FLAG_SPECIAL
+    for i in _fusing_tokens(tok, all_bytes):
+        out[i] |= FLAG_FUSES_RIGHT
     return out
+
+
+def _fusing_tokens(tok: "Tokenizer", all_bytes: list[bytes], probes_per_prefix: int = 2000) -> list[int]:
+    """Ids whose text the tokenizer merges with a following word (see ``token_flags``)."""
+    texts = [b.decode("utf-8", "surrogateescape") for b in all_bytes]
+    ids_of: dict[str, set[int]] = {}  # several ids can share a text (SentencePiece '▁' and <0x20>)
+    for i, text in enumerate(texts):
+        if text and i not in tok.special_ids:
+            ids_of.setdefault(text, set()).add(i)
+    extensions: dict[str, list[str]] = {}
+    for text in texts:
+        for k, ch in enumerate(text):
+            if _is_word_char(ch):
+                if k and text[:k] in ids_of:
+                    extensions.setdefault(text[:k], []).append(text)
+                break
+    if not extensions:
+        return []
+    newline = tok.encode("\n")
+    prefixes, probes = [], []
+    for prefix, longer in sorted(extensions.items()):
+        for text in sorted(longer)[:probes_per_prefix]:
+            if not any(0xDC80 <= ord(c) <= 0xDCFF for c in text):  # undecodable: cannot be encoded
+                prefixes.append(prefix)
+                probes.append("\n" + text)
+    fusing = set()
+    for prefix, ids in zip(prefixes, tok.encode_batch(probes)):
+        if prefix in fusing:
+            continue
+        n = len(newline)
+        if ids[:n] != newline or len(ids) == n or ids[n] not in ids_of[prefix]:
+            fusing.add(prefix)
+    return sorted(i for p in fusing for i in ids_of[p])
 
 
 # ---------------------------------------------------------------------------------------------

@@ -7,7 +7,7 @@ first), no C; only ``stream_base`` (seed and stream-key hashing, plain Python) i
 from __future__ import annotations
 
 from link_fast.substituter import MASK64, stream_base
-from link_fast.tokenizer import FLAG_END_WORD, FLAG_GLUE_LEFT, FLAG_HAS_WORD, FLAG_WS_START
+from link_fast.tokenizer import FLAG_END_WORD, FLAG_FUSES_RIGHT, FLAG_GLUE_LEFT, FLAG_HAS_WORD, FLAG_WS_START
 
 DOMAIN_DOCUMENT, DOMAIN_DOC_LANG, DOMAIN_REPLACE, DOMAIN_LANG, DOMAIN_TRANSLATE = 1, 2, 3, 4, 5
 TWO_53 = 1 << 53
@@ -68,7 +68,7 @@ class Reference:
     def matches(self, doc):
         f, out, i = self.flags, [], 0
         while i < len(doc):
-            left_ok = i == 0 or f[doc[i]] & FLAG_WS_START or not f[doc[i - 1]] & FLAG_END_WORD
+            left_ok = i == 0 or f[doc[i]] & FLAG_WS_START or not f[doc[i - 1]] & (FLAG_END_WORD | FLAG_FUSES_RIGHT)
             found = None
             if left_ok:
                 for j in range(min(len(doc), i + self.longest), i, -1):

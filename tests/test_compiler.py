@@ -74,7 +74,8 @@ def test_compiled_vocab_substitutes_real_text(tmp_path, tekken):
     tokens = np.array(tekken.encode(text), dtype=np.uint32)
     res = Substituter(vocab, ratio=1.0, languages={"de": 1}).apply(tokens, np.array([0, len(tokens)]))
     assert tekken.decode(res.tokens) == "The Katze ate Eis.\nKatze food, CATS and a Katze's toy; concatenate (Katze)\n(cat"
-    # ' (cat' is ' (' + 'cat', a bare form; '(cat' after a newline is '(c' + 'at': left alone
+    # ' (cat' is ' (' + 'cat', a bare form after a token that never fuses with a word;
+    # '(cat' after a newline is '(c' + 'at': not the form, left alone
 
 
 def test_sentencepiece_compiles_and_matches(tmp_path, sentencepiece):

@@ -14,7 +14,7 @@ from link_fast.vocab import Entry
 
 from reference import Reference
 
-FLAG_VALUES = [0, 1, 2, 3, 4, 5, 6, 7, 16, 17, 18, 19, 20, 21, 22, 23, FLAG_SPECIAL]
+FLAG_VALUES = [0, 1, 2, 3, 4, 5, 6, 7, 16, 17, 18, 19, 20, 21, 22, 23, 32, 33, FLAG_SPECIAL]
 
 
 @st.composite

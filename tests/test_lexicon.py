@@ -1,7 +1,7 @@
 """Tests of link_fast.lexicon: MUSE-style pair files, FreeDict dictd databases, cleaning.
 
 The real FreeDict dictionaries are GPL and never committed: the tests that read them find
-them under $LINK_FAST_FIXTURES/freedict/ and are skipped only when that variable is unset.
+them through the `freedict_dir` fixture of conftest.py (skipped only when not fetched).
 """
 
 from __future__ import annotations
@@ -549,14 +549,6 @@ def test_dictd_matches_reference(tmp_path_factory, raw_entries):
 
 # ---------------------------------------------------------------------------------------------
 # FreeDict dictd databases, real (Debian's dict-freedict-eng-deu and -fra)
-
-
-@pytest.fixture(scope="module")
-def freedict_dir() -> Path:
-    root = os.environ.get("LINK_FAST_FIXTURES")
-    if not root:
-        pytest.skip("LINK_FAST_FIXTURES is not set")
-    return Path(root) / "freedict"
 
 
 @pytest.fixture(scope="module")

@@ -1,0 +1,100 @@
+#!/usr/bin/env bash
+# Fetch the real material the acceptance tests (tests/test_real_data.py) run on, into DIR
+# (default .fixtures):
+#
+#   DIR/freedict/freedict-eng-{deu,fra}.{index,dict.dz}   Debian dict-freedict-eng-{deu,fra} (GPL)
+#   DIR/text/pydoc/**.rst.txt                             Debian python3.11-doc reST sources
+#
+# These are GPL or large: never commit them (.fixtures is git-ignored). Idempotent: a part whose
+# target already exists is skipped. Needs apt-get and dpkg-deb (any Debian/Ubuntu machine).
+# Then run the tests with:  LINK_FAST_FIXTURES=DIR pytest tests/test_real_data.py
+set -euo pipefail
+
+DIR=${1:-.fixtures}
+mkdir -p "$DIR"
+DIR=$(cd "$DIR" && pwd)
+
+WORK=$(mktemp -d /tmp/link_fast_fetch.XXXXXX)
+# apt-get download drops privileges to the _apt user when run as root: it must be able to
+# write into the download directory, or apt warns and falls back to root.
+chmod 777 "$WORK"
+trap 'rm -rf "$WORK"' EXIT
+
+APT_UPDATED=0
+
+# download_deb NAME: leave NAME_*.deb in $WORK and print its path.
+download_deb() {
+    local name=$1 deb
+    if ! (cd "$WORK" && apt-get download -q "$name" >"$WORK/apt.log" 2>&1); then
+        if [ "$APT_UPDATED" -eq 0 ]; then
+            echo "apt-get download $name failed; running apt-get update once and retrying" >&2
+            apt-get update -q >&2
+            APT_UPDATED=1
+        fi
+        if ! (cd "$WORK" && apt-get download -q "$name" >"$WORK/apt.log" 2>&1); then
+            cat "$WORK/apt.log" >&2
+            echo "error: apt-get download $name failed" >&2
+            return 1
+        fi
+    fi
+    deb=$(ls "$WORK/${name}"_*.deb 2>/dev/null | head -n 1)
+    if [ -z "$deb" ]; then
+        cat "$WORK/apt.log" >&2
+        echo "error: apt-get download $name produced no .deb" >&2
+        return 1
+    fi
+    echo "$deb"
+}
+
+# extract_deb NAME: extract NAME's .deb into $WORK/NAME and print that directory.
+extract_deb() {
+    local name=$1 deb out
+    deb=$(download_deb "$name")
+    out="$WORK/x-$name"
+    mkdir -p "$out"
+    dpkg-deb -x "$deb" "$out"
+    echo "$out"
+}
+
+# FreeDict dictionaries
+for lang in deu fra; do
+    name=freedict-eng-$lang
+    target=$DIR/freedict
+    if [ -s "$target/$name.index" ] && [ -s "$target/$name.dict.dz" ]; then
+        echo "skip   freedict/$name (already there)"
+        continue
+    fi
+    x=$(extract_deb "dict-$name")
+    src=$x/usr/share/dictd
+    if [ ! -s "$src/$name.index" ] || [ ! -s "$src/$name.dict.dz" ]; then
+        echo "error: dict-$name has no usr/share/dictd/$name.{index,dict.dz}" >&2
+        exit 1
+    fi
+    mkdir -p "$target"
+    # Copy under temporary names, then rename: an interrupted run leaves no half file behind.
+    cp "$src/$name.index" "$target/.$name.index.tmp"
+    cp "$src/$name.dict.dz" "$target/.$name.dict.dz.tmp"
+    mv "$target/.$name.dict.dz.tmp" "$target/$name.dict.dz"
+    mv "$target/.$name.index.tmp" "$target/$name.index"
+    echo "fetched freedict/$name ($(du -sh "$target/$name.dict.dz" | cut -f1) data, $(wc -l <"$target/$name.index") index lines)"
+done
+
+# English prose: the reST sources of the Python documentation
+target=$DIR/text/pydoc
+if [ -d "$target" ]; then
+    echo "skip   text/pydoc (already there)"
+else
+    x=$(extract_deb python3.11-doc)
+    src=$x/usr/share/doc/python3.11/html/_sources
+    if [ ! -d "$src" ]; then
+        echo "error: python3.11-doc has no usr/share/doc/python3.11/html/_sources" >&2
+        exit 1
+    fi
+    mkdir -p "$DIR/text"
+    rm -rf "$DIR/text/.pydoc.tmp"
+    mkdir "$DIR/text/.pydoc.tmp"
+    # Only the .rst.txt sources, keeping their relative paths.
+    (cd "$src" && find . -type f -name '*.rst.txt' -exec cp --parents -t "$DIR/text/.pydoc.tmp" {} +)
+    mv "$DIR/text/.pydoc.tmp" "$target"
+    echo "fetched text/pydoc ($(find "$target" -name '*.rst.txt' | wc -l) .rst.txt files, $(du -sh "$target" | cut -f1))"
+fi
