@@ -2,8 +2,8 @@
 
 For each source word (or phrase) and each case variant (lower, Title, UPPER), two surface
 forms are built: with a leading space (`` cat``) and without (``cat``, as after a newline or a
-bracket). Each form is encoded *in running-text context* and kept only if that encoding is
-context-free: the same ids whatever text surrounds it (``CONTEXTS``). The translation is
+bracket). Each form is encoded *in running-text context* (``CONTEXTS``) and kept only if that
+encoding is context-free: the whole splits into the context's ids and the form's own ids. The translation is
 emitted in the same form: leading space and case carried over, and encoded the same way.
 
 Case variants follow the source's own spelling, so that abbreviations and names do not
@@ -98,7 +98,7 @@ def encode_forms(
     Large batches are encoded by forked worker processes, which return compact arrays.
     """
     global _FORK_STATE
-    frames, codes = {}, {}
+    frames = {}
     for spacing, (prefix, suffix) in CONTEXTS.items():
         before = tokenizer.encode(prefix)
         with_suffix = tokenizer.encode(prefix + suffix)
@@ -164,7 +164,9 @@ def compile_vocab(
 ) -> Vocab:
     """Compile ``dictionaries`` ({language: lexicon or dictionary path}) for ``tokenizer``.
 
-    The vocabulary's ``meta["report"]`` says, per language, how many source words were used,
+    ``cases`` and ``spacings`` choose the surface forms (module docstring); ``cleaning`` applies
+    to dictionaries given as paths; ``workers`` processes encode the forms (default: the
+    machine's cores, at most 8); ``progress`` receives one line per stage. The vocabulary's ``meta["report"]`` says, per language, how many source words were used,
     how many surface forms were kept, how many were dropped as not context-free, and how many
     keys and phrases resulted.
     """
@@ -280,7 +282,7 @@ def _compile(tokenizer, dictionaries, cases, spacings, cleaning, workers, progre
     is_phrase = np.array([" " in t.strip() for t in key_texts], dtype=bool)
     for lang_index, lexicon in enumerate(lexicons):
         mine = rec_lang == lang_index
-        report[lexicon.lang] = {
+        report[languages[lang_index]] = {
             "sources": sources_per_lang[lang_index],
             "forms": int(mine.sum()),
             "forms_kept": int((mine & kept).sum()),
@@ -298,8 +300,8 @@ def _compile(tokenizer, dictionaries, cases, spacings, cleaning, workers, progre
                    "vocab_size": tokenizer.vocab_size},
         options={"cases": list(cases), "spacings": list(spacings),
                  "cleaning": {k: sorted(v) if isinstance(v, frozenset) else v for k, v in asdict(cleaning).items()},
-                 "dictionaries": {lex.lang: lex.path for lex in lexicons}},
-        report={"languages": report, "lexicons": {lex.lang: lex.report for lex in lexicons},
+                 "dictionaries": {lang: lex.path for lang, lex in zip(languages, lexicons)}},
+        report={"languages": report, "lexicons": {lang: lex.report for lang, lex in zip(languages, lexicons)},
                 "seconds": round(time.perf_counter() - started, 3)},
     )
     say(f"compiled {n_keys:,} keys in {time.perf_counter() - started:.1f} s")

@@ -7,7 +7,6 @@ them through the `freedict_dir` fixture of conftest.py (skipped only when not fe
 from __future__ import annotations
 
 import gzip
-import os
 from dataclasses import replace
 from pathlib import Path
 
