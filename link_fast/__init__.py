@@ -20,14 +20,19 @@ __all__ = [
     "TokenizerError",
     "Vocab",
     "VocabError",
+    "apply_shards",
     "compile_vocab",
 ]
 
 
 def __getattr__(name):
-    # the compiler pulls in the tokenizer libraries: import it only when asked for
+    # the compiler pulls in the tokenizer libraries, the runner multiprocessing: import on use
     if name == "compile_vocab":
         from .compiler import compile_vocab
 
         return compile_vocab
+    if name == "apply_shards":
+        from .runner import apply_shards
+
+        return apply_shards
     raise AttributeError(f"module 'link_fast' has no attribute {name!r}")

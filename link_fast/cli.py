@@ -127,6 +127,51 @@ def cmd_info(args) -> int:
     return 0
 
 
+def _languages(text: str) -> dict[str, float]:
+    weights = {}
+    for item in text.split(","):
+        lang, sep, weight = item.partition("=")
+        try:
+            weights[lang.strip()] = float(weight) if sep else 1.0
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected LANG[=WEIGHT],..., got {text!r}") from None
+    if not all(weights):
+        raise argparse.ArgumentTypeError(f"expected LANG[=WEIGHT],..., got {text!r}")
+    return weights
+
+
+def cmd_apply(args) -> int:
+    from .runner import apply_shards
+
+    started = time.perf_counter()
+    results = apply_shards(
+        args.vocab, args.inputs, args.output, ratio=args.ratio, portion=args.portion, seed=args.seed,
+        languages=args.languages, ratio_basis=args.ratio_basis, lang_scope=args.lang_scope,
+        stream_key=args.stream_key, workers=args.workers, mask=args.mask, out_dtype=args.out_dtype,
+        chunk_tokens=args.chunk_tokens, resume=args.resume, rank=args.rank, world_size=args.world_size,
+        progress=None if not args.quiet else False,
+        log=None if args.quiet else lambda m: print(m, file=sys.stderr),
+    )
+    if not args.quiet:
+        tokens = sum(r["stats"]["tokens_in"] for r in results.values())
+        subs = sum(r["stats"]["total_substitutions"] for r in results.values())
+        seconds = time.perf_counter() - started
+        print(f"{len(results)} shard(s), {tokens:,} tokens, {subs:,} substitutions in {seconds:.1f} s "
+              f"({tokens / max(seconds, 1e-9) / 1e6:.1f} M tokens/s) -> {args.output}", file=sys.stderr)
+    return 0
+
+
+def cmd_validate(args) -> int:
+    from .shards import find_shards, validate_shard
+
+    bad = 0
+    for prefix in find_shards(args.inputs):
+        problems = validate_shard(prefix)
+        bad += bool(problems)
+        print(f"{prefix}: {'ok' if not problems else '; '.join(problems)}")
+    return 1 if bad else 0
+
+
 def cmd_demo(args) -> int:
     from .demo import run_demo
 
@@ -153,6 +198,34 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("-o", "--output", required=True, type=Path, metavar="VOCAB", help="vocabulary file to write")
     p.add_argument("-q", "--quiet", action="store_true", help="no progress or summary on stderr")
     p.set_defaults(func=cmd_compile)
+
+    p = sub.add_parser("apply", help="rewrite tokenized shards (Megatron .bin/.idx or datatrove .ds)")
+    p.add_argument("inputs", nargs="+", metavar="INPUT", help="shard prefix, shard file, directory or glob")
+    p.add_argument("--vocab", required=True, type=Path, metavar="VOCAB", help="compiled vocabulary (link-fast compile)")
+    p.add_argument("-o", "--output", required=True, type=Path, metavar="OUTDIR", help="directory for the rewritten shards")
+    p.add_argument("--ratio", type=float, required=True, help="probability that a candidate word is replaced")
+    p.add_argument("--portion", type=float, default=1.0, help="probability that a document is eligible (default 1)")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--languages", type=_languages, default=None, metavar="LANG=W,...",
+                   help="target languages and weights, e.g. de=0.7,fr=0.3 (default: all, equal)")
+    p.add_argument("--ratio-basis", choices=("candidates", "words"), default="candidates")
+    p.add_argument("--lang-scope", choices=("word", "document"), default="word")
+    p.add_argument("--stream-key", default=None, help="random stream key (default: each shard's name)")
+    p.add_argument("--workers", type=int, default=1, help="worker processes (default 1)")
+    p.add_argument("--chunk-tokens", type=int, default=4_000_000, metavar="N",
+                   help="tokens per work unit; memory is about N x workers (default 4000000)")
+    p.add_argument("--mask", action="store_true", help="also write NAME_mask: uint8, 1 where a token was substituted")
+    p.add_argument("--out-dtype", choices=("auto", "uint16", "int32", "uint32"), default="auto",
+                   help="token dtype of the output (default: the input's)")
+    p.add_argument("--resume", action="store_true", help="skip inputs already done with the same options")
+    p.add_argument("--rank", type=int, default=0, help="this job's index among --world-size jobs")
+    p.add_argument("--world-size", type=int, default=1, help="split the sorted inputs across this many jobs")
+    p.add_argument("-q", "--quiet", action="store_true", help="no progress bar or summary")
+    p.set_defaults(func=cmd_apply)
+
+    p = sub.add_parser("validate", help="check shards' headers, counts, pointers and sizes")
+    p.add_argument("inputs", nargs="+", metavar="INPUT")
+    p.set_defaults(func=cmd_validate)
 
     p = sub.add_parser("info", help="describe a compiled vocabulary")
     p.add_argument("vocab", type=Path, metavar="VOCAB")

@@ -1,0 +1,338 @@
+"""Rewrite whole shards: ``apply_shards`` and ``link-fast apply``.
+
+Each input shard is cut into chunks of whole sequences (about ``chunk_tokens`` tokens each).
+Worker processes memory-map the shard and the vocabulary themselves, so a task is a few
+integers; each returns its rewritten chunk, and the parent writes chunks strictly in order
+through a bounded window, which keeps memory at about ``chunk_tokens x workers`` whatever the
+shard size. A Megatron sequence is one document for sampling: its index in the shard is the
+document index, and the shard's name is the default stream key, so output bytes do not
+depend on the number of workers or the chunk size.
+
+Outputs per input ``NAME``: ``NAME.bin/.idx`` (or ``.ds`` files for datatrove input),
+optionally ``NAME_mask.*`` (uint8, same sequence lengths) and ``NAME.link.json`` (config,
+vocabulary, statistics, seconds). Data files are written under temporary names and renamed
+when complete; ``NAME.link.json`` is written last and marks a finished output, which is what
+``resume=True`` looks for.
+"""
+
+from __future__ import annotations
+
+import json
+import multiprocessing as mp
+import os
+import signal
+import sys
+import tempfile
+import time
+from collections import deque
+from pathlib import Path
+from typing import Callable, Literal, Mapping, Sequence
+
+import numpy as np
+
+from . import __version__
+from .errors import InputError
+from .shards import ShardError, ShardWriter, find_shards, open_shard
+from .substituter import Stats, Substituter
+from .vocab import Vocab
+
+DEFAULT_CHUNK_TOKENS = 4_000_000
+# Fault injection for the crash-safety tests: kill this process with SIGKILL after writing this
+# many chunks (0 = never). Lets a test stop a run at a known point instead of racing a timer.
+FAULT_AFTER_CHUNKS = int(os.environ.get("LINK_FAST_FAULT_AFTER_CHUNKS", "0") or 0)
+OUT_DTYPES = {"uint16": np.dtype(np.uint16), "int32": np.dtype(np.int32), "uint32": np.dtype(np.uint32)}
+KERNEL_DTYPES = (np.dtype(np.uint16), np.dtype(np.int32), np.dtype(np.uint32))
+
+
+def chunk_bounds(sizes: np.ndarray, chunk_tokens: int) -> np.ndarray:
+    """Sequence indices cutting a shard into chunks of about ``chunk_tokens`` tokens."""
+    n = len(sizes)
+    if n == 0:
+        return np.zeros(1, dtype=np.int64)
+    ends = np.cumsum(sizes, dtype=np.int64)
+    cuts = np.searchsorted(ends, np.arange(chunk_tokens, int(ends[-1]), chunk_tokens, dtype=np.int64), side="left") + 1
+    return np.unique(np.concatenate(([0], np.minimum(cuts, n), [n]))).astype(np.int64)
+
+
+# -- worker side ---------------------------------------------------------------------------------
+
+_WORKER: dict = {}
+
+
+def _worker_init(vocab_path: str) -> None:
+    _WORKER.clear()
+    _WORKER["vocab"] = Vocab.load(vocab_path)
+    _WORKER["shards"] = {}
+    _WORKER["substituters"] = {}
+
+
+def _run_chunk(task: tuple) -> tuple:
+    """Rewrite sequences [start, stop) of one shard. Runs in a worker (or in-process)."""
+    prefix, start, stop, options = task
+    shards = _WORKER["shards"]
+    shard = shards.get(prefix)
+    if shard is None:
+        for old in shards.values():
+            old.close()
+        shards.clear()
+        shard = shards[prefix] = open_shard(prefix)
+    key = json.dumps(options["substituter"], sort_keys=True)
+    substituter = _WORKER["substituters"].get(key)
+    if substituter is None:
+        substituter = _WORKER["substituters"][key] = Substituter(_WORKER["vocab"], **options["substituter"])
+    offsets = shard.offsets(start, stop)
+    tokens = shard.tokens
+    if tokens.dtype not in KERNEL_DTYPES:  # e.g. int64 or uint8 shards: widen this chunk only
+        piece = np.asarray(tokens[offsets[0] : offsets[-1]])
+        if len(piece) and (piece.min() < 0 or piece.max() > np.iinfo(np.int32).max):
+            raise InputError(f"token ids of {shard.dtype} do not fit int32")
+        tokens, offsets = piece.astype(np.int32), offsets - offsets[0]
+    try:
+        result = substituter.apply(tokens, offsets, first_doc=start, mask=options["mask"],
+                                   out_dtype=options["out_dtype"])
+    except InputError as exc:
+        # name the file and the sequence: the kernel only knows positions in the chunk
+        raise ShardError(shard.paths[0], f"{exc} (in sequences {start}..{stop - 1})") from None
+    return start, result.tokens, result.offsets, result.mask, result.stats
+
+
+class _InProcess:
+    """The pool interface, run in this process (workers=1): no start-up, easy to debug."""
+
+    def __init__(self, vocab_path: str):
+        _worker_init(vocab_path)
+
+    def apply_async(self, func, args):
+        class Done:
+            def __init__(self, value):
+                self.value = value
+
+            def get(self):
+                return self.value
+
+        return Done(func(*args))
+
+    def close(self):
+        for shard in _WORKER.get("shards", {}).values():
+            shard.close()
+        _WORKER.clear()
+
+    def terminate(self):
+        self.close()
+
+
+# -- parent side ----------------------------------------------------------------------------------
+
+
+def _output_paths(output_dir: Path, name: str) -> dict[str, Path]:
+    return {"data": output_dir / name, "mask": output_dir / f"{name}_mask", "stats": output_dir / f"{name}.link.json"}
+
+
+def _finished(stats_path: Path, expected: dict) -> dict | None:
+    """The stats of a finished output made with the same config and vocabulary, or None."""
+    try:
+        done = json.loads(stats_path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    same = all(done.get(k) == v for k, v in expected.items())
+    if same and all(Path(p).exists() for p in done.get("outputs", [])):
+        return done
+    return None
+
+
+def _write_json(path: Path, data: dict) -> None:
+    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+    try:
+        tmp.write_text(json.dumps(data, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
+        os.replace(tmp, path)
+    except OSError as exc:
+        tmp.unlink(missing_ok=True)
+        raise ShardError(path, f"cannot write: {exc.strerror or exc}") from None
+
+
+class _Progress:
+    """Tokens done and throughput: a tqdm bar on a terminal, nothing otherwise."""
+
+    def __init__(self, total: int, enabled: bool | None):
+        self.bar = None
+        if enabled is None:
+            enabled = sys.stderr.isatty()
+        if enabled:
+            try:
+                from tqdm import tqdm
+
+                self.bar = tqdm(total=total, unit="tok", unit_scale=True, dynamic_ncols=True, file=sys.stderr)
+            except ImportError:
+                self.bar = None
+
+    def update(self, n: int, name: str) -> None:
+        if self.bar is not None:
+            self.bar.set_description(name, refresh=False)
+            self.bar.update(n)
+
+    def close(self) -> None:
+        if self.bar is not None:
+            self.bar.close()
+
+
+def apply_shards(
+    vocab: Vocab | str | os.PathLike,
+    inputs: Sequence[str | os.PathLike],
+    output_dir: str | os.PathLike,
+    *,
+    ratio: float = 0.3,
+    portion: float = 1.0,
+    seed: int = 0,
+    languages: Mapping[str, float] | None = None,
+    ratio_basis: Literal["candidates", "words"] = "candidates",
+    lang_scope: Literal["word", "document"] = "word",
+    stream_key: str | None = None,
+    workers: int = 1,
+    mask: bool = False,
+    out_dtype: Literal["auto", "uint16", "int32", "uint32"] = "auto",
+    chunk_tokens: int = DEFAULT_CHUNK_TOKENS,
+    resume: bool = False,
+    rank: int = 0,
+    world_size: int = 1,
+    progress: bool | None = None,
+    log: Callable[[str], None] | None = None,
+) -> dict[str, dict]:
+    """Rewrite every shard of ``inputs`` into ``output_dir``; returns {name: statistics record}.
+
+    ``inputs``: shard prefixes, files, directories or globs. ``stream_key`` defaults to each
+    shard's name. ``rank``/``world_size`` take every ``world_size``-th input from ``rank`` of
+    the sorted list (job arrays). ``resume`` skips inputs whose outputs were finished with the
+    same options and vocabulary. ``progress``: None = a bar when stderr is a terminal.
+    """
+    say = log or (lambda message: None)
+    if not isinstance(workers, int) or workers < 1:
+        raise InputError(f"workers must be a positive integer, got {workers!r}")
+    if not isinstance(chunk_tokens, int) or chunk_tokens < 1:
+        raise InputError(f"chunk_tokens must be a positive integer, got {chunk_tokens!r}")
+    if not (isinstance(world_size, int) and world_size >= 1 and isinstance(rank, int) and 0 <= rank < world_size):
+        raise InputError(f"need 0 <= rank < world_size, got rank={rank!r} world_size={world_size!r}")
+    if out_dtype != "auto" and out_dtype not in OUT_DTYPES:
+        raise InputError(f"out_dtype must be auto, {', '.join(OUT_DTYPES)}; got {out_dtype!r}")
+    prefixes = find_shards([str(p) for p in inputs])[rank::world_size]
+    names = [Path(p).name for p in prefixes]
+    duplicates = sorted({n for n in names if names.count(n) > 1})
+    if duplicates:
+        raise InputError(f"two inputs have the same name, their outputs would collide: {', '.join(duplicates)}")
+    output_dir = Path(output_dir)
+    try:
+        output_dir.mkdir(parents=True, exist_ok=True)
+        probe = tempfile.NamedTemporaryFile(dir=output_dir, prefix=".link_fast-write-test-")
+        probe.close()
+    except OSError as exc:
+        raise ShardError(output_dir, f"output directory cannot be written: {exc.strerror or exc}") from None
+
+    temporary_vocab = None
+    if not isinstance(vocab, Vocab):
+        vocab = Vocab.load(vocab)
+    if vocab.path is None:  # workers map a file: save an in-memory vocabulary once
+        temporary_vocab = tempfile.NamedTemporaryFile(prefix="link_fast-", suffix=".lfv", delete=False)
+        temporary_vocab.close()
+        vocab.save(temporary_vocab.name)
+        vocab = Vocab.load(temporary_vocab.name)
+    # Validates every option once here, before any worker starts.
+    base_options = dict(ratio=ratio, portion=portion, seed=seed, languages=languages,
+                        ratio_basis=ratio_basis, lang_scope=lang_scope)
+    Substituter(vocab, **base_options)
+
+    shards = [open_shard(p) for p in prefixes]
+    total = sum(int(np.sum(s.sizes, dtype=np.int64)) for s in shards)
+    pool = None
+    bar = _Progress(total, progress)
+    results: dict[str, dict] = {}
+    try:
+        for shard in shards:
+            key = shard.name if stream_key is None else stream_key
+            dtype = _output_dtype(shard, out_dtype)
+            options = {"substituter": dict(base_options, stream_key=key), "mask": mask, "out_dtype": dtype.str}
+            expected = {
+                "config": Substituter(vocab, **options["substituter"]).config(),
+                "vocab": {"fingerprint": vocab.fingerprint, "languages": list(vocab.languages),
+                          "format_version": vocab.meta["format_version"], "keys": vocab.n_keys},
+                "mask": mask,
+                "out_dtype": dtype.name,
+            }
+            paths = _output_paths(output_dir, shard.name)
+            if resume:
+                done = _finished(paths["stats"], expected)
+                if done is not None:
+                    say(f"{shard.name}: already done, skipped")
+                    results[shard.name] = done
+                    bar.update(int(np.sum(shard.sizes, dtype=np.int64)), shard.name)
+                    continue
+            if pool is None:
+                pool = (_InProcess(str(vocab.path)) if workers == 1 else
+                        mp.get_context("spawn").Pool(workers, initializer=_worker_init, initargs=(str(vocab.path),)))
+            results[shard.name] = _rewrite_shard(shard, paths, options, expected, pool, workers, chunk_tokens, bar)
+            say(f"{shard.name}: {results[shard.name]['stats']['total_substitutions']:,} substitutions")
+    except BaseException:
+        if pool is not None:
+            pool.terminate()
+            pool = None
+        raise
+    finally:
+        if pool is not None:
+            pool.close()
+        bar.close()
+        for shard in shards:
+            shard.close()
+        if temporary_vocab is not None:
+            Path(temporary_vocab.name).unlink(missing_ok=True)
+    return results
+
+
+def _output_dtype(shard, requested: str) -> np.dtype:
+    if requested != "auto":
+        return OUT_DTYPES[requested]
+    dtype = np.dtype(shard.dtype)
+    return dtype if dtype in KERNEL_DTYPES else np.dtype(np.int32)
+
+
+_chunks_written = [0]
+
+
+def _rewrite_shard(shard, paths, options, expected, pool, workers, chunk_tokens, bar) -> dict:
+    started = time.perf_counter()
+    bounds = chunk_bounds(np.asarray(shard.sizes), chunk_tokens)
+    tasks = [(shard.prefix, int(a), int(b), options) for a, b in zip(bounds[:-1], bounds[1:])]
+    dtype = np.dtype(options["out_dtype"])
+    data = ShardWriter(paths["data"], dtype, format=shard.format, document_indices=shard.document_indices)
+    mask_writer = (ShardWriter(paths["mask"], np.uint8, format=shard.format, document_indices=shard.document_indices)
+                   if options["mask"] else None)
+    writers = [w for w in (data, mask_writer) if w is not None]
+    stats = None
+    try:
+        window: deque = deque()
+        next_task = 0
+        while next_task < len(tasks) or window:
+            while next_task < len(tasks) and len(window) < 2 * workers:
+                window.append(pool.apply_async(_run_chunk, (tasks[next_task],)))
+                next_task += 1
+            start, tokens, offsets, mask, chunk_stats = window.popleft().get()
+            data.write(tokens, offsets)
+            if mask_writer is not None:
+                mask_writer.write(mask, offsets)
+            stats = chunk_stats if stats is None else stats + chunk_stats
+            bar.update(chunk_stats.tokens_in, shard.name)
+            _chunks_written[0] += 1
+            if FAULT_AFTER_CHUNKS and _chunks_written[0] >= FAULT_AFTER_CHUNKS:
+                os.kill(os.getpid(), signal.SIGKILL)
+        outputs = []
+        for writer in writers:
+            outputs += writer.commit()
+    except BaseException:
+        for writer in writers:
+            writer.abort()
+        raise
+    if stats is None:  # an empty shard
+        stats = Stats(tuple(expected["vocab"]["languages"]),
+                      substitutions={lang: 0 for lang in expected["vocab"]["languages"]})
+    record = dict(expected, inputs=list(shard.paths), outputs=[str(p) for p in outputs],
+                  stats=stats.to_dict(), seconds=round(time.perf_counter() - started, 3),
+                  link_fast_version=__version__)
+    _write_json(paths["stats"], record)
+    return record
