@@ -280,7 +280,7 @@ def _compile(tokenizer, dictionaries, cases, spacings, cleaning, workers, progre
     report = {}
     key_langs = np.diff(key_trans_start).reshape(n_keys, n_langs) > 0
     is_phrase = np.array([" " in t.strip() for t in key_texts], dtype=bool)
-    for lang_index, lexicon in enumerate(lexicons):
+    for lang_index in range(len(lexicons)):
         mine = rec_lang == lang_index
         report[languages[lang_index]] = {
             "sources": sources_per_lang[lang_index],

@@ -14,7 +14,7 @@ import pytest
 
 from link_fast import Substituter, Vocab
 from link_fast.runner import apply_shards, chunk_bounds
-from link_fast.shards import ShardError, ShardWriter, open_shard
+from link_fast.shards import ShardWriter, open_shard
 from link_fast.vocab import Entry
 
 WORD = 1 | 4 | 16  # WS_START | END_WORD | HAS_WORD: every token is a word of its own
