@@ -186,3 +186,31 @@ def test_validate_command(tmp_path):
     assert ok.returncode == 0 and ok.stdout.strip().endswith(": ok")
     both = run_cli("validate", tmp_path)
     assert both.returncode == 1 and "bad" in both.stdout and "good: ok" in both.stdout
+
+
+@pytest.mark.parametrize("damage, message", [
+    (lambda p: Path(f"{p}.idx").write_bytes(b"NOTMAGIC!" + Path(f"{p}.idx").read_bytes()[9:]), "magic"),
+    (lambda p: Path(f"{p}.bin").write_bytes(Path(f"{p}.bin").read_bytes()[:-10]), ".bin"),
+    (lambda p: Path(f"{p}.idx").write_bytes(Path(f"{p}.idx").read_bytes()[:40]), ".idx"),
+])
+def test_corrupt_shards_fail_through_the_cli(tmp_path, vocab_path, damage, message):
+    prefix = tmp_path / "in" / "s"
+    write_shard(prefix, n_docs=30)
+    damage(prefix)
+    proc = run_cli("apply", "--vocab", vocab_path, prefix, "--ratio", "1", "-o", tmp_path / "out", "-q")
+    assert proc.returncode == 2 and message in proc.stderr and proc.stderr.count("\n") == 1, proc.stderr
+    assert not (tmp_path / "out").exists() or not list((tmp_path / "out").iterdir())
+
+
+def test_full_disk_fails_cleanly(tmp_path, vocab_path):
+    write_shard(tmp_path / "in" / "s", n_docs=2000)
+    code = (
+        "import resource, signal, sys; from link_fast.cli import main;"
+        "signal.signal(signal.SIGXFSZ, signal.SIG_IGN);"
+        "resource.setrlimit(resource.RLIMIT_FSIZE, (200_000, 200_000));"
+        f"sys.exit(main(['apply', '--vocab', {str(vocab_path)!r}, {str(tmp_path / 'in' / 's')!r}, '--ratio', '0.5',"
+        f" '-o', {str(tmp_path / 'out')!r}, '-q', '--chunk-tokens', '50000']))"
+    )
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert proc.returncode != 0 and "cannot write" in proc.stderr and "Traceback" not in proc.stderr, proc.stderr
+    assert not list((tmp_path / "out").iterdir())
