@@ -93,6 +93,7 @@ def _run_chunk(task: tuple) -> tuple:
     except InputError as exc:
         # name the file and the sequence: the kernel only knows positions in the chunk
         raise ShardError(shard.paths[0], f"{exc} (in sequences {start}..{stop - 1})") from None
+    shard.release(start, stop)
     return start, result.tokens, result.offsets, result.mask, result.stats
 
 

@@ -19,6 +19,7 @@ temporary files in the target directory and renames them into place only when co
 from __future__ import annotations
 
 import glob
+import mmap
 import os
 import struct
 from collections.abc import Sequence
@@ -143,6 +144,24 @@ class Shard:
     @property
     def n_tokens(self) -> int:
         return len(self.tokens)
+
+    def release(self, start: int, stop: int) -> None:
+        """Drop this process's mapped pages of sequences [start, stop) once they are done.
+
+        The pages stay in the page cache; without this a worker's resident memory would grow
+        with every chunk it reads, up to the whole shard.
+        """
+        tokens = self.tokens
+        mm = getattr(tokens, "_mmap", None)
+        if mm is None or not hasattr(mmap, "MADV_DONTNEED") or stop <= start:
+            return
+        first, last = self.offsets(start, stop)[[0, -1]]
+        base = tokens.offset % mmap.ALLOCATIONGRANULARITY  # where np.memmap's array starts in its map
+        begin = base + int(first) * tokens.itemsize
+        end = base + int(last) * tokens.itemsize
+        begin -= begin % mmap.PAGESIZE
+        if end > begin:
+            mm.madvise(mmap.MADV_DONTNEED, begin, min(end - begin, len(mm) - begin))
 
     def offsets(self, start: int, stop: int) -> np.ndarray:
         """int64[stop - start + 1]: token positions in ``self.tokens`` of sequences [start, stop)."""
