@@ -244,6 +244,8 @@ def apply_shards(
     total = sum(int(np.sum(s.sizes, dtype=np.int64)) for s in shards)
     pool = None
     bar = _Progress(total, progress)
+    if log is not None and bar.bar is not None:  # print above the bar, not into it
+        say = lambda message: bar.bar.write(message, file=sys.stderr)  # noqa: E731
     results: dict[str, dict] = {}
     try:
         for shard in shards:
