@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 import time
 from pathlib import Path
@@ -249,6 +250,9 @@ def main(argv=None) -> int:
     except LinkFastError as exc:
         print(f"link-fast: error: {exc}", file=sys.stderr)
         return EXIT_USAGE
+    except BrokenPipeError:  # `link-fast ... | head`: the reader left, nothing is wrong
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 0
     except OSError as exc:  # an output that cannot be written, a full disk
         where = f"{exc.filename}: " if exc.filename else ""
         print(f"link-fast: error: {where}{exc.strerror or exc}", file=sys.stderr)
