@@ -267,6 +267,7 @@ def apply_shards(
                     results[shard.name] = done
                     bar.update(int(np.sum(shard.sizes, dtype=np.int64)), shard.name)
                     continue
+            _remove_stale_temporaries(output_dir, shard.name)
             if pool is None:
                 pool = (_InProcess(str(vocab.path)) if workers == 1 else
                         mp.get_context("spawn").Pool(workers, initializer=_worker_init, initargs=(str(vocab.path),)))
@@ -296,6 +297,20 @@ def _output_dtype(shard, requested: str) -> np.dtype:
 
 
 _chunks_written = [0]
+
+
+def _remove_stale_temporaries(output_dir: Path, name: str) -> None:
+    """Delete temporaries (``.FILE.tmp-PID``) of this output left by runs that died."""
+    for path in list(output_dir.glob(f".{name}.*.tmp-*")) + list(output_dir.glob(f".{name}_mask.*.tmp-*")):
+        pid = path.name.rpartition(".tmp-")[2]
+        if not pid.isdigit():
+            continue
+        try:
+            os.kill(int(pid), 0)
+        except ProcessLookupError:
+            path.unlink(missing_ok=True)
+        except PermissionError:  # alive, someone else's
+            pass
 
 
 def _rewrite_shard(shard, paths, options, expected, pool, workers, chunk_tokens, bar) -> dict:
