@@ -20,6 +20,7 @@ __all__ = [
     "TokenizerError",
     "Vocab",
     "VocabError",
+    "TextSubstituter",
     "apply_shards",
     "compile_vocab",
 ]
@@ -31,6 +32,10 @@ def __getattr__(name):
         from .compiler import compile_vocab
 
         return compile_vocab
+    if name == "TextSubstituter":
+        from .text import TextSubstituter
+
+        return TextSubstituter
     if name == "apply_shards":
         from .runner import apply_shards
 

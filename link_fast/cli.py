@@ -162,6 +162,27 @@ def cmd_apply(args) -> int:
     return 0
 
 
+def cmd_text(args) -> int:
+    from .text import substitute_files
+
+    started = time.perf_counter()
+    results = substitute_files(
+        args.vocab, args.inputs, args.output, ratio=args.ratio, portion=args.portion, seed=args.seed,
+        languages=args.languages, ratio_basis=args.ratio_basis, lang_scope=args.lang_scope,
+        stream_key=args.stream_key, field=args.field, substitutions_field=args.substitutions_field,
+        on_error=args.on_error, workers=args.workers, tokenizer=args.tokenizer,
+        log=None if args.quiet else lambda m: print(m, file=sys.stderr),
+    )
+    if not args.quiet:
+        docs = sum(r["stats"]["documents"] for r in results.values())
+        size = sum(r["input_bytes"] for r in results.values())
+        subs = sum(r["stats"]["total_substitutions"] for r in results.values())
+        seconds = time.perf_counter() - started
+        print(f"{len(results)} file(s), {docs:,} documents, {subs:,} substitutions in {seconds:.1f} s "
+              f"({docs / max(seconds, 1e-9):,.0f} docs/s, {size / max(seconds, 1e-9) / 1e6:.1f} MB/s)", file=sys.stderr)
+    return 0
+
+
 def cmd_validate(args) -> int:
     from .shards import find_shards, validate_shard
 
@@ -223,6 +244,30 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--world-size", type=int, default=1, help="split the sorted inputs across this many jobs")
     p.add_argument("-q", "--quiet", action="store_true", help="no progress bar or summary")
     p.set_defaults(func=cmd_apply)
+
+    p = sub.add_parser("text", help="substitute in text files (.jsonl, .jsonl.gz, .jsonl.zst, .txt: one document a line)")
+    p.add_argument("inputs", nargs="+", metavar="INPUT", help="text files")
+    p.add_argument("--vocab", required=True, type=Path, metavar="VOCAB", help="compiled vocabulary (link-fast compile)")
+    p.add_argument("-o", "--output", required=True, type=Path, metavar="OUTPUT",
+                   help="output file (one input, same format) or directory (inputs keep their names)")
+    p.add_argument("--ratio", type=float, required=True, help="probability that a candidate word is replaced")
+    p.add_argument("--portion", type=float, default=1.0, help="probability that a document is eligible (default 1)")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--languages", type=_languages, default=None, metavar="LANG=W,...",
+                   help="target languages and weights, e.g. de=0.7,fr=0.3 (default: all, equal)")
+    p.add_argument("--ratio-basis", choices=("candidates", "words"), default="candidates")
+    p.add_argument("--lang-scope", choices=("word", "document"), default="word")
+    p.add_argument("--stream-key", default=None, help="random stream key (default: each file's name without extensions)")
+    p.add_argument("--field", default="text", help="JSONL field holding the document (default text)")
+    p.add_argument("--substitutions-field", default=None, metavar="NAME",
+                   help="also write, in this JSONL field, the list of substitutions (offsets in the output text)")
+    p.add_argument("--on-error", choices=("skip", "fail"), default="fail",
+                   help="a malformed line or a missing field: fail (default, no output) or skip and count it")
+    p.add_argument("--tokenizer", default=None, metavar="PATH",
+                   help="the vocabulary's tokenizer: match only where token mode would (same boundaries)")
+    p.add_argument("--workers", type=int, default=1, help="worker processes (default 1)")
+    p.add_argument("-q", "--quiet", action="store_true", help="no summary on stderr")
+    p.set_defaults(func=cmd_text)
 
     p = sub.add_parser("validate", help="check shards' headers, counts, pointers and sizes")
     p.add_argument("inputs", nargs="+", metavar="INPUT")
