@@ -171,6 +171,7 @@ def cmd_text(args) -> int:
         languages=args.languages, ratio_basis=args.ratio_basis, lang_scope=args.lang_scope,
         stream_key=args.stream_key, field=args.field, substitutions_field=args.substitutions_field,
         on_error=args.on_error, workers=args.workers, tokenizer=args.tokenizer,
+        progress=False if args.quiet else None,
         log=None if args.quiet else lambda m: print(m, file=sys.stderr),
     )
     if not args.quiet:

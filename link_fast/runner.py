@@ -152,9 +152,9 @@ def _write_json(path: Path, data: dict) -> None:
 
 
 class _Progress:
-    """Tokens done and throughput: a tqdm bar on a terminal, nothing otherwise."""
+    """Work done and throughput: a tqdm bar on a terminal, nothing otherwise."""
 
-    def __init__(self, total: int, enabled: bool | None):
+    def __init__(self, total: int | None, enabled: bool | None, unit: str = "tok"):
         self.bar = None
         if enabled is None:
             enabled = sys.stderr.isatty()
@@ -162,7 +162,7 @@ class _Progress:
             try:
                 from tqdm import tqdm
 
-                self.bar = tqdm(total=total, unit="tok", unit_scale=True, dynamic_ncols=True, file=sys.stderr)
+                self.bar = tqdm(total=total, unit=unit, unit_scale=True, dynamic_ncols=True, file=sys.stderr)
             except ImportError:
                 self.bar = None
 

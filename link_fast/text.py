@@ -56,6 +56,7 @@ from typing import Callable, Iterable, Iterator, Literal, Mapping, Sequence
 import numpy as np
 
 from .errors import InputError, LinkFastError
+from .runner import _Progress
 from .substituter import (
     ALWAYS,
     MASK64,
@@ -639,6 +640,7 @@ def substitute_files(
     workers: int = 1,
     tokenizer: str | os.PathLike | None = None,
     lines_per_chunk: int = 1000,
+    progress: bool | None = None,
     log: Callable[[str], None] | None = None,
 ) -> dict[str, dict]:
     """Rewrite text files (see the module docstring); returns {output path: record}.
@@ -646,9 +648,13 @@ def substitute_files(
     ``output``: a file for a single input (its extension picks format and compression, which
     must be the input's format), or a directory where each input keeps its name. Each output
     also gets ``OUTPUT.link.json`` with the options and statistics. ``stream_key`` defaults to
-    each file's name without extensions.
+    each file's name without extensions. ``progress``: None = a bar (characters, with
+    throughput) when stderr is a terminal.
     """
     say = log or (lambda message: None)
+    bar = _Progress(None, progress, unit="chr")
+    if log is not None and bar.bar is not None:  # print above the bar, not into it
+        say = lambda message: bar.bar.write(message, file=sys.stderr)  # noqa: E731
     if on_error not in ("skip", "fail"):
         raise InputError(f"on_error must be 'skip' or 'fail', got {on_error!r}")
     if not isinstance(workers, int) or isinstance(workers, bool) or workers < 1:
@@ -711,6 +717,7 @@ def substitute_files(
                 for data, chunk_stats, errors in done:
                     writer.write(data)
                     stats = stats + chunk_stats
+                    bar.update(chunk_stats.tokens_in, Path(source).name)
                     for number, problem in errors:
                         if len(skipped) < 10:
                             say(f"{source}:{number}: {problem} (skipped)")
@@ -738,6 +745,7 @@ def substitute_files(
             pool = None
         raise
     finally:
+        bar.close()
         if pool is not None:
             pool.close()
             pool.join()
