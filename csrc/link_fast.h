@@ -63,4 +63,45 @@ static inline int64_t lf_find_child(const uint32_t *edge_token, int64_t start, i
     return -1;
 }
 
+/* Slot of the edge table: the trie edge from `node` by `token`, for the nodes of single
+ * tokens. child is (child node << 1 | 1 if the child has edges), or -1 in an empty slot;
+ * child_key is the key ending at the child. */
+typedef struct {
+    uint32_t node;
+    uint32_t token;
+    int32_t child;
+    int32_t child_key;
+} lf_edge_slot;
+
+static inline uint64_t lf_edge_hash(uint32_t bits, uint32_t node, uint32_t token) {
+    return ((((uint64_t)node) << 32) | token) * 0x9e3779b97f4a7c15ULL >> (64 - bits);
+}
+
+/* The slot of edge (node, token), or NULL. Linear probing in a table at most half full. */
+static inline const lf_edge_slot *lf_find_edge(const lf_edge_slot *table, uint32_t bits,
+                                               uint32_t node, uint32_t token) {
+    uint64_t mask = (1ULL << bits) - 1, h = lf_edge_hash(bits, node, token);
+    for (;; h = (h + 1) & mask) {
+        const lf_edge_slot *slot = &table[h];
+        if (slot->child < 0) return 0;
+        if (slot->node == node && slot->token == token) return slot;
+    }
+}
+
+static inline void lf_prefetch_edge(const lf_edge_slot *table, uint32_t bits, uint32_t node, uint32_t token) {
+    __builtin_prefetch(&table[lf_edge_hash(bits, node, token)], 0, 3);
+}
+
+/* Does a token with these flags start a word, after a token with flags `previous`? A
+ * document's first token sees previous = 0. */
+static inline int lf_starts_word(uint32_t flag, uint32_t previous) {
+    return (flag & LF_HAS_WORD) && ((flag & LF_WS_START) || !(previous & LF_END_WORD));
+}
+
+/* Start loading the cache line at p. Used where the kernel knows, many iterations ahead, which
+ * random table entries it will read: independent misses then overlap instead of queueing. */
+static inline void lf_prefetch(const void *p) {
+    __builtin_prefetch(p, 0, 3);
+}
+
 #endif

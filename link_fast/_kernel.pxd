@@ -9,6 +9,16 @@ cdef extern from "link_fast.h" nogil:
     bint lf_bernoulli(uint64_t h, uint64_t threshold) noexcept
     uint64_t lf_below(uint64_t h, uint64_t n) noexcept
     int64_t lf_find_child(const uint32_t *edge_token, int64_t start, int64_t count, uint32_t token) noexcept
+    ctypedef struct lf_edge_slot:
+        uint32_t node
+        uint32_t token
+        int32_t child
+        int32_t child_key
+    uint64_t lf_edge_hash(uint32_t bits, uint32_t node, uint32_t token) noexcept
+    const lf_edge_slot *lf_find_edge(const lf_edge_slot *table, uint32_t bits, uint32_t node, uint32_t token) noexcept
+    void lf_prefetch_edge(const lf_edge_slot *table, uint32_t bits, uint32_t node, uint32_t token) noexcept
+    bint lf_starts_word(uint32_t flag, uint32_t previous) noexcept
+    void lf_prefetch(const void *p) noexcept
 
 ctypedef fused token_in:
     uint16_t
@@ -20,18 +30,24 @@ ctypedef fused token_out:
     int32_t
     uint32_t
 
+# What a document's token does at the root of the trie; one 8-byte entry, so one cache access.
+cdef struct RootEntry:
+    int32_t key                   # the single-token key in play it forms, or -1
+    int32_t descend               # its trie node if that has children, else -1
+
 # Read-only views of a Vocab's tables.
 cdef struct Tables:
     const uint8_t *flags
     int64_t vocab_size
-    const int32_t *root_child
-    const int32_t *root_key       # per token: the single-token key in play it forms, or -1
-    const int32_t *root_descend   # per token: its trie node if that has children, else -1
+    const RootEntry *root         # per token; depends on the languages in play
     const int32_t *node_key
     const int32_t *node_edge_start
     const int32_t *node_edge_count
     const uint32_t *edge_token
     const int32_t *edge_node
+    const lf_edge_slot *edge_table  # Vocab.edge_table: the edges of single-token nodes
+    uint32_t edge_table_bits        # the table has 2^edge_table_bits slots
+    bint all_keys_in_play         # skip the language check of phrase keys
     const uint32_t *key_lang_mask
     const int64_t *key_trans_start
     const int32_t *key_trans
@@ -50,15 +66,20 @@ cdef struct Sampling:
     uint32_t selected_mask        # languages in play (weight > 0)
     const uint32_t *lang_weight   # integer weight per language
 
-# A match (value = key) or an edit (value = translation index), in source token positions.
-cdef struct Span:
+# A match of a key, or an edit, over source tokens [start, end). An edit's translation is
+# resolved after planning, in batches, so that its table lookups can be prefetched:
+# target goes slot (key * n_languages + lang) -> key_trans index -> translation -> its first
+# token in trans_tokens, and choice goes TRANSLATE draw -> translation length.
+cdef struct Edit:
     int64_t start
     int64_t end
-    int64_t value
+    int64_t doc                   # document within the batch
+    int64_t target                # a match's key; an edit's translation, as above
+    uint64_t choice
     int32_t lang
 
-cdef struct Spans:
-    Span *data
+cdef struct Edits:
+    Edit *data
     int64_t size
     int64_t capacity
 

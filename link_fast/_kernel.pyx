@@ -1,31 +1,39 @@
 """Substitution kernel: find dictionary words in token-id documents, sample, rewrite.
 
-Two passes, both without the GIL. ``plan_edits`` scans every document, finds leftmost-longest
-matches in the trie, draws the counter-based random decisions and records the edits;
-``render_edits`` copies the tokens with the edits applied into an output array sized exactly
-from the plan. Options are validated in Python (link_fast/substituter.py) before either runs.
+All without the GIL. ``plan_edits`` checks the ids, scans each document once (counting words
+and finding leftmost-longest matches in the trie), draws the counter-based random decisions
+and records the edits; ``resolve_edits`` looks up the chosen translations for the whole batch
+with prefetching; ``render_edits`` copies the tokens with the edits applied into an output
+array sized exactly from the plan. Options are validated in Python (link_fast/substituter.py).
 """
 
-from libc.stdlib cimport malloc, realloc, free
-from libc.string cimport memset
+from libc.stdlib cimport realloc, free
+from libc.string cimport memcpy, memset
 import numpy as np
 
 cdef uint64_t ALWAYS = 1ULL << 53
 
+# How many edits ahead the resolve and render loops prefetch. Enough to cover a memory
+# latency with a few edits' work; measured flat between 8 and 32.
+cdef int64_t AHEAD = 16
+# How many tokens ahead the scan prefetches edge-table slots.
+cdef int64_t SCAN_AHEAD = 16
 
-cdef int spans_push(Spans *spans, int64_t start, int64_t end, int64_t value, int32_t lang) except -1 nogil:
-    cdef Span *grown
+
+cdef int edits_push(Edits *edits, int64_t start, int64_t end, int64_t doc, int64_t target,
+                    uint64_t choice, int32_t lang) except -1 nogil:
+    cdef Edit *grown
     cdef int64_t capacity
-    if spans.size == spans.capacity:
-        capacity = spans.capacity * 2 if spans.capacity else 1024
-        grown = <Span *> realloc(spans.data, capacity * sizeof(Span))
+    if edits.size == edits.capacity:
+        capacity = edits.capacity * 2 if edits.capacity else 1024
+        grown = <Edit *> realloc(edits.data, capacity * sizeof(Edit))
         if grown == NULL:
             with gil:
                 raise MemoryError("link_fast kernel: out of memory for the edit list")
-        spans.data = grown
-        spans.capacity = capacity
-    spans.data[spans.size] = Span(start, end, value, lang)
-    spans.size += 1
+        edits.data = grown
+        edits.capacity = capacity
+    edits.data[edits.size] = Edit(start, end, doc, target, choice, lang)
+    edits.size += 1
     return 0
 
 
@@ -45,48 +53,70 @@ cdef inline int32_t pick_language(const Sampling *s, int32_t n_languages, uint32
     return -1  # unreachable: every available language has weight > 0
 
 
-cdef int64_t count_words(const Tables *t, const token_in *tokens, int64_t start, int64_t end,
-                         Counters *c) noexcept nogil:
-    """Words in one document; records the first id outside the vocabulary and returns -1 on it."""
-    cdef int64_t p, words = 0
-    cdef uint64_t token
-    cdef uint8_t flag, previous = 0
-    for p in range(start, end):
-        token = <uint64_t> <uint32_t> tokens[p]
-        if token >= <uint64_t> t.vocab_size:
-            c.bad_token_position = p
-            return -1
-        flag = t.flags[token]
-        if (flag & LF_HAS_WORD) and ((flag & LF_WS_START) or p == start or not (previous & LF_END_WORD)):
-            words += 1
-        previous = flag
-    return words
+cdef int64_t first_bad_token(const token_in *tokens, int64_t begin, int64_t finish, int64_t vocab_size) noexcept nogil:
+    """Position of the first id outside the vocabulary, or -1. The scan trusts the ids after this."""
+    cdef int64_t p
+    cdef uint64_t largest = 0
+    for p in range(begin, finish):
+        largest = max(largest, <uint64_t> <uint32_t> tokens[p])
+    if largest < <uint64_t> vocab_size:
+        return -1
+    for p in range(begin, finish):
+        if <uint64_t> <uint32_t> tokens[p] >= <uint64_t> vocab_size:
+            return p
+    return -1
 
 
-cdef int find_matches(const Tables *t, uint32_t selected, const token_in *tokens,
-                      int64_t start, int64_t end, Spans *matches) except -1 nogil:
-    """Leftmost-longest, non-overlapping matches of keys in play, with word boundaries.
+cdef int64_t scan_document(const Tables *t, uint32_t selected, const token_in *tokens,
+                           int64_t start, int64_t end, int64_t doc, Edits *matches) except -1 nogil:
+    """Count one document's words and append its leftmost-longest, non-overlapping matches of
+    keys in play, with word boundaries. Returns the number of words.
 
-    The first token is resolved through two dense per-token tables, so a single-token word
-    with no phrase continuing it costs two lookups and never touches the trie's node arrays.
+    A token that starts no key in play costs two reads of small per-token tables. A token
+    that starts phrases looks its next token up in the edge table, whose slot was prefetched
+    SCAN_AHEAD tokens earlier; only phrases of three tokens or more binary-search the trie.
     """
-    cdef int64_t i = start, j, best_end, edge
+    cdef const uint8_t *flags = t.flags
+    cdef const RootEntry *root = t.root
+    cdef int64_t i = start, j, p, best_end, edge, words = 0, ahead = start
     cdef int32_t node, key, best_key
-    cdef uint32_t token
+    cdef uint8_t flag, previous = 0
+    cdef RootEntry entry
+    cdef const lf_edge_slot *slot
     while i < end:
-        token = <uint32_t> tokens[i]
-        best_key = t.root_key[token]
-        node = t.root_descend[token]
+        while ahead < i + SCAN_AHEAD and ahead + 1 < end:
+            node = root[<uint32_t> tokens[ahead]].descend
+            if node >= 0:
+                lf_prefetch_edge(t.edge_table, t.edge_table_bits, node, <uint32_t> tokens[ahead + 1])
+            ahead += 1
+        flag = flags[<uint32_t> tokens[i]]
+        words += lf_starts_word(flag, previous)
+        entry = root[<uint32_t> tokens[i]]
         # A form without a leading space needs a word boundary on its left that re-tokenizing
         # the translation will keep: not after a word character, nor after a token that fuses.
-        if (best_key < 0 and node < 0) or (i > start and not (t.flags[token] & LF_WS_START)
-                                           and (t.flags[<uint32_t> tokens[i - 1]] & (LF_END_WORD | LF_FUSES_RIGHT))):
+        if (entry.key < 0 and entry.descend < 0) or (
+                not (flag & LF_WS_START) and (previous & (LF_END_WORD | LF_FUSES_RIGHT))):
+            previous = flag
             i += 1
             continue
-        j = i + 1
-        best_end = j
-        if best_key >= 0 and j < end and (t.flags[<uint32_t> tokens[j]] & LF_GLUE_LEFT):
+        best_key = entry.key
+        best_end = i + 1
+        if best_key >= 0 and i + 1 < end and (flags[<uint32_t> tokens[i + 1]] & LF_GLUE_LEFT):
             best_key = -1
+        node = entry.descend
+        j = i + 1
+        if node >= 0 and j < end:
+            slot = lf_find_edge(t.edge_table, t.edge_table_bits, <uint32_t> node, <uint32_t> tokens[j])
+            node = -1
+            if slot != NULL:
+                j += 1
+                key = slot.child_key
+                if key >= 0 and (t.all_keys_in_play or (t.key_lang_mask[key] & selected)) and (
+                        j == end or not (flags[<uint32_t> tokens[j]] & LF_GLUE_LEFT)):
+                    best_key = key
+                    best_end = j
+                if slot.child & 1:
+                    node = slot.child >> 1
         while node >= 0 and j < end:
             edge = lf_find_child(t.edge_token, t.node_edge_start[node], t.node_edge_count[node],
                                  <uint32_t> tokens[j])
@@ -95,105 +125,148 @@ cdef int find_matches(const Tables *t, uint32_t selected, const token_in *tokens
             node = t.edge_node[edge]
             j += 1
             key = t.node_key[node]
-            if key >= 0 and (t.key_lang_mask[key] & selected) and (
-                    j == end or not (t.flags[<uint32_t> tokens[j]] & LF_GLUE_LEFT)):
+            if key >= 0 and (t.all_keys_in_play or (t.key_lang_mask[key] & selected)) and (
+                    j == end or not (flags[<uint32_t> tokens[j]] & LF_GLUE_LEFT)):
                 best_key = key
                 best_end = j
             if t.node_edge_count[node] == 0:
                 break
         if best_key < 0:
+            previous = flag
             i += 1
-        else:
-            spans_push(matches, i, best_end, best_key, -1)
-            i = best_end
-    return 0
+            continue
+        edits_push(matches, i, best_end, doc, best_key, 0, -1)
+        if not t.all_keys_in_play or t.n_languages > 1:
+            lf_prefetch(&t.key_lang_mask[best_key])  # read when sampling this match
+        for p in range(i + 1, best_end):
+            previous = flag
+            flag = flags[<uint32_t> tokens[p]]
+            words += lf_starts_word(flag, previous)
+        previous = flag
+        i = best_end
+    return words
 
 
 cdef int plan_edits(const Tables *t, const Sampling *s, const token_in *tokens, const int64_t *offsets,
-                    int64_t n_docs, int64_t first_doc, Spans *edits, int64_t *out_offsets,
-                    Counters *c) except -1 nogil:
-    cdef Spans matches = Spans(NULL, 0, 0)
-    cdef int64_t d, doc, m, words, start, end, trans, n_trans, length
-    cdef int64_t out_length = 0
-    cdef uint64_t threshold, h
+                    int64_t n_docs, int64_t first_doc, Edits *edits, Counters *c) except -1 nogil:
+    """Scan and sample every document; append the edits, translations not yet resolved."""
+    cdef Edits matches = Edits(NULL, 0, 0)
+    cdef int64_t d, doc, m, words
+    cdef uint64_t threshold
     cdef double p
     cdef int32_t doc_lang = -1, lang, key
     cdef uint32_t available
-    cdef Span match
-    cdef int64_t q
-    out_offsets[0] = 0
+    cdef Edit match
     try:
         for d in range(n_docs):
-            start = offsets[d]
-            end = offsets[d + 1]
             doc = first_doc + d
-            out_length += end - start
-            words = count_words(t, tokens, start, end, c)
-            if words < 0:
-                return 0
-            c.words += words
             matches.size = 0
-            find_matches(t, s.selected_mask, tokens, start, end, &matches)
+            words = scan_document(t, s.selected_mask, tokens, offsets[d], offsets[d + 1], d, &matches)
+            c.words += words
             c.candidates += matches.size
-            if lf_bernoulli(lf_draw(s.base, LF_DOMAIN_DOCUMENT, doc, 0), s.portion_threshold):
-                c.eligible_documents += 1
-                c.eligible_candidates += matches.size
-                threshold = s.ratio_threshold
-                if s.ratio_basis_words and matches.size:
-                    p = s.ratio * <double> words / <double> matches.size
-                    threshold = ALWAYS if p >= 1.0 else <uint64_t> (p * 9007199254740992.0)
+            if not lf_bernoulli(lf_draw(s.base, LF_DOMAIN_DOCUMENT, doc, 0), s.portion_threshold):
+                continue
+            c.eligible_documents += 1
+            c.eligible_candidates += matches.size
+            threshold = s.ratio_threshold
+            if s.ratio_basis_words and matches.size:
+                p = s.ratio * <double> words / <double> matches.size
+                threshold = ALWAYS if p >= 1.0 else <uint64_t> (p * 9007199254740992.0)
+            if s.lang_scope_document:
+                doc_lang = pick_language(s, t.n_languages, s.selected_mask,
+                                         lf_draw(s.base, LF_DOMAIN_DOC_LANG, doc, 0))
+            for m in range(matches.size):
+                if not lf_bernoulli(lf_draw(s.base, LF_DOMAIN_REPLACE, doc, m), threshold):
+                    continue
+                match = matches.data[m]
+                key = <int32_t> match.target
                 if s.lang_scope_document:
-                    doc_lang = pick_language(s, t.n_languages, s.selected_mask,
-                                             lf_draw(s.base, LF_DOMAIN_DOC_LANG, doc, 0))
-                for m in range(matches.size):
-                    if not lf_bernoulli(lf_draw(s.base, LF_DOMAIN_REPLACE, doc, m), threshold):
+                    if not (t.key_lang_mask[key] & (1u << doc_lang)):
                         continue
-                    match = matches.data[m]
-                    key = <int32_t> match.value
-                    if s.lang_scope_document:
-                        if not (t.key_lang_mask[key] & (1u << doc_lang)):
-                            continue
-                        lang = doc_lang
-                    else:
-                        available = t.key_lang_mask[key] & s.selected_mask
-                        lang = pick_language(s, t.n_languages, available,
-                                             lf_draw(s.base, LF_DOMAIN_LANG, doc, m))
-                    n_trans = t.key_trans_start[key * t.n_languages + lang + 1] - t.key_trans_start[key * t.n_languages + lang]
-                    trans = t.key_trans[t.key_trans_start[key * t.n_languages + lang] + <int64_t> lf_below(
-                        lf_draw(s.base, LF_DOMAIN_TRANSLATE, doc, m), <uint64_t> n_trans)]
-                    length = t.trans_offsets[trans + 1] - t.trans_offsets[trans]
-                    for q in range(t.trans_offsets[trans], t.trans_offsets[trans + 1]):
-                        if t.trans_tokens[q] > c.max_emitted_id:
-                            c.max_emitted_id = t.trans_tokens[q]
-                    spans_push(edits, match.start, match.end, trans, lang)
-                    c.substitutions[lang] += 1
-                    out_length += length - (match.end - match.start)
-            out_offsets[d + 1] = out_length
-        c.tokens_out = out_length
+                    lang = doc_lang
+                elif t.n_languages == 1:
+                    lang = 0  # a match is of a key in play: the one language
+                else:
+                    available = t.key_lang_mask[key] & s.selected_mask
+                    lang = pick_language(s, t.n_languages, available,
+                                         lf_draw(s.base, LF_DOMAIN_LANG, doc, m))
+                edits_push(edits, match.start, match.end, d, <int64_t> key * t.n_languages + lang,
+                           lf_draw(s.base, LF_DOMAIN_TRANSLATE, doc, m), lang)
+                c.substitutions[lang] += 1
     finally:
         free(matches.data)
     return 0
 
 
-cdef void render_edits(const Tables *t, const token_in *tokens, int64_t begin, int64_t finish,
-                       const Spans *edits, token_out *out, uint8_t *mask) noexcept nogil:
-    """Copy tokens[begin:finish] to out with every edit applied; mark emitted ids in mask."""
+cdef void resolve_edits(const Tables *t, Edit *edits, int64_t n) noexcept nogil:
+    """Turn each edit's (slot, draw) into (first translation token, length).
+
+    One pass per dependent lookup, each prefetching AHEAD edits on: the lookups of different
+    edits are independent, so their cache misses overlap instead of adding up.
+    """
+    cdef int64_t e, first, trans
+    for e in range(n):
+        if e + AHEAD < n:
+            lf_prefetch(&t.key_trans_start[edits[e + AHEAD].target])
+        first = t.key_trans_start[edits[e].target]
+        edits[e].target = first + <int64_t> lf_below(
+            edits[e].choice, <uint64_t> (t.key_trans_start[edits[e].target + 1] - first))
+    for e in range(n):
+        if e + AHEAD < n:
+            lf_prefetch(&t.key_trans[edits[e + AHEAD].target])
+        edits[e].target = t.key_trans[edits[e].target]
+    for e in range(n):
+        if e + AHEAD < n:
+            lf_prefetch(&t.trans_offsets[edits[e + AHEAD].target])
+        trans = edits[e].target
+        edits[e].target = t.trans_offsets[trans]
+        edits[e].choice = <uint64_t> (t.trans_offsets[trans + 1] - t.trans_offsets[trans])
+
+
+cdef int64_t output_offsets(const int64_t *offsets, int64_t n_docs, const Edit *edits, int64_t n,
+                            int64_t *out_offsets) noexcept nogil:
+    """Each document's output offsets from its input offsets and its edits' length changes."""
+    cdef int64_t d, e = 0, change = 0
+    out_offsets[0] = 0
+    for d in range(n_docs):
+        while e < n and edits[e].doc == d:
+            change += <int64_t> edits[e].choice - (edits[e].end - edits[e].start)
+            e += 1
+        out_offsets[d + 1] = offsets[d + 1] - offsets[0] + change
+    return out_offsets[n_docs]
+
+
+cdef uint64_t render_edits(const Tables *t, const token_in *tokens, int64_t begin, int64_t finish,
+                           const Edit *edits, int64_t n, token_out *out, uint8_t *mask) noexcept nogil:
+    """Copy tokens[begin:finish] to out with every resolved edit applied; mark emitted ids in
+    mask. Returns the largest emitted translation id, for the caller's overflow check."""
     cdef int64_t e, p, q, w = 0, pos = begin
-    cdef Span edit
-    for e in range(edits.size):
-        edit = edits.data[e]
-        for p in range(pos, edit.start):
-            out[w] = <token_out> tokens[p]
-            w += 1
+    cdef uint64_t largest = 0
+    cdef uint32_t token
+    cdef Edit edit
+    for e in range(n):
+        if e + AHEAD < n:
+            lf_prefetch(&t.trans_tokens[edits[e + AHEAD].target])
+        edit = edits[e]
+        if sizeof(token_in) == sizeof(token_out):  # same width: ids < vocab size are the same bits
+            memcpy(out + w, tokens + pos, (edit.start - pos) * sizeof(token_out))
+            w += edit.start - pos
+        else:
+            for p in range(pos, edit.start):
+                out[w] = <token_out> tokens[p]
+                w += 1
         if mask != NULL:
-            memset(mask + w, 1, t.trans_offsets[edit.value + 1] - t.trans_offsets[edit.value])
-        for q in range(t.trans_offsets[edit.value], t.trans_offsets[edit.value + 1]):
-            out[w] = <token_out> t.trans_tokens[q]
+            memset(mask + w, 1, edit.choice)
+        for q in range(edit.target, edit.target + <int64_t> edit.choice):
+            token = t.trans_tokens[q]
+            largest = max(largest, <uint64_t> token)
+            out[w] = <token_out> token
             w += 1
         pos = edit.end
     for p in range(pos, finish):
         out[w] = <token_out> tokens[p]
         w += 1
+    return largest
 
 
 cdef class KernelTables:
@@ -202,9 +275,8 @@ cdef class KernelTables:
     cdef Tables tables
     cdef object _keep
 
-    def __cinit__(self, dict arrays, int n_languages, uint32_t selected_mask):
+    def __cinit__(self, dict arrays, tuple edge_table, int n_languages, uint32_t selected_mask):
         cdef const uint8_t[::1] flags = arrays["flags"]
-        cdef const int32_t[::1] root_child = arrays["root_child"]
         cdef const int32_t[::1] node_key = arrays["node_key"]
         cdef const int32_t[::1] node_edge_start = arrays["node_edge_start"]
         cdef const int32_t[::1] node_edge_count = arrays["node_edge_count"]
@@ -215,24 +287,25 @@ cdef class KernelTables:
         cdef const int32_t[::1] key_trans = arrays["key_trans"]
         cdef const int64_t[::1] trans_offsets = arrays["trans_offsets"]
         cdef const uint32_t[::1] trans_tokens = arrays["trans_tokens"]
-        # The first-token tables depend on which languages are in play: one pair per Substituter.
+        cdef const int32_t[:, ::1] edge_slots = edge_table[0]
+        # The root entries depend on which languages are in play: one table per Substituter.
         root = np.asarray(arrays["root_child"])
         has_node = root >= 0
         node_of = np.where(has_node, root, 0)
         first_key = np.where(has_node, np.asarray(arrays["node_key"])[node_of], -1)
         in_play = (first_key >= 0) & ((np.asarray(arrays["key_lang_mask"])[np.maximum(first_key, 0)]
                                        & selected_mask) != 0) if len(arrays["key_lang_mask"]) else has_node & False
-        root_key_array = np.ascontiguousarray(np.where(in_play, first_key, -1), dtype=np.int32)
-        root_descend_array = np.ascontiguousarray(
-            np.where(has_node & (np.asarray(arrays["node_edge_count"])[node_of] > 0), root, -1), dtype=np.int32)
-        cdef const int32_t[::1] root_key = root_key_array
-        cdef const int32_t[::1] root_descend = root_descend_array
-        self._keep = (arrays, root_key_array, root_descend_array)
-        self.tables.root_key = &root_key[0]
-        self.tables.root_descend = &root_descend[0]
+        entries = np.empty((len(root), 2), dtype=np.int32)
+        entries[:, 0] = np.where(in_play, first_key, -1)
+        entries[:, 1] = np.where(has_node & (np.asarray(arrays["node_edge_count"])[node_of] > 0), root, -1)
+        cdef const int32_t[:, ::1] entries_view = entries
+        self._keep = (arrays, entries, edge_table)
+        self.tables.edge_table = <const lf_edge_slot *> &edge_slots[0, 0]
+        self.tables.edge_table_bits = edge_table[1]
+        self.tables.all_keys_in_play = bool(np.all(np.asarray(arrays["key_lang_mask"]) & selected_mask))
+        self.tables.root = <const RootEntry *> &entries_view[0, 0]
         self.tables.flags = &flags[0]
         self.tables.vocab_size = flags.shape[0]
-        self.tables.root_child = &root_child[0]
         self.tables.node_key = &node_key[0]
         self.tables.node_edge_start = &node_edge_start[0]
         self.tables.node_edge_count = &node_edge_count[0]
@@ -248,12 +321,12 @@ cdef class KernelTables:
 
 def substitute(KernelTables tables, const token_in[::1] tokens, const int64_t[::1] offsets,
                int64_t first_doc, dict sampling, object out_dtype, bint want_mask):
-    """Run both passes. Returns (out_tokens, out_offsets, mask or None, counters dict).
+    """Plan, resolve, render. Returns (out_tokens, out_offsets, mask or None, counters dict).
 
     ``offsets`` must be non-decreasing and within ``tokens`` (checked by the caller). Bad data
     is reported through the counters, for the caller to raise on: a token id outside the
     vocabulary (``bad_token_position`` >= 0) or an emitted id too large for ``out_dtype``
-    (``max_emitted_id``). In both cases nothing is rendered and the arrays are None.
+    (``max_emitted_id``). In both cases the arrays are None: no truncated ids can escape.
     """
     cdef const uint32_t[::1] weights = sampling["lang_weight"]
     cdef Sampling s
@@ -271,14 +344,21 @@ def substitute(KernelTables tables, const token_in[::1] tokens, const int64_t[::
     cdef int64_t[::1] out_offsets_view = out_offsets
     cdef Counters c
     memset(&c, 0, sizeof(Counters))
-    c.bad_token_position = -1
-    cdef Spans edits = Spans(NULL, 0, 0)
+    cdef Edits edits = Edits(NULL, 0, 0)
     cdef const token_in *token_ptr = &tokens[0] if tokens.shape[0] else NULL
     cdef int64_t begin = offsets[0], finish = offsets[n_docs]
     try:
         with nogil:
-            plan_edits(&tables.tables, &s, token_ptr, &offsets[0], n_docs, first_doc, &edits,
-                       &out_offsets_view[0], &c)
+            c.bad_token_position = first_bad_token(token_ptr, begin, finish, tables.tables.vocab_size)
+            if c.bad_token_position < 0:
+                plan_edits(&tables.tables, &s, token_ptr, &offsets[0], n_docs, first_doc, &edits, &c)
+                resolve_edits(&tables.tables, edits.data, edits.size)
+                c.tokens_out = output_offsets(&offsets[0], n_docs, edits.data, edits.size, &out_offsets_view[0])
+        out = mask = None
+        if c.bad_token_position < 0:
+            out = np.empty(c.tokens_out, dtype=out_dtype)
+            mask = np.zeros(c.tokens_out, dtype=np.uint8) if want_mask else None
+            c.max_emitted_id = _render(&tables.tables, token_ptr, begin, finish, &edits, out, mask)
         counters = {
             "words": c.words,
             "candidates": c.candidates,
@@ -290,38 +370,76 @@ def substitute(KernelTables tables, const token_in[::1] tokens, const int64_t[::
             "bad_token_position": c.bad_token_position,
             "substitutions": [c.substitutions[i] for i in range(tables.tables.n_languages)],
         }
-        # Nothing is rendered for bad input: no truncated ids can escape.
         if c.bad_token_position >= 0 or c.max_emitted_id > <uint64_t> np.iinfo(out_dtype).max:
             return None, None, None, counters
-        out = np.empty(c.tokens_out, dtype=out_dtype)
-        mask = np.zeros(c.tokens_out, dtype=np.uint8) if want_mask else None
-        _render(&tables.tables, token_ptr, begin, finish, &edits, out, mask)
         return out, out_offsets, mask, counters
     finally:
         free(edits.data)
 
 
-cdef _render(const Tables *t, const token_in *tokens, int64_t begin, int64_t finish,
-             const Spans *edits, object out, object mask):
+cdef uint64_t _render(const Tables *t, const token_in *tokens, int64_t begin, int64_t finish,
+                      const Edits *edits, object out, object mask):
     cdef uint8_t[::1] mask_view
     cdef uint8_t *mask_ptr = NULL
     cdef uint16_t[::1] out16
     cdef int32_t[::1] out32
     cdef uint32_t[::1] outu32
+    cdef uint64_t largest = 0
     if mask is not None and len(mask):
         mask_view = mask
         mask_ptr = &mask_view[0]
     if len(out) == 0:
-        return
+        return 0
     if out.dtype == np.uint16:
         out16 = out
         with nogil:
-            render_edits(t, tokens, begin, finish, edits, &out16[0], mask_ptr)
+            largest = render_edits(t, tokens, begin, finish, edits.data, edits.size, &out16[0], mask_ptr)
     elif out.dtype == np.int32:
         out32 = out
         with nogil:
-            render_edits(t, tokens, begin, finish, edits, &out32[0], mask_ptr)
+            largest = render_edits(t, tokens, begin, finish, edits.data, edits.size, &out32[0], mask_ptr)
     else:
         outu32 = out
         with nogil:
-            render_edits(t, tokens, begin, finish, edits, &outu32[0], mask_ptr)
+            largest = render_edits(t, tokens, begin, finish, edits.data, edits.size, &outu32[0], mask_ptr)
+    return largest
+
+
+def build_edge_table(dict arrays):
+    """The edge table of a vocabulary's trie: the edges of every single-token node, keyed by
+    (node, token), in an open-addressing table at most half full. These are the lookups that
+    common words (` the`, with hundreds of phrase children) make at almost every occurrence;
+    deeper nodes, reached rarely, keep the binary search. Hashing depth 2 too doubled the
+    table and measured no faster on pydoc x eng-deu.
+
+    Returns (int32 array of shape (2^bits, 4), bits): rows are lf_edge_slot (csrc/link_fast.h).
+    """
+    root = np.asarray(arrays["root_child"])
+    count = np.asarray(arrays["node_edge_count"])
+    first_nodes = root[root >= 0]
+    first_nodes = np.ascontiguousarray(first_nodes[count[first_nodes] > 0], dtype=np.int32)
+    cdef int64_t n_edges = int(count[first_nodes].sum())
+    cdef uint32_t bits = max(4, int(2 * n_edges - 1).bit_length())
+    table = np.full((1 << bits, 4), -1, dtype=np.int32)
+    cdef int32_t[:, ::1] slots = table
+    cdef const int32_t[::1] nodes = first_nodes
+    cdef const int32_t[::1] node_key = arrays["node_key"]
+    cdef const int32_t[::1] edge_start = arrays["node_edge_start"]
+    cdef const int32_t[::1] edge_count = arrays["node_edge_count"]
+    cdef const uint32_t[::1] edge_token = arrays["edge_token"]
+    cdef const int32_t[::1] edge_node = arrays["edge_node"]
+    cdef int64_t n, e, h, mask = (1 << bits) - 1
+    cdef int32_t node, child
+    with nogil:
+        for n in range(nodes.shape[0]):
+            node = nodes[n]
+            for e in range(edge_start[node], edge_start[node] + edge_count[node]):
+                child = edge_node[e]
+                h = <int64_t> lf_edge_hash(bits, <uint32_t> node, edge_token[e])
+                while slots[h, 2] >= 0:
+                    h = (h + 1) & mask
+                slots[h, 0] = node
+                slots[h, 1] = <int32_t> edge_token[e]
+                slots[h, 2] = (child << 1) | (edge_count[child] > 0)
+                slots[h, 3] = node_key[child]
+    return table, bits

@@ -144,7 +144,7 @@ class Substituter:
             "selected_mask": sum(1 << vocab.languages.index(lang) for lang in self.languages),
             "lang_weight": weights,
         }
-        self._tables = KernelTables(vocab.tables, len(vocab.languages), self.sampling["selected_mask"])
+        self._tables = KernelTables(vocab.tables, vocab.edge_table, len(vocab.languages), self.sampling["selected_mask"])
 
     def config(self) -> dict:
         """The options that determine the output (for statistics files and resume checks)."""

@@ -26,6 +26,7 @@ Tables (``K`` keys, ``L`` languages, ``T`` translations, root = node 0):
 
 from __future__ import annotations
 
+import functools
 import itertools
 import json
 import mmap
@@ -269,6 +270,14 @@ class Vocab:
         return cls(tables, meta)
 
     # -- properties ---------------------------------------------------------------------------
+    @functools.cached_property
+    def edge_table(self) -> tuple[np.ndarray, int]:
+        """The kernel's hash table of the trie's first edges (``_kernel.build_edge_table``),
+        built on first use: about 0.1 s and 32 MB for FreeDict eng-deu."""
+        from ._kernel import build_edge_table
+
+        return build_edge_table(self.tables)
+
     @property
     def languages(self) -> tuple[str, ...]:
         return tuple(self.meta["languages"])
