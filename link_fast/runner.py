@@ -59,6 +59,26 @@ def chunk_bounds(sizes: np.ndarray, chunk_tokens: int) -> np.ndarray:
 _WORKER: dict = {}
 
 
+def memory_mb() -> dict[str, float]:
+    """This process's peak resident set (VmHWM: heap plus mapped file pages) and its anonymous
+    resident memory now (RssAnon: what the page cache cannot take back), in MB. Linux; elsewhere
+    the peak from getrusage and no RssAnon."""
+    found = {}
+    try:
+        with open("/proc/self/status") as f:
+            for line in f:
+                key, _, value = line.partition(":")
+                if key in ("VmHWM", "RssAnon"):
+                    found[key] = int(value.split()[0]) / 1024
+    except OSError:
+        pass
+    if "VmHWM" not in found:
+        import resource
+
+        found["VmHWM"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / (1024 if sys.platform != "darwin" else 2**20)
+    return {"peak_rss": round(found["VmHWM"], 1), "anon_rss": round(found.get("RssAnon", 0.0), 1)}
+
+
 def _worker_init(vocab_path: str) -> None:
     _WORKER.clear()
     _WORKER["vocab"] = Vocab.load(vocab_path)
@@ -94,7 +114,25 @@ def _run_chunk(task: tuple) -> tuple:
         # name the file and the sequence: the kernel only knows positions in the chunk
         raise ShardError(shard.paths[0], f"{exc} (in sequences {start}..{stop - 1})") from None
     shard.release(start, stop)
-    return start, result.tokens, result.offsets, result.mask, result.stats
+    parts = options.get("parts")
+    if parts is None:
+        return start, result.tokens, result.offsets, result.mask, result.stats, None, memory_mb()
+    # In a pool, the output goes to a file of its own, which the parent appends file to file:
+    # sending it back through the pool's pipe would cost a pickle, a copy and the parent's core.
+    written = []
+    try:
+        for kind, array in (("data", result.tokens), ("mask", result.mask)):
+            if array is None:
+                continue
+            path = f"{parts[kind]}{start}{parts['suffix']}"
+            written.append(path)
+            with open(path, "wb") as f:
+                f.write(memoryview(np.ascontiguousarray(array, dtype=array.dtype.newbyteorder("<"))).cast("B"))
+    except OSError as exc:
+        for path in written:
+            Path(path).unlink(missing_ok=True)
+        raise ShardError(parts["name"], f"cannot write: {exc.strerror or exc}") from None
+    return start, None, result.offsets, None, result.stats, written, memory_mb()
 
 
 class _InProcess:
@@ -268,6 +306,11 @@ def apply_shards(
                     bar.update(int(np.sum(shard.sizes, dtype=np.int64)), shard.name)
                     continue
             _remove_stale_temporaries(output_dir, shard.name)
+            if workers > 1:  # where workers put their chunks (named so that a dead run's are found)
+                options["parts"] = {
+                    "data": str(output_dir / f".{shard.name}.part-"), "mask": str(output_dir / f".{shard.name}_mask.part-"),
+                    "suffix": f".tmp-{os.getpid()}", "name": str(paths["data"]),
+                }
             if pool is None:
                 pool = (_InProcess(str(vocab.path)) if workers == 1 else
                         mp.get_context("spawn").Pool(workers, initializer=_worker_init, initargs=(str(vocab.path),)))
@@ -326,14 +369,23 @@ def _rewrite_shard(shard, paths, options, expected, pool, workers, chunk_tokens,
     try:
         window: deque = deque()
         next_task = 0
+        worker_memory: dict[str, float] = {}
         while next_task < len(tasks) or window:
             while next_task < len(tasks) and len(window) < 2 * workers:
                 window.append(pool.apply_async(_run_chunk, (tasks[next_task],)))
                 next_task += 1
-            start, tokens, offsets, mask, chunk_stats = window.popleft().get()
-            data.write(tokens, offsets)
-            if mask_writer is not None:
-                mask_writer.write(mask, offsets)
+            start, tokens, offsets, mask, chunk_stats, parts, memory = window.popleft().get()
+            for key, value in memory.items():
+                worker_memory[key] = max(worker_memory.get(key, 0.0), value)
+            if parts is None:
+                data.write(tokens, offsets)
+                if mask_writer is not None:
+                    mask_writer.write(mask, offsets)
+            else:
+                sizes = np.diff(offsets)
+                data.append_file(parts[0], sizes)
+                if mask_writer is not None:
+                    mask_writer.append_file(parts[1], sizes)
             stats = chunk_stats if stats is None else stats + chunk_stats
             bar.update(chunk_stats.tokens_in, shard.name)
             _chunks_written[0] += 1
@@ -345,12 +397,19 @@ def _rewrite_shard(shard, paths, options, expected, pool, workers, chunk_tokens,
     except BaseException:
         for writer in writers:
             writer.abort()
+        parts = options.get("parts")
+        if parts is not None:
+            for kind in ("data", "mask"):
+                head, tail = os.path.split(parts[kind])
+                for path in Path(head).glob(f"{tail}*{parts['suffix']}"):
+                    path.unlink(missing_ok=True)
         raise
     if stats is None:  # an empty shard
         stats = Stats(tuple(expected["vocab"]["languages"]),
                       substitutions={lang: 0 for lang in expected["vocab"]["languages"]})
     record = dict(expected, inputs=list(shard.paths), outputs=[str(p) for p in outputs],
                   stats=stats.to_dict(), seconds=round(time.perf_counter() - started, 3),
+                  memory_mb={"main": memory_mb(), "worker": worker_memory or memory_mb()},
                   link_fast_version=__version__)
     _write_json(paths["stats"], record)
     return record

@@ -20,7 +20,10 @@ from __future__ import annotations
 
 import glob
 import mmap
+import concurrent.futures
+import errno
 import os
+import shutil
 import struct
 from collections.abc import Sequence
 
@@ -504,6 +507,9 @@ def _humanize_tokens(count: int) -> str:
     return f"{value:.{decimals}f} {' kMGTPEZY'[group].strip()}T"
 
 
+SYNC_EVERY_BYTES = 64 << 20  # a background fdatasync after this much new data
+
+
 class ShardWriter:
     """Streams sequences into a new shard; nothing appears under the final names until commit().
 
@@ -535,6 +541,11 @@ class ShardWriter:
         self._sizes: list[np.ndarray] = []
         self._n_tokens = 0  # Python int: never overflows
         self._closed = False
+        # Data is flushed to disk in the background as it accumulates, so that commit's fsync
+        # waits for the last stretch only, not for the whole file (disk, not compute, bounds a
+        # file-to-file rewrite otherwise: ~0.65 s per 320 MB on the 2-core VM).
+        self._unsynced = 0
+        self._syncing = None
         try:
             # Like `-o DIR` elsewhere: a missing output directory is created, not an error.
             os.makedirs(os.path.dirname(self._data_path) or ".", exist_ok=True)
@@ -578,10 +589,71 @@ class ShardWriter:
         chunk = np.ascontiguousarray(chunk, dtype=self.dtype.newbyteorder("<"))
         try:
             self._data.write(memoryview(chunk).cast("B"))
+            self._sync_in_background(chunk.nbytes)
         except OSError as exc:
             self._fail(self._data_path, exc)
         self._sizes.append(sizes)
         self._n_tokens += len(chunk)
+
+    def append_file(self, path: str, sizes: np.ndarray) -> None:
+        """Append sequences of ``sizes`` tokens whose bytes, this shard's dtype little-endian,
+        are the file at ``path`` (a worker's output); the file is removed. The bytes go file to
+        file inside the kernel, never through this process. The writer of ``path`` has checked
+        the ids fit, as ``write`` would."""
+        if self._closed:
+            raise ShardError(self._data_path, "writer already committed or aborted")
+        sizes = np.asarray(sizes, dtype=np.int64)
+        expected = int(sizes.sum()) * self.dtype.itemsize
+        actual = os.path.getsize(path)
+        if actual != expected:
+            raise ShardError(path, f"holds {actual} bytes where {expected} were written")
+        try:
+            self._data.flush()
+            with open(path, "rb") as source:
+                copied = 0
+                try:
+                    while copied < expected:
+                        step = os.copy_file_range(source.fileno(), self._data.fileno(), expected - copied)
+                        if step == 0:
+                            raise ShardError(path, f"ended after {copied} of {expected} bytes")
+                        copied += step
+                except (AttributeError, OSError) as exc:  # no copy_file_range here, or not across these filesystems
+                    if isinstance(exc, OSError) and exc.errno not in (errno.EXDEV, errno.ENOSYS, errno.EOPNOTSUPP, errno.EINVAL):
+                        raise
+                    source.seek(copied)
+                    self._data.seek(0, os.SEEK_END)
+                    shutil.copyfileobj(source, self._data, 1 << 24)
+            self._data.seek(0, os.SEEK_END)  # the buffered writer's idea of the position, after a raw copy
+            os.unlink(path)
+            self._sync_in_background(expected)
+        except OSError as exc:
+            self._fail(self._data_path, exc)
+        self._sizes.append(sizes)
+        self._n_tokens += int(sizes.sum())
+
+    def _sync_in_background(self, n_bytes: int) -> None:
+        self._unsynced += n_bytes
+        if self._unsynced < SYNC_EVERY_BYTES or (self._syncing is not None and not self._syncing.done()):
+            return
+        if self._syncing is not None:
+            self._syncing.result()  # raises the OSError of a failed earlier sync
+        else:
+            self._syncer = concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="link_fast-fdatasync")
+        self._data.flush()
+        self._unsynced = 0
+        self._syncing = self._syncer.submit(os.fdatasync, self._data.fileno())
+
+    def _finish_syncing(self, check: bool) -> None:
+        if self._syncing is None:
+            return
+        try:
+            if check:
+                self._syncing.result()
+            else:
+                concurrent.futures.wait([self._syncing])
+        finally:
+            self._syncer.shutdown(wait=True)
+            self._syncing = None
 
     def _fail(self, path: str, exc: OSError):
         self.abort()
@@ -620,6 +692,7 @@ class ShardWriter:
         path = self._data_path
         try:
             self._data.flush()
+            self._finish_syncing(check=True)
             os.fsync(self._data.fileno())
             self._data.close()
             for path, temp, blob in zip(self._finals[1:], self._temps[1:], self._index_bytes(sizes, doc_idx)):
@@ -646,6 +719,7 @@ class ShardWriter:
             return
         self._closed = True
         try:
+            self._finish_syncing(check=False)
             self._data.close()
         except OSError:
             pass  # a failing flush on close is the error we are already cleaning up after
