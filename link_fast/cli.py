@@ -1,4 +1,4 @@
-"""The ``link-fast`` command line: compile, info, demo.
+"""The ``link-fast`` command line: compile, info, apply, text, validate, bench, demo.
 
 Errors a user can cause print one line, ``link-fast: error: FILE: problem``, and exit 2.
 """
@@ -195,6 +195,59 @@ def cmd_validate(args) -> int:
     return 1 if bad else 0
 
 
+def _workers_list(text: str) -> tuple[int, ...]:
+    try:
+        counts = tuple(int(x) for x in text.split(",") if x.strip())
+    except ValueError:
+        counts = ()
+    if not counts or min(counts) < 1:
+        raise argparse.ArgumentTypeError(f"expected positive worker counts like 1,2,4, got {text!r}")
+    return counts
+
+
+def cmd_bench(args) -> int:
+    from . import bench
+    from .compiler import compile_vocab
+    from .demo import DEMO_LANGUAGES, demo_documents, demo_tokenizer_path
+    from .tokenizer import load_tokenizer
+    from .vocab import Vocab
+
+    say = _progress(args.json)
+    if args.vocab and args.dict:
+        raise LinkFastError("give --vocab or --dict, not both")
+    if args.dict and not args.tokenizer:
+        raise LinkFastError("--dict needs --tokenizer")
+    tokenizer = load_tokenizer(args.tokenizer) if args.tokenizer else None
+    compile_seconds = None
+    if args.vocab:
+        vocab = Vocab.load(args.vocab, tokenizer=tokenizer)
+    else:
+        if tokenizer is None:
+            tokenizer = load_tokenizer(demo_tokenizer_path())
+        dictionaries = dict(args.dict) if args.dict else DEMO_LANGUAGES
+        say and say(f"compiling {', '.join(f'{k}={v}' for k, v in dictionaries.items())}")
+        started = time.perf_counter()
+        vocab = compile_vocab(tokenizer, dictionaries)
+        compile_seconds = time.perf_counter() - started
+    if args.shard:
+        corpus = bench.corpus_from_shard(args.shard, tokenizer)
+    elif tokenizer is not None:
+        corpus = bench.corpus_from_texts("bundled fables", demo_documents(), tokenizer, min_tokens=args.min_tokens)
+    else:
+        raise LinkFastError("--vocab without --shard needs --tokenizer, to tokenize the bundled sample")
+    report = bench.run_bench(vocab, corpus, tokenizer=tokenizer, shard=args.shard, workers=args.workers,
+                             ratio=args.ratio, seed=args.seed, repeat=args.repeat, apply_tokens=args.apply_tokens,
+                             log=say or (lambda m: None))
+    report["compile_seconds"] = compile_seconds
+    if args.json:
+        print(json.dumps(report, indent=2))
+    else:
+        print(bench.format_report(report))
+        if compile_seconds is not None:
+            print(f"compile: {compile_seconds:.1f} s")
+    return 0
+
+
 def cmd_demo(args) -> int:
     from .demo import run_demo
 
@@ -278,6 +331,27 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("vocab", type=Path, metavar="VOCAB")
     p.add_argument("--json", action="store_true", help="print the whole header as JSON")
     p.set_defaults(func=cmd_info)
+
+    p = sub.add_parser("bench", help="measure throughput against the usual text and id-level scripts, in one run")
+    p.add_argument("--tokenizer", default=None, metavar="PATH",
+                   help="tokenizer: compiles --dict for it, enables the text baselines (default: the demo's Tekken)")
+    p.add_argument("--dict", action="append", type=_lang_path, metavar="LANG=PATH",
+                   help="dictionaries to compile (timed); default: the bundled demo dictionaries")
+    p.add_argument("--vocab", type=Path, default=None, metavar="VOCAB", help="a compiled vocabulary instead of --dict")
+    p.add_argument("--shard", default=None, metavar="PREFIX",
+                   help="measure on this shard (default: the bundled fables, repeated to --min-tokens)")
+    p.add_argument("--min-tokens", type=int, default=2_000_000, metavar="N",
+                   help="size of the default corpus (default 2000000)")
+    p.add_argument("--apply-tokens", type=int, default=20_000_000, metavar="N",
+                   help="apply runs on the corpus repeated to N tokens and N/4, unless --shard is larger "
+                        "(default 20000000)")
+    p.add_argument("--workers", type=_workers_list, default=(1, 2) if (os.cpu_count() or 1) > 1 else (1,),
+                   metavar="N,N,...", help="worker counts to run link-fast apply with (default 1,2)")
+    p.add_argument("--ratio", type=float, default=0.3, help="substitution ratio (default 0.3)")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--repeat", type=int, default=3, help="runs per measurement; the best counts (default 3)")
+    p.add_argument("--json", action="store_true", help="print the report as JSON (no progress)")
+    p.set_defaults(func=cmd_bench)
 
     p = sub.add_parser("demo", help="run LINK on a small bundled sample and show the result")
     p.add_argument("--ratio", type=float, default=0.5, help="share of dictionary words replaced (default 0.5)")

@@ -1,0 +1,395 @@
+"""Throughput of the kernel and of ``link-fast apply``, as ratios to what users would otherwise
+run, all measured in one run on the same documents (``link-fast bench``, ``benches/``).
+
+Baselines:
+
+- ``text pipeline``: decode each document, replace whole words found in a word -> translation
+  dict (one random draw per dictionary word), re-encode. What a LINK script on text does.
+- ``python id loop``: a per-token Python loop over ids: the longest key first, one tuple
+  lookup per length, the kernel's word-boundary flags. The usual id-level script.
+- ``numpy copy``: ``tokens.copy()`` of the same array, the memory-bandwidth reference.
+
+The slow baselines run on a prefix of the documents (``SAMPLE_TOKENS``) and are reported as
+rates; every figure is the best of ``repeat`` runs.
+"""
+
+from __future__ import annotations
+
+import os
+import random
+import re
+import sys
+import tempfile
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable, Sequence
+
+import numpy as np
+
+from .errors import InputError
+from .vocab import Vocab
+
+SAMPLE_TOKENS = 200_000  # tokens the slow baselines run on
+APPLY_TOKENS = 20_000_000  # the shard apply runs on: the corpus repeated, so start-up is amortised
+_WORD = re.compile(r"\w+")
+
+
+@dataclass
+class Corpus:
+    """Documents as one token array with offsets, and their text when a tokenizer is known."""
+
+    name: str
+    tokens: np.ndarray
+    offsets: np.ndarray
+    texts: list[str] | None = None
+
+    @property
+    def n_tokens(self) -> int:
+        return int(self.offsets[-1] - self.offsets[0])
+
+    def head(self, n_tokens: int) -> "Corpus":
+        """The first documents, at least ``n_tokens`` tokens of them (all if fewer)."""
+        n_docs = int(min(len(self.offsets) - 1, np.searchsorted(self.offsets, self.offsets[0] + n_tokens) + 1))
+        offsets = self.offsets[: n_docs + 1]
+        texts = self.texts[:n_docs] if self.texts is not None else None
+        return Corpus(self.name, self.tokens[: offsets[-1]], offsets, texts)
+
+
+@dataclass
+class Row:
+    name: str
+    tokens: int
+    seconds: float
+    note: str = ""
+    extra: dict = field(default_factory=dict)
+
+    @property
+    def mtok_s(self) -> float:
+        return self.tokens / self.seconds / 1e6 if self.seconds > 0 else float("inf")
+
+
+def best_of(fn: Callable[[], object], repeat: int) -> float:
+    """Seconds of the fastest of ``repeat`` calls: the least disturbed by the rest of the machine."""
+    best = float("inf")
+    for _ in range(max(1, repeat)):
+        started = time.perf_counter()
+        fn()
+        best = min(best, time.perf_counter() - started)
+    return best
+
+
+# -- baselines ------------------------------------------------------------------------------
+
+def id_table(vocab: Vocab, corpus: Corpus, lang: int = 0) -> dict[tuple[int, ...], tuple[int, ...]]:
+    """Keys as id tuples -> the token ids of their first translation in language ``lang``.
+
+    Only keys whose every token occurs in ``corpus``: the others cannot match there, and a
+    dict of all 1.8M eng-deu keys would cost the baseline gigabytes it does not need.
+    """
+    t = vocab.tables
+    n_languages = len(vocab.languages)
+    key_offsets = np.asarray(t["key_offsets"])
+    key_tokens = np.asarray(t["key_tokens"])
+    starts = np.asarray(t["key_trans_start"])
+    n_keys = len(key_offsets) - 1
+    present = np.isin(key_tokens, np.unique(corpus.tokens[corpus.offsets[0] : corpus.offsets[-1]]))
+    missing = np.add.reduceat(~present, key_offsets[:-1]) if n_keys and len(key_tokens) else np.zeros(n_keys, int)
+    slots = np.arange(n_keys) * n_languages + lang
+    keys = np.flatnonzero((missing == 0) & (np.diff(key_offsets) > 0) & (starts[slots + 1] > starts[slots]))
+    trans = np.asarray(t["key_trans"])[starts[keys * n_languages + lang]]
+    offsets = np.asarray(t["trans_offsets"])
+    blob = np.asarray(t["trans_tokens"])
+    return {tuple(key_tokens[key_offsets[k] : key_offsets[k + 1]].tolist()): tuple(blob[offsets[r] : offsets[r + 1]].tolist())
+            for k, r in zip(keys.tolist(), trans.tolist())}
+
+
+def word_table(vocab: Vocab, lang: int = 0) -> dict[str, str]:
+    """Single-word key texts -> their first translation in language ``lang`` (the text pipeline's dict)."""
+    t = vocab.tables
+    n_languages = len(vocab.languages)
+    starts = np.asarray(t["key_trans_start"])
+    key_offsets, key_text = np.asarray(t["key_text_offsets"]), bytes(np.asarray(t["key_text"]))
+    trans_offsets, trans_text = np.asarray(t["trans_text_offsets"]), bytes(np.asarray(t["trans_text"]))
+    key_trans = np.asarray(t["key_trans"])
+    table: dict[str, str] = {}
+    for key in range(vocab.n_keys):
+        lo, hi = starts[key * n_languages + lang], starts[key * n_languages + lang + 1]
+        if lo == hi:
+            continue
+        word = key_text[key_offsets[key] : key_offsets[key + 1]].decode("utf-8").strip()
+        if word and " " not in word and word not in table:
+            r = key_trans[lo]
+            table[word] = trans_text[trans_offsets[r] : trans_offsets[r + 1]].decode("utf-8").strip()
+    return table
+
+
+def python_id_loop(corpus: Corpus, table: dict[tuple[int, ...], tuple[int, ...]], flags: np.ndarray,
+                   ratio: float, seed: int = 0) -> list[int]:
+    """Baseline (b): the id-level script one would write. At each token, try the longest key
+    first (one tuple lookup per length), with the same word-boundary flags as the kernel."""
+    from .tokenizer import FLAG_END_WORD, FLAG_GLUE_LEFT, FLAG_WS_START
+
+    rng = random.Random(seed)
+    longest = max((len(k) for k in table), default=0)
+    flag = flags.tolist()
+    out: list[int] = []
+    for d in range(len(corpus.offsets) - 1):
+        ids = corpus.tokens[corpus.offsets[d] : corpus.offsets[d + 1]].tolist()
+        i, n = 0, len(ids)
+        while i < n:
+            if i and not flag[ids[i]] & FLAG_WS_START and flag[ids[i - 1]] & FLAG_END_WORD:
+                out.append(ids[i])
+                i += 1
+                continue
+            for length in range(min(longest, n - i), 0, -1):
+                translation = table.get(tuple(ids[i : i + length]))
+                if translation is not None and (i + length == n or not flag[ids[i + length]] & FLAG_GLUE_LEFT):
+                    break
+            else:
+                out.append(ids[i])
+                i += 1
+                continue
+            out.extend(translation if rng.random() < ratio else ids[i : i + length])
+            i += length
+    return out
+
+
+def text_pipeline(corpus: Corpus, tokenizer, table: dict[str, str], ratio: float, seed: int = 0) -> list[list[int]]:
+    """Baseline (a): decode, substitute whole words found in ``table``, re-encode."""
+    rng = random.Random(seed)
+
+    def replace(match: re.Match) -> str:
+        word = match.group(0)
+        translation = table.get(word)
+        return translation if translation is not None and rng.random() < ratio else word
+
+    out = []
+    for d in range(len(corpus.offsets) - 1):
+        text = tokenizer.decode(corpus.tokens[corpus.offsets[d] : corpus.offsets[d + 1]].tolist())
+        out.append(tokenizer.encode(_WORD.sub(replace, text)))
+    return out
+
+
+# -- the run --------------------------------------------------------------------------------
+
+def run_bench(
+    vocab: Vocab,
+    corpus: Corpus,
+    *,
+    tokenizer=None,
+    shard: str | None = None,
+    workers: Sequence[int] = (1,),
+    ratio: float = 0.3,
+    seed: int = 0,
+    repeat: int = 3,
+    sample_tokens: int = SAMPLE_TOKENS,
+    apply_tokens: int = APPLY_TOKENS,
+    log: Callable[[str], None] = lambda message: None,
+) -> dict:
+    """Measure everything on ``corpus``; returns {"rows": [...], "ratios": {...}, "memory_mb": {...}, ...}.
+
+    ``shard``: the corpus as a shard on disk, for ``apply``; when None, the corpus repeated to
+    ``apply_tokens`` and to a quarter of that is written to a temporary directory, and
+    ``apply Nw large`` is the rate between the two: what a large shard sees, once the workers
+    (about 0.35 s each to start) are up. ``tokenizer`` enables the text pipeline baseline and
+    text mode.
+    """
+    from .runner import apply_shards
+    from .substituter import Substituter
+
+    if not 0.0 <= ratio <= 1.0:
+        raise InputError(f"ratio must be in [0, 1], got {ratio}")
+    if any(not isinstance(w, int) or w < 1 for w in workers):
+        raise InputError(f"workers must be positive integers, got {list(workers)}")
+    rows: dict[str, Row] = {}
+    memory: dict[str, float] = {}
+    n = corpus.n_tokens
+    sample = corpus.head(sample_tokens)
+
+    # apply first: this process's peak memory is then apply's, not the baselines'.
+    with tempfile.TemporaryDirectory(prefix="link_fast_bench_") as tmp:
+        from .shards import ShardWriter, open_shard
+
+        vocab_path = vocab.path
+        if vocab_path is None:
+            vocab_path = vocab.save(Path(tmp) / "vocab.lfv")
+        # Two sizes of the same documents: the difference of their times is the rate of a
+        # large shard, without the fixed cost of starting workers and mapping the vocabulary.
+        dtype = np.uint16 if vocab.vocab_size <= 65536 else np.int32
+        tokens = corpus.tokens[corpus.offsets[0] : corpus.offsets[-1]].astype(dtype)
+        copies = max(4, -(-apply_tokens // n))
+        shards = {}
+        for label, count in (("small", copies // 4), ("large", copies)):
+            if shard is not None and n >= apply_tokens:
+                break
+            shards[label] = os.path.join(tmp, f"corpus_{label}")
+            with ShardWriter(shards[label], dtype) as writer:
+                for _ in range(count):
+                    writer.write(tokens, corpus.offsets - corpus.offsets[0])
+        if shard is not None and n >= apply_tokens:
+            shards = {"large": shard}
+        sizes = {}
+        for label, prefix in shards.items():
+            with open_shard(prefix) as opened:
+                sizes[label] = opened.n_tokens
+                out_bytes = opened.n_tokens * np.dtype(opened.dtype).itemsize
+
+        log(f"write and fsync {out_bytes / 1e6:,.0f} MB (the disk's share of file to file)")
+        junk = np.zeros(out_bytes, dtype=np.uint8)
+
+        def write_and_sync():
+            with open(os.path.join(tmp, "disk"), "wb") as f:
+                f.write(memoryview(junk))
+                f.flush()
+                os.fsync(f.fileno())
+
+        rows["write + fsync"] = Row("write + fsync", sizes["large"], best_of(write_and_sync, repeat),
+                                    note="the output's bytes, for the disk's ceiling")
+        del junk
+        for w in workers:
+            log(f"link-fast apply, {w} worker{'s' if w > 1 else ''}, file to file")
+            seconds = {}
+            for label, prefix in shards.items():
+                out_dir = Path(tmp) / f"out{w}{label}"
+
+                def apply_once():
+                    for record in apply_shards(vocab_path, [prefix], out_dir, ratio=ratio, seed=seed, workers=w,
+                                               progress=False).values():
+                        for role, usage in record["memory_mb"].items():
+                            for key, value in usage.items():
+                                name = f"apply {w}w {role} {key}"
+                                memory[name] = max(memory.get(name, 0.0), value)
+                    for path in out_dir.iterdir():
+                        path.unlink()
+
+                apply_once()  # warms the page cache
+                seconds[label] = best_of(apply_once, repeat)
+            rows[f"apply {w}w"] = Row(f"apply {w}w", sizes["large"], seconds["large"],
+                                      note="file to file, warm cache, with start-up")
+            if "small" in seconds and seconds["large"] > seconds["small"]:
+                rows[f"apply {w}w large"] = Row(f"apply {w}w large", sizes["large"] - sizes["small"],
+                                                seconds["large"] - seconds["small"],
+                                                note="the same, less start-up: the rate on a large shard")
+
+    log(f"numpy copy of {n:,} tokens")
+    rows["numpy copy"] = Row("numpy copy", n, best_of(lambda: corpus.tokens.copy(), repeat * 3))
+
+    log("kernel (Substituter.apply, one core)")
+    substituter = Substituter(vocab, ratio=ratio, seed=seed)
+    rows["kernel"] = Row("kernel", n, best_of(lambda: substituter.apply(corpus.tokens, corpus.offsets), repeat),
+                         note=f"ratio {ratio}")
+    stats = substituter.apply(corpus.tokens, corpus.offsets).stats
+
+    log(f"python id loop on {sample.n_tokens:,} tokens")
+    ids = id_table(vocab, sample)
+    flags = np.asarray(vocab.tables["flags"])
+    rows["python id loop"] = Row("python id loop", sample.n_tokens,
+                                 best_of(lambda: python_id_loop(sample, ids, flags, ratio, seed), 1),
+                                 note=f"longest key first, {len(ids):,} keys that can occur")
+
+    if tokenizer is not None and sample.texts is not None:
+        log(f"text pipeline on {sample.n_tokens:,} tokens")
+        words = word_table(vocab)
+        rows["text pipeline"] = Row("text pipeline", sample.n_tokens,
+                                    best_of(lambda: text_pipeline(sample, tokenizer, words, ratio, seed), 1),
+                                    note=f"decode, {len(words):,} words, re-encode")
+        from .text import TextSubstituter
+
+        log("text mode (TextSubstituter)")
+        texter = TextSubstituter(vocab, ratio=ratio, seed=seed, tokenizer=tokenizer)
+        rows["text mode"] = Row("text mode", sample.n_tokens,
+                                best_of(lambda: texter.apply_batch(sample.texts), 1),
+                                note="link-fast text, per token of the same documents")
+
+    kernel = rows["kernel"].mtok_s
+    ratios = {
+        "kernel / python id loop": kernel / rows["python id loop"].mtok_s,
+        "kernel / numpy copy": kernel / rows["numpy copy"].mtok_s,
+    }
+    if "text pipeline" in rows:
+        ratios["kernel / text pipeline"] = kernel / rows["text pipeline"].mtok_s
+        ratios["text mode / text pipeline"] = rows["text mode"].mtok_s / rows["text pipeline"].mtok_s
+    suffix = " large" if f"apply {workers[0]}w large" in rows else ""
+    first = f"apply {workers[0]}w{suffix}"
+    for w in workers:
+        name = f"apply {w}w{suffix}"
+        if name not in rows:
+            continue
+        ratios[f"{name} / kernel"] = rows[name].mtok_s / kernel
+        if w != workers[0] and first in rows:
+            ratios[f"{name} / {first}"] = rows[name].mtok_s / rows[first].mtok_s
+    return {
+        "corpus": {"name": corpus.name, "documents": len(corpus.offsets) - 1, "tokens": n},
+        "vocab": {"path": str(vocab.path or ""), "keys": vocab.n_keys, "languages": list(vocab.languages)},
+        "ratio": ratio,
+        "substituted_share": stats.total_substitutions / max(1, stats.eligible_candidates),
+        "machine": machine(),
+        "rows": [{"name": r.name, "tokens": r.tokens, "seconds": r.seconds, "mtok_s": r.mtok_s, "note": r.note}
+                 for r in rows.values()],
+        "ratios": ratios,
+        "memory_mb": memory,
+    }
+
+
+def machine() -> dict:
+    model = ""
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                model = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    return {"cpu": model or "unknown", "cores": os.cpu_count(), "python": sys.version.split()[0]}
+
+
+def format_report(report: dict) -> str:
+    c, m = report["corpus"], report["machine"]
+    lines = [
+        f"corpus {c['name']}: {c['documents']:,} documents, {c['tokens']:,} tokens; "
+        f"vocabulary {report['vocab']['keys']:,} keys ({', '.join(report['vocab']['languages'])}); "
+        f"ratio {report['ratio']} ({report['substituted_share']:.1%} substituted)",
+        f"machine: {m['cpu']}, {m['cores']} cores, Python {m['python']}",
+        "",
+        f"{'':<16}{'M tokens/s':>12}  {'tokens':>12}  note",
+    ]
+    for r in report["rows"]:
+        lines.append(f"{r['name']:<16}{r['mtok_s']:>12.2f}  {r['tokens']:>12,}  {r['note']}")
+    lines.append("")
+    for name, value in report["ratios"].items():
+        lines.append(f"{name:<28}{value:>10.2f}x" if value >= 1 else f"{name:<28}{value:>10.3f}x")
+    lines.append("")
+    lines.append("memory of link-fast apply, MB (peak_rss: peak resident, mapped files included; "
+                 "anon_rss: the heap, at the end of a chunk)")
+    for name, value in report["memory_mb"].items():
+        lines.append(f"  {name:<34}{value:>8.0f}")
+    return "\n".join(lines)
+
+
+def corpus_from_texts(name: str, texts: Sequence[str], tokenizer, min_tokens: int = 0) -> Corpus:
+    """Tokenize ``texts`` (repeated until ``min_tokens``) into a corpus."""
+    encoded = [np.asarray(ids, dtype=np.uint32) for ids in tokenizer.encode_batch(list(texts))]
+    if not encoded or not sum(len(e) for e in encoded):
+        raise InputError(f"{name}: no tokens to measure on")
+    all_texts = list(texts)
+    total = sum(len(e) for e in encoded)
+    copies = max(1, -(-min_tokens // total))
+    encoded, all_texts = encoded * copies, all_texts * copies
+    offsets = np.zeros(len(encoded) + 1, dtype=np.int64)
+    np.cumsum([len(e) for e in encoded], out=offsets[1:])
+    return Corpus(name, np.concatenate(encoded), offsets, all_texts)
+
+
+def corpus_from_shard(prefix: str, tokenizer=None) -> Corpus:
+    """A shard's tokens (mapped, then read into memory once) as a corpus."""
+    from .shards import open_shard
+
+    shard = open_shard(prefix)
+    offsets = shard.offsets(0, shard.n_sequences)
+    tokens = np.array(shard.tokens[offsets[0] : offsets[-1]])
+    offsets = offsets - offsets[0]
+    texts = None
+    if tokenizer is not None:
+        texts = [tokenizer.decode(tokens[offsets[d] : offsets[d + 1]].tolist()) for d in range(shard.n_sequences)]
+    return Corpus(shard.name, tokens, offsets, texts)
