@@ -326,7 +326,7 @@ def run_bench(
         "substituted_share": stats.total_substitutions / max(1, stats.eligible_candidates),
         "machine": machine(),
         "rows": [{"name": r.name, "tokens": r.tokens, "seconds": r.seconds, "mtok_s": r.mtok_s, "note": r.note}
-                 for r in rows.values()],
+                 for r in sorted(rows.values(), key=lambda r: r.name.startswith(("write", "apply")))],
         "ratios": ratios,
         "memory_mb": memory,
     }
