@@ -246,7 +246,7 @@ def run_bench(
 
         rows["write + fsync"] = Row("write + fsync", sizes["large"], best_of(write_and_sync, repeat),
                                     note="the output's bytes, for the disk's ceiling")
-        del junk
+        junk = None  # 100s of MB: free before apply runs
         for w in workers:
             log(f"link-fast apply, {w} worker{'s' if w > 1 else ''}, file to file")
             seconds = {}
@@ -271,6 +271,9 @@ def run_bench(
                 rows[f"apply {w}w large"] = Row(f"apply {w}w large", sizes["large"] - sizes["small"],
                                                 seconds["large"] - seconds["small"],
                                                 note="the same, less start-up: the rate on a large shard")
+            elif "small" in seconds:
+                log(f"apply {w}w: the two sizes took as long as each other (start-up dominates), "
+                    f"no large-shard rate: raise --apply-tokens")
 
     log(f"numpy copy of {n:,} tokens")
     rows["numpy copy"] = Row("numpy copy", n, best_of(lambda: corpus.tokens.copy(), repeat * 3))
