@@ -418,6 +418,8 @@ def build_edge_table(dict arrays):
     count = np.asarray(arrays["node_edge_count"])
     first_nodes = root[root >= 0]
     first_nodes = np.ascontiguousarray(first_nodes[count[first_nodes] > 0], dtype=np.int32)
+    if len(count) >= 1 << 30:  # a slot keeps (node << 1 | flag) in an int32
+        raise ValueError(f"a trie of {len(count):,} nodes is too large for the edge table (2**30 at most)")
     cdef int64_t n_edges = int(count[first_nodes].sum())
     cdef uint32_t bits = max(4, int(2 * n_edges - 1).bit_length())
     table = np.full((1 << bits, 4), -1, dtype=np.int32)
@@ -428,7 +430,7 @@ def build_edge_table(dict arrays):
     cdef const int32_t[::1] edge_count = arrays["node_edge_count"]
     cdef const uint32_t[::1] edge_token = arrays["edge_token"]
     cdef const int32_t[::1] edge_node = arrays["edge_node"]
-    cdef int64_t n, e, h, mask = (1 << bits) - 1
+    cdef int64_t n, e, h, mask = (<int64_t> 1 << bits) - 1
     cdef int32_t node, child
     with nogil:
         for n in range(nodes.shape[0]):

@@ -11,6 +11,19 @@ from __future__ import annotations
 class LinkFastError(Exception):
     """Base class of every error link_fast raises on bad input."""
 
+    def __reduce__(self):
+        # Subclasses take (path, problem, ...) but keep only the message in args, so pickle's
+        # default, cls(*args), fails: and a worker's error that cannot be unpickled kills the
+        # pool's result thread and hangs the parent. Rebuild from the instance's state instead.
+        return _rebuild_error, (type(self), self.args, self.__dict__)
+
+
+def _rebuild_error(cls, args, state):
+    error = cls.__new__(cls)
+    Exception.__init__(error, *args)
+    error.__dict__.update(state)
+    return error
+
 
 class DictionaryError(LinkFastError, ValueError):
     """A bilingual dictionary file is missing, malformed, or empty after cleaning."""

@@ -285,6 +285,7 @@ def apply_shards(
     if log is not None and bar.bar is not None:  # print above the bar, not into it
         say = lambda message: bar.bar.write(message, file=sys.stderr)  # noqa: E731
     results: dict[str, dict] = {}
+    options = None
     try:
         for shard in shards:
             key = shard.name if stream_key is None else stream_key
@@ -318,8 +319,10 @@ def apply_shards(
             say(f"{shard.name}: {results[shard.name]['stats']['total_substitutions']:,} substitutions")
     except BaseException:
         if pool is not None:
-            pool.terminate()
+            pool.terminate()  # waits for the workers: after it, no chunk file appears any more
             pool = None
+            if options is not None:
+                _remove_parts(options)
         raise
     finally:
         if pool is not None:
@@ -340,6 +343,17 @@ def _output_dtype(shard, requested: str) -> np.dtype:
 
 
 _chunks_written = [0]
+
+
+def _remove_parts(options: dict) -> None:
+    """Delete the chunk files this run's workers wrote for one output and the parent did not append."""
+    parts = options.get("parts")
+    if parts is None:
+        return
+    for kind in ("data", "mask"):
+        head, tail = os.path.split(parts[kind])
+        for path in Path(head).glob(f"{tail}*{parts['suffix']}"):
+            path.unlink(missing_ok=True)
 
 
 def _remove_stale_temporaries(output_dir: Path, name: str) -> None:
@@ -397,12 +411,7 @@ def _rewrite_shard(shard, paths, options, expected, pool, workers, chunk_tokens,
     except BaseException:
         for writer in writers:
             writer.abort()
-        parts = options.get("parts")
-        if parts is not None:
-            for kind in ("data", "mask"):
-                head, tail = os.path.split(parts[kind])
-                for path in Path(head).glob(f"{tail}*{parts['suffix']}"):
-                    path.unlink(missing_ok=True)
+        _remove_parts(options)
         raise
     if stats is None:  # an empty shard
         stats = Stats(tuple(expected["vocab"]["languages"]),

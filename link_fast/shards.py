@@ -598,16 +598,20 @@ class ShardWriter:
     def append_file(self, path: str, sizes: np.ndarray) -> None:
         """Append sequences of ``sizes`` tokens whose bytes, this shard's dtype little-endian,
         are the file at ``path`` (a worker's output); the file is removed. The bytes go file to
-        file inside the kernel, never through this process. The writer of ``path`` has checked
-        the ids fit, as ``write`` would."""
+        file inside the kernel, never through this process. Unlike ``write`` this does not read
+        the ids: the kernel that produced them checked they fit the dtype."""
         if self._closed:
             raise ShardError(self._data_path, "writer already committed or aborted")
         sizes = np.asarray(sizes, dtype=np.int64)
+        if self.format == "megatron" and len(sizes) and sizes.max() > np.iinfo(np.int32).max:
+            self.abort()
+            raise ShardError(self._data_path, "a sequence longer than 2**31-1 tokens does not fit a Megatron index")
         expected = int(sizes.sum()) * self.dtype.itemsize
-        actual = os.path.getsize(path)
-        if actual != expected:
-            raise ShardError(path, f"holds {actual} bytes where {expected} were written")
         try:
+            actual = os.path.getsize(path)
+            if actual != expected:
+                self.abort()
+                raise ShardError(path, f"holds {actual} bytes where {expected} were written")
             self._data.flush()
             with open(path, "rb") as source:
                 copied = 0
@@ -615,6 +619,7 @@ class ShardWriter:
                     while copied < expected:
                         step = os.copy_file_range(source.fileno(), self._data.fileno(), expected - copied)
                         if step == 0:
+                            self.abort()
                             raise ShardError(path, f"ended after {copied} of {expected} bytes")
                         copied += step
                 except (AttributeError, OSError) as exc:  # no copy_file_range here, or not across these filesystems

@@ -188,6 +188,15 @@ class Substituter:
         if dtype not in TOKEN_DTYPES:
             raise InputError(f"out_dtype must be uint16, int32 or uint32, got {dtype}")
         tokens = np.ascontiguousarray(tokens)
+        limit = np.iinfo(dtype).max
+        if self.vocab.vocab_size - 1 > limit and len(tokens):
+            # Ids copied unchanged must fit a narrower output too (the kernel checks only the
+            # translations it emits); this pass is only paid when the vocabulary is wider.
+            span = tokens[offsets[0] : offsets[-1]]
+            if len(span) and span.max() > limit:
+                position = int(offsets[0] + np.argmax(span > limit))
+                raise InputError(f"token id {int(tokens[position])} at position {position} does not fit {dtype}: "
+                                 f"choose a wider output dtype (int32)")
         out, out_offsets, out_mask, counters = substitute(
             self._tables, tokens, offsets, int(first_doc), self.sampling, dtype, bool(mask)
         )

@@ -160,8 +160,13 @@ def test_bad_input_is_one_line_nonzero_and_leaves_no_output(tmp_path, vocab_path
         (["--vocab", vocab_path, tmp_path / "missing"], "missing"),
         (["--vocab", tmp_path / "in" / "ok.bin", tmp_path / "in" / "ok"], "not a link_fast vocabulary"),
     ]
+    wide_ids = tmp_path / "wide_ids" / "w"
+    with ShardWriter(wide_ids, np.uint32) as writer:
+        writer.write(np.array([5, 7, 70000, 9], dtype=np.uint32), np.array([0, 4]))
+    cases.append((["--vocab", vocab_big, wide_ids, "--out-dtype", "uint16"], "70000 at position 2 does not fit uint16"))
+    cases.append((["--vocab", vocab_path, bad_ids, "--workers", "2"], "is outside the vocabulary"))
     for args, message in cases:
-        out = tmp_path / f"out_{len(message)}"
+        out = tmp_path / f"out_{len(message)}_{len(args)}"
         proc = run_cli("apply", *args, "--ratio", "1", "-o", out, "-q")
         assert proc.returncode == 2, (args, proc.stderr)
         assert message in proc.stderr and proc.stderr.count("\n") == 1 and "Traceback" not in proc.stderr, proc.stderr
@@ -203,15 +208,31 @@ def test_corrupt_shards_fail_through_the_cli(tmp_path, vocab_path, damage, messa
     assert not (tmp_path / "out").exists() or not list((tmp_path / "out").iterdir())
 
 
-def test_full_disk_fails_cleanly(tmp_path, vocab_path):
+@pytest.mark.parametrize("workers", [1, 2])
+def test_full_disk_fails_cleanly(tmp_path, vocab_path, workers):
+    # With a pool, the workers write their chunks themselves and hit the full disk first: their
+    # error must cross back to the parent (it once could not be unpickled, and the run hung).
     write_shard(tmp_path / "in" / "s", n_docs=2000)
     code = (
         "import resource, signal, sys; from link_fast.cli import main;"
         "signal.signal(signal.SIGXFSZ, signal.SIG_IGN);"
         "resource.setrlimit(resource.RLIMIT_FSIZE, (200_000, 200_000));"
         f"sys.exit(main(['apply', '--vocab', {str(vocab_path)!r}, {str(tmp_path / 'in' / 's')!r}, '--ratio', '0.5',"
-        f" '-o', {str(tmp_path / 'out')!r}, '-q', '--chunk-tokens', '50000']))"
+        f" '-o', {str(tmp_path / 'out')!r}, '-q', '--chunk-tokens', '50000', '--workers', '{workers}']))"
     )
-    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert proc.returncode != 0 and "cannot write" in proc.stderr and "Traceback" not in proc.stderr, proc.stderr
     assert not list((tmp_path / "out").iterdir())
+
+
+def test_errors_cross_process_boundaries_intact():
+    import pickle
+
+    from link_fast.errors import DictionaryError, InputError, TokenizerError, VocabError
+    from link_fast.shards import ShardError
+    from link_fast.text import TextError
+
+    for error in (ShardError("/s.bin", "bad"), DictionaryError("/d.txt", "no tab", 3), InputError("plain"),
+                  TokenizerError("/t.json", "unknown"), VocabError("/v.lfv", "old"), TextError("/x.jsonl", "bad", 7)):
+        copy = pickle.loads(pickle.dumps(error))
+        assert type(copy) is type(error) and str(copy) == str(error) and copy.__dict__ == error.__dict__
