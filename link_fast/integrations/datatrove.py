@@ -1,0 +1,164 @@
+"""LINK as a datatrove pipeline step: ``LinkShards``.
+
+Each datatrove task (rank) rewrites its share of the shards of ``input_folder`` into
+``output_folder`` with the runner of ``link-fast apply``: the same outputs, byte for byte, and
+the same ``NAME.link.json`` markers, so a task that died is resumed shard by shard while
+datatrove's own completion files skip the tasks that finished. Local folders and fsspec URLs
+(``s3://``, ``hf://``, ...) both work; remote shards are copied to a local working directory
+first, since the kernel memory-maps its input.
+
+    from datatrove.executor import LocalPipelineExecutor
+    from link_fast.integrations.datatrove import LinkShards
+
+    LocalPipelineExecutor(
+        [LinkShards("tokenized/", "linked/", "en-de.lfv", ratio=0.3)],
+        tasks=64, workers=8, logging_dir="logs/link",
+    ).run()
+
+After a ``DocumentTokenizer`` in the same pipeline, pass ``rank_files=True`` (and its output
+folder as ``input_folder``): each task then takes the ``*_RANK_*.ds`` files it just wrote.
+Documents flowing through the step that carry token ids in ``metadata[ids_field]`` are
+rewritten in place (document index: their order within the task; stream key: the task's rank).
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from pathlib import Path
+from typing import Iterator, Literal, Mapping
+
+from datatrove.data import Document, DocumentsPipeline
+from datatrove.io import DataFolderLike, get_datafolder
+from datatrove.pipeline.base import PipelineStep
+
+from ..runner import DEFAULT_CHUNK_TOKENS, apply_shards
+from ..shards import _DATATROVE_SUFFIXES, _MEGATRON_SUFFIXES
+
+_INDEX_SUFFIXES = (".idx", ".ds")  # one file that names each shard once
+
+
+class LinkShards(PipelineStep):
+    """Rewrite this task's shards with LINK substitutions (options as ``link-fast apply``)."""
+
+    name = "🔗 LINK substitution"
+    type = "🔢 - TOKENIZER"
+
+    def __init__(
+        self,
+        input_folder: DataFolderLike | None,
+        output_folder: DataFolderLike | None,
+        vocab: str | os.PathLike,
+        *,
+        ratio: float,
+        portion: float = 1.0,
+        seed: int = 0,
+        languages: Mapping[str, float] | None = None,
+        ratio_basis: Literal["candidates", "words"] = "candidates",
+        lang_scope: Literal["word", "document"] = "word",
+        glob_pattern: str | None = None,
+        rank_files: bool = False,
+        workers: int = 1,
+        mask: bool = False,
+        out_dtype: Literal["auto", "uint16", "int32", "uint32"] = "auto",
+        chunk_tokens: int = DEFAULT_CHUNK_TOKENS,
+        ids_field: str = "input_ids",
+        local_working_dir: str | os.PathLike | None = None,
+    ):
+        super().__init__()
+        if (input_folder is None) != (output_folder is None):
+            raise ValueError("give both input_folder and output_folder, or neither (documents only)")
+        # Only paths and options here: the step is pickled to every task, and the vocabulary
+        # is opened inside run().
+        self.input_folder = get_datafolder(input_folder) if input_folder is not None else None
+        self.output_folder = get_datafolder(output_folder) if output_folder is not None else None
+        self.vocab_path = os.fspath(vocab)
+        self.options = dict(ratio=ratio, portion=portion, seed=seed, languages=dict(languages) if languages else None,
+                            ratio_basis=ratio_basis, lang_scope=lang_scope)
+        self.glob_pattern = glob_pattern
+        self.rank_files = rank_files
+        self.workers = workers
+        self.mask = mask
+        self.out_dtype = out_dtype
+        self.chunk_tokens = chunk_tokens
+        self.ids_field = ids_field
+        self.local_working_dir = local_working_dir
+
+    # -- which shards --------------------------------------------------------------------------
+    def shards_for_rank(self, rank: int, world_size: int) -> list[str]:
+        """This task's shards, as paths relative to ``input_folder`` without their suffix."""
+        files = self.input_folder.list_files(glob_pattern=self.glob_pattern)
+        prefixes = sorted({f[: -len(s)] for f in files for s in _INDEX_SUFFIXES
+                           if f.endswith(s) and not os.path.basename(f).startswith(".")})
+        if self.rank_files:  # the files a DocumentTokenizer of this rank wrote: NAME_RANK_*.ds
+            return [p for p in prefixes if f"_{rank:05d}_" in os.path.basename(p) or
+                    os.path.basename(p).startswith(f"{rank:05d}_")]
+        return prefixes[rank::world_size]
+
+    # -- run -----------------------------------------------------------------------------------
+    def run(self, data: DocumentsPipeline = None, rank: int = 0, world_size: int = 1) -> DocumentsPipeline:
+        if data is not None:
+            yield from self._rewrite_documents(data, rank)
+        if self.input_folder is None:
+            return
+        prefixes = self.shards_for_rank(rank, world_size)
+        if not prefixes:
+            return
+        with tempfile.TemporaryDirectory(prefix="link_fast_", dir=self.local_working_dir) as work:
+            inputs = [self._local_input(p, Path(work) / "in") for p in prefixes]
+            output_dir = (self.output_folder.path if self.output_folder.is_local()
+                          else os.path.join(work, "out"))
+            with self.track_time(unit="shard"):
+                records = apply_shards(
+                    self.vocab_path, inputs, output_dir, **self.options, workers=self.workers, mask=self.mask,
+                    out_dtype=self.out_dtype, chunk_tokens=self.chunk_tokens, resume=True, progress=False,
+                )
+            if not self.output_folder.is_local():
+                self._upload(Path(output_dir), records)
+        for record in records.values():
+            stats = record["stats"]
+            self.stat_update("shards")
+            self.stat_update("documents", value=stats["documents"], unit="shard")
+            self.stat_update("candidates", value=stats["candidates"], unit="shard")
+            self.stat_update("substitutions", value=stats["total_substitutions"], unit="shard")
+            self.stat_update("tokens_in", value=stats["tokens_in"], unit="shard")
+            self.stat_update("tokens_out", value=stats["tokens_out"], unit="shard")
+
+    def _local_input(self, prefix: str, into: Path) -> str:
+        """A local path for the shard ``prefix`` of input_folder (copied there if remote)."""
+        if self.input_folder.is_local():
+            return os.path.join(self.input_folder.path, prefix)
+        into.mkdir(parents=True, exist_ok=True)
+        for suffix in _MEGATRON_SUFFIXES + _DATATROVE_SUFFIXES:
+            if self.input_folder.exists(prefix + suffix):
+                self.input_folder.get_file(prefix + suffix, str(into / (os.path.basename(prefix) + suffix)))
+        return str(into / os.path.basename(prefix))
+
+    def _upload(self, local: Path, records: dict) -> None:
+        """Copy the outputs to a remote output_folder, each shard's marker (NAME.link.json) last."""
+        for name, record in records.items():
+            for path in record.get("outputs", []):
+                self.output_folder.put_file(path, os.path.basename(path))
+            marker = local / f"{name}.link.json"
+            if marker.exists():
+                self.output_folder.put_file(str(marker), marker.name)
+
+    def _rewrite_documents(self, data: DocumentsPipeline, rank: int) -> Iterator[Document]:
+        import numpy as np
+
+        from ..substituter import Substituter
+        from ..vocab import Vocab
+
+        substituter = None
+        for index, document in enumerate(data):
+            ids = document.metadata.get(self.ids_field)
+            if ids is not None:
+                if substituter is None:
+                    substituter = Substituter(Vocab.load(self.vocab_path), **self.options, stream_key=f"rank{rank}")
+                tokens = np.asarray(ids, dtype=np.int32)
+                result = substituter.apply(tokens, np.array([0, len(tokens)]), first_doc=index)
+                document.metadata[self.ids_field] = result.tokens.tolist()
+                self.stat_update("documents")
+                self.stat_update("candidates", value=result.stats.candidates)
+                self.stat_update("substitutions", value=result.stats.total_substitutions)
+            yield document
