@@ -15,7 +15,7 @@ pytest.importorskip("datatrove")
 from test_runner import random_vocab, read_bytes, write_shard  # noqa: E402
 
 from link_fast.runner import apply_shards  # noqa: E402
-from link_fast.shards import ShardWriter, open_shard  # noqa: E402
+from link_fast.shards import ShardWriter  # noqa: E402
 
 OPTIONS = dict(ratio=0.5, seed=7)
 
