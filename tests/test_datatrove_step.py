@@ -131,3 +131,38 @@ def test_documents_with_token_ids_are_rewritten_in_place(tmp_path):
         want = substituter.apply(np.array(ids, dtype=np.int32), np.array([0, len(ids)]), first_doc=i).tokens
         assert doc.metadata["input_ids"] == want.tolist()
     assert any(d.metadata["input_ids"] != ids for d, ids in zip(out, originals))
+
+
+RAY_RUN = """
+import sys
+sys.path.insert(0, {tests!r})
+import ray
+# A cluster of this machine only: loopback, two CPUs, no dashboard; shut down at the end.
+ray.init(num_cpus=2, include_dashboard=False, _node_ip_address="127.0.0.1", log_to_driver=False)
+try:
+    from datatrove.executor import RayPipelineExecutor
+    from link_fast.integrations.datatrove import LinkShards
+    RayPipelineExecutor([LinkShards({inputs!r}, {out!r}, {vocab!r}, ratio={ratio}, seed={seed})],
+                        tasks=3, workers=2, logging_dir={logs!r}).run()
+finally:
+    ray.shutdown()
+"""
+
+
+def test_ray_executor_on_a_local_cluster_matches_apply(corpus, tmp_path):
+    pytest.importorskip("ray")
+    vocab, inputs, expected = corpus
+    code = RAY_RUN.format(tests=str(Path(__file__).parent), inputs=str(inputs), out=str(tmp_path / "out"),
+                          vocab=str(vocab), logs=str(tmp_path / "logs"), **OPTIONS)
+    with open(tmp_path / "ray.log", "w") as log:  # Ray's daemons may hold inherited pipes: a file
+        proc = subprocess.Popen([sys.executable, "-c", code], stdout=log, stderr=log, start_new_session=True)
+        try:
+            assert proc.wait(timeout=240) == 0, (tmp_path / "ray.log").read_text()[-3000:]
+        finally:
+            try:
+                os.killpg(proc.pid, 9)  # any daemon ray.shutdown() left behind
+            except ProcessLookupError:
+                pass
+    assert outputs(tmp_path / "out") == outputs(expected)
+    for k in range(7):
+        assert read_bytes(tmp_path / "out" / f"shard{k}") == read_bytes(expected / f"shard{k}")
