@@ -372,6 +372,10 @@ def test_cli(vocab, tmp_path, capsys):
                      str(src), "-o", str(out)]) == 0
     assert json.loads(out.read_text())["text"] == "the Katze"
     assert "docs/s" in capsys.readouterr().err
+    two = tmp_path / "two.jsonl"
+    assert cli_main(["text", "--vocab", str(vocab_path), "--ratio", "1", "--languages", "de", "--on-error", "skip",
+                     "--workers", "2", str(src), "-o", str(two)]) == 0
+    assert two.read_bytes() == out.read_bytes()
 
 
 def test_throughput_on_pydoc(tekken_vocab, pydoc_documents, tmp_path, capsys):
