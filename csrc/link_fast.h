@@ -32,10 +32,18 @@ static inline uint64_t lf_mix64(uint64_t z) {
     return z ^ (z >> 31);
 }
 
+/* A draw in two steps, so that a document's loop over its candidates mixes once per draw:
+ * lf_draw(base, domain, doc, cand) == lf_draw_at(lf_draw_stream(base, domain, doc), cand). */
+static inline uint64_t lf_draw_stream(uint64_t base, uint64_t domain, uint64_t doc) {
+    return lf_mix64(lf_mix64(base ^ (domain * 0x9e3779b97f4a7c15ULL)) + doc);
+}
+
+static inline uint64_t lf_draw_at(uint64_t stream, uint64_t cand) {
+    return lf_mix64(stream + cand);
+}
+
 static inline uint64_t lf_draw(uint64_t base, uint64_t domain, uint64_t doc, uint64_t cand) {
-    uint64_t h = lf_mix64(base ^ (domain * 0x9e3779b97f4a7c15ULL));
-    h = lf_mix64(h + doc);
-    return lf_mix64(h + cand);
+    return lf_draw_at(lf_draw_stream(base, domain, doc), cand);
 }
 
 /* True with probability threshold / 2^53; threshold 2^53 is "always". Integer

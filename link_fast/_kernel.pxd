@@ -6,6 +6,8 @@ cdef extern from "link_fast.h" nogil:
     uint64_t LF_DOMAIN_DOCUMENT, LF_DOMAIN_DOC_LANG, LF_DOMAIN_REPLACE, LF_DOMAIN_LANG, LF_DOMAIN_TRANSLATE
     uint64_t lf_mix64(uint64_t z) noexcept
     uint64_t lf_draw(uint64_t base, uint64_t domain, uint64_t doc, uint64_t cand) noexcept
+    uint64_t lf_draw_stream(uint64_t base, uint64_t domain, uint64_t doc) noexcept
+    uint64_t lf_draw_at(uint64_t stream, uint64_t cand) noexcept
     bint lf_bernoulli(uint64_t h, uint64_t threshold) noexcept
     uint64_t lf_below(uint64_t h, uint64_t n) noexcept
     int64_t lf_find_child(const uint32_t *edge_token, int64_t start, int64_t count, uint32_t token) noexcept

@@ -20,8 +20,16 @@ cdef int64_t AHEAD = 16
 cdef int64_t SCAN_AHEAD = 16
 
 
-cdef int edits_push(Edits *edits, int64_t start, int64_t end, int64_t doc, int64_t target,
-                    uint64_t choice, int32_t lang) except -1 nogil:
+cdef inline int edits_push(Edits *edits, int64_t start, int64_t end, int64_t doc, int64_t target,
+                           uint64_t choice, int32_t lang) except -1 nogil:
+    if edits.size == edits.capacity:
+        edits_grow(edits)
+    edits.data[edits.size] = Edit(start, end, doc, target, choice, lang)
+    edits.size += 1
+    return 0
+
+
+cdef int edits_grow(Edits *edits) except -1 nogil:
     cdef Edit *grown
     cdef int64_t capacity
     if edits.size == edits.capacity:
@@ -32,8 +40,6 @@ cdef int edits_push(Edits *edits, int64_t start, int64_t end, int64_t doc, int64
                 raise MemoryError("link_fast kernel: out of memory for the edit list")
         edits.data = grown
         edits.capacity = capacity
-    edits.data[edits.size] = Edit(start, end, doc, target, choice, lang)
-    edits.size += 1
     return 0
 
 
@@ -152,7 +158,7 @@ cdef int plan_edits(const Tables *t, const Sampling *s, const token_in *tokens, 
     """Scan and sample every document; append the edits, translations not yet resolved."""
     cdef Edits matches = Edits(NULL, 0, 0)
     cdef int64_t d, doc, m, words
-    cdef uint64_t threshold
+    cdef uint64_t threshold, replace, choose_lang, translate
     cdef double p
     cdef int32_t doc_lang = -1, lang, key
     cdef uint32_t available
@@ -175,8 +181,11 @@ cdef int plan_edits(const Tables *t, const Sampling *s, const token_in *tokens, 
             if s.lang_scope_document:
                 doc_lang = pick_language(s, t.n_languages, s.selected_mask,
                                          lf_draw(s.base, LF_DOMAIN_DOC_LANG, doc, 0))
+            replace = lf_draw_stream(s.base, LF_DOMAIN_REPLACE, doc)
+            choose_lang = lf_draw_stream(s.base, LF_DOMAIN_LANG, doc)
+            translate = lf_draw_stream(s.base, LF_DOMAIN_TRANSLATE, doc)
             for m in range(matches.size):
-                if not lf_bernoulli(lf_draw(s.base, LF_DOMAIN_REPLACE, doc, m), threshold):
+                if not lf_bernoulli(lf_draw_at(replace, m), threshold):
                     continue
                 match = matches.data[m]
                 key = <int32_t> match.target
@@ -188,10 +197,9 @@ cdef int plan_edits(const Tables *t, const Sampling *s, const token_in *tokens, 
                     lang = 0  # a match is of a key in play: the one language
                 else:
                     available = t.key_lang_mask[key] & s.selected_mask
-                    lang = pick_language(s, t.n_languages, available,
-                                         lf_draw(s.base, LF_DOMAIN_LANG, doc, m))
+                    lang = pick_language(s, t.n_languages, available, lf_draw_at(choose_lang, m))
                 edits_push(edits, match.start, match.end, d, <int64_t> key * t.n_languages + lang,
-                           lf_draw(s.base, LF_DOMAIN_TRANSLATE, doc, m), lang)
+                           lf_draw_at(translate, m), lang)
                 c.substitutions[lang] += 1
     finally:
         free(matches.data)
