@@ -166,3 +166,28 @@ def test_ray_executor_on_a_local_cluster_matches_apply(corpus, tmp_path):
     assert outputs(tmp_path / "out") == outputs(expected)
     for k in range(7):
         assert read_bytes(tmp_path / "out" / f"shard{k}") == read_bytes(expected / f"shard{k}")
+
+
+def test_remote_folders_go_through_a_local_working_directory(corpus, tmp_path):
+    """fsspec folders (here memory://, as s3:// would be): shards are fetched, rewritten, uploaded."""
+    import fsspec
+
+    from link_fast.integrations.datatrove import LinkShards
+
+    vocab, inputs, expected = corpus
+    memory = fsspec.filesystem("memory")
+    for path in inputs.iterdir():
+        memory.pipe(f"/link_in/{path.name}", path.read_bytes())
+    work = tmp_path / "work"
+    work.mkdir()
+    step = LinkShards("memory://link_in", "memory://link_out", vocab, **OPTIONS, local_working_dir=work)
+    for rank in range(2):
+        for _ in step.run(None, rank=rank, world_size=2):
+            pass
+    names = sorted(Path(p).name for p in memory.ls("/link_out", detail=False))
+    assert names == outputs(expected)
+    for k in range(7):
+        for suffix in (".bin", ".idx"):
+            assert memory.cat(f"/link_out/shard{k}{suffix}") == (expected / f"shard{k}{suffix}").read_bytes()
+    assert not list(work.iterdir())  # the working directory is cleaned up
+    memory.rm(["/link_in", "/link_out"], recursive=True)
