@@ -21,7 +21,7 @@ import re
 import sys
 import tempfile
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Sequence
 
@@ -62,7 +62,6 @@ class Row:
     tokens: int
     seconds: float
     note: str = ""
-    extra: dict = field(default_factory=dict)
 
     @property
     def mtok_s(self) -> float:

@@ -25,8 +25,8 @@ def _rebuild_error(cls, args, state):
     return error
 
 
-class DictionaryError(LinkFastError, ValueError):
-    """A bilingual dictionary file is missing, malformed, or empty after cleaning."""
+class FileError(LinkFastError, ValueError):
+    """A file is missing, malformed or cannot be written: the message is ``PATH[:LINE]: problem``."""
 
     def __init__(self, path, problem: str, line: int | None = None):
         self.path = str(path)
@@ -36,22 +36,16 @@ class DictionaryError(LinkFastError, ValueError):
         super().__init__(f"{where}: {problem}")
 
 
-class TokenizerError(LinkFastError, ValueError):
+class DictionaryError(FileError):
+    """A bilingual dictionary file is missing, malformed, or empty after cleaning."""
+
+
+class TokenizerError(FileError):
     """A tokenizer file cannot be read, or is of an unknown format."""
 
-    def __init__(self, path, problem: str):
-        self.path = str(path)
-        self.problem = problem
-        super().__init__(f"{self.path}: {problem}")
 
-
-class VocabError(LinkFastError, ValueError):
+class VocabError(FileError):
     """A compiled vocabulary file is corrupt, of another format version, or of another tokenizer."""
-
-    def __init__(self, path, problem: str):
-        self.path = str(path)
-        self.problem = problem
-        super().__init__(f"{self.path}: {problem}")
 
 
 class InputError(LinkFastError, ValueError):

@@ -33,7 +33,7 @@ import numpy as np
 from . import __version__
 from .errors import InputError
 from .shards import ShardError, ShardWriter, find_shards, open_shard
-from .substituter import Stats, Substituter
+from .substituter import Stats, Substituter, checked_config
 from .vocab import Vocab
 
 DEFAULT_CHUNK_TOKENS = 4_000_000
@@ -179,14 +179,15 @@ def _finished(stats_path: Path, expected: dict) -> dict | None:
     return None
 
 
-def _write_json(path: Path, data: dict) -> None:
+def write_json(path: Path, data: dict, error=ShardError) -> None:
+    """Write a statistics record atomically; a failure raises ``error`` (a file error class)."""
     tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
     try:
         tmp.write_text(json.dumps(data, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
         os.replace(tmp, path)
     except OSError as exc:
         tmp.unlink(missing_ok=True)
-        raise ShardError(path, f"cannot write: {exc.strerror or exc}") from None
+        raise error(path, f"cannot write: {exc.strerror or exc}") from None
 
 
 class _Progress:
@@ -276,7 +277,7 @@ def apply_shards(
     # Validates every option once here, before any worker starts.
     base_options = dict(ratio=ratio, portion=portion, seed=seed, languages=languages,
                         ratio_basis=ratio_basis, lang_scope=lang_scope)
-    Substituter(vocab, **base_options)
+    checked_config(vocab.languages, **base_options)
 
     shards = [open_shard(p) for p in prefixes]
     total = sum(int(np.sum(s.sizes, dtype=np.int64)) for s in shards)
@@ -292,7 +293,7 @@ def apply_shards(
             dtype = _output_dtype(shard, out_dtype)
             options = {"substituter": dict(base_options, stream_key=key), "mask": mask, "out_dtype": dtype.str}
             expected = {
-                "config": Substituter(vocab, **options["substituter"]).config(),
+                "config": checked_config(vocab.languages, **options["substituter"]),
                 "vocab": {"fingerprint": vocab.fingerprint, "languages": list(vocab.languages),
                           "format_version": vocab.meta["format_version"], "keys": vocab.n_keys},
                 "mask": mask,
@@ -408,10 +409,9 @@ def _rewrite_shard(shard, paths, options, expected, pool, workers, chunk_tokens,
         outputs = []
         for writer in writers:
             outputs += writer.commit()
-    except BaseException:
+    except BaseException:  # chunk files left by workers go once the pool is stopped (apply_shards)
         for writer in writers:
             writer.abort()
-        _remove_parts(options)
         raise
     if stats is None:  # an empty shard
         stats = Stats(tuple(expected["vocab"]["languages"]),
@@ -420,5 +420,5 @@ def _rewrite_shard(shard, paths, options, expected, pool, workers, chunk_tokens,
                   stats=stats.to_dict(), seconds=round(time.perf_counter() - started, 3),
                   memory_mb={"main": memory_mb(), "worker": worker_memory or memory_mb()},
                   link_fast_version=__version__)
-    _write_json(paths["stats"], record)
+    write_json(paths["stats"], record)
     return record

@@ -29,16 +29,11 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from .errors import LinkFastError
+from .errors import FileError
 
 
-class ShardError(LinkFastError, ValueError):
+class ShardError(FileError):
     """A shard is missing, malformed, inconsistent, or cannot be written."""
-
-    def __init__(self, path, problem: str):
-        self.path = str(path)
-        self.problem = problem
-        super().__init__(f"{self.path}: {problem}")
 
 
 MEGATRON_MAGIC = b"MMIDIDX\x00\x00"

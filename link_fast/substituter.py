@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import hashlib
 from dataclasses import dataclass, field
-from typing import Literal, Mapping
+from typing import Literal, Mapping, Sequence
 
 import numpy as np
 
@@ -113,27 +113,13 @@ class Substituter:
         lang_scope: Literal["word", "document"] = "word",
         stream_key: str = "",
     ):
-        for name, value in (("ratio", ratio), ("portion", portion)):
-            if not isinstance(value, (int, float)) or not 0.0 <= float(value) <= 1.0:
-                raise InputError(f"{name} must be a number in [0, 1], got {value!r}")
-        if ratio_basis not in ("candidates", "words"):
-            raise InputError(f"ratio_basis must be 'candidates' or 'words', got {ratio_basis!r}")
-        if lang_scope not in ("word", "document"):
-            raise InputError(f"lang_scope must be 'word' or 'document', got {lang_scope!r}")
-        if not isinstance(seed, int) or not 0 <= seed <= MASK64:
-            raise InputError(f"seed must be an integer in [0, 2**64), got {seed!r}")
+        config = checked_config(vocab.languages, ratio=ratio, portion=portion, seed=seed, languages=languages,
+                                ratio_basis=ratio_basis, lang_scope=lang_scope, stream_key=stream_key)
         self.vocab = vocab
-        self.ratio = float(ratio)
-        self.portion = float(portion)
-        self.seed = seed
-        self.ratio_basis = ratio_basis
-        self.lang_scope = lang_scope
-        self.stream_key = str(stream_key)
-        self.languages = resolve_languages(vocab.languages, languages)
-        weights = np.zeros(len(vocab.languages), dtype=np.uint32)
-        top = max(self.languages.values())
-        for lang, weight in self.languages.items():
-            weights[vocab.languages.index(lang)] = max(1, round(weight / top * WEIGHT_SCALE))
+        self.ratio, self.portion, self.seed = config["ratio"], config["portion"], config["seed"]
+        self.ratio_basis, self.lang_scope = config["ratio_basis"], config["lang_scope"]
+        self.stream_key, self.languages = config["stream_key"], config["languages"]
+        weights = np.asarray(integer_weights(vocab.languages, self.languages), dtype=np.uint32)
         self.sampling = {
             "base": stream_base(seed, self.stream_key),
             "portion_threshold": probability_threshold(self.portion),
@@ -148,15 +134,7 @@ class Substituter:
 
     def config(self) -> dict:
         """The options that determine the output (for statistics files and resume checks)."""
-        return {
-            "ratio": self.ratio,
-            "portion": self.portion,
-            "seed": self.seed,
-            "languages": dict(self.languages),
-            "ratio_basis": self.ratio_basis,
-            "lang_scope": self.lang_scope,
-            "stream_key": self.stream_key,
-        }
+        return config_of(self)
 
     def apply(
         self,
@@ -224,6 +202,47 @@ class Substituter:
             substitutions=dict(zip(languages, counters["substitutions"])),
         )
         return Result(out, out_offsets, out_mask, stats)
+
+
+def check_sampling(*, ratio, portion, seed, ratio_basis, lang_scope) -> None:
+    """Raise InputError for a bad option; the checks that need no vocabulary."""
+    for name, value in (("ratio", ratio), ("portion", portion)):
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0.0 <= float(value) <= 1.0:
+            raise InputError(f"{name} must be a number in [0, 1], got {value!r}")
+    if ratio_basis not in ("candidates", "words"):
+        raise InputError(f"ratio_basis must be 'candidates' or 'words', got {ratio_basis!r}")
+    if lang_scope not in ("word", "document"):
+        raise InputError(f"lang_scope must be 'word' or 'document', got {lang_scope!r}")
+    if not isinstance(seed, int) or not 0 <= seed <= MASK64:
+        raise InputError(f"seed must be an integer in [0, 2**64), got {seed!r}")
+
+
+def checked_config(available: Sequence[str], *, ratio, portion, seed, languages, ratio_basis, lang_scope,
+                   stream_key="") -> dict:
+    """The sampling options checked and normalised (languages resolved against ``available``):
+    what determines the output, as statistics files record it. Token mode, text mode and the
+    runners all go through here."""
+    check_sampling(ratio=ratio, portion=portion, seed=seed, ratio_basis=ratio_basis, lang_scope=lang_scope)
+    return {"ratio": float(ratio), "portion": float(portion), "seed": seed,
+            "languages": resolve_languages(tuple(available), languages), "ratio_basis": ratio_basis,
+            "lang_scope": lang_scope, "stream_key": str(stream_key)}
+
+
+def config_of(substituter) -> dict:
+    """``checked_config``'s dict of a Substituter or TextSubstituter."""
+    return {"ratio": substituter.ratio, "portion": substituter.portion, "seed": substituter.seed,
+            "languages": dict(substituter.languages), "ratio_basis": substituter.ratio_basis,
+            "lang_scope": substituter.lang_scope, "stream_key": substituter.stream_key}
+
+
+def integer_weights(available: Sequence[str], languages: Mapping[str, float]) -> list[int]:
+    """Per language of ``available``: its weight as an integer up to WEIGHT_SCALE, 0 if not in
+    play. Integers keep the kernel and the Python reference bit-identical."""
+    top = max(languages.values())
+    weights = [0] * len(available)
+    for lang, weight in languages.items():
+        weights[list(available).index(lang)] = max(1, round(weight / top * WEIGHT_SCALE))
+    return weights
 
 
 def resolve_languages(available: tuple[str, ...], languages: Mapping[str, float] | None) -> dict[str, float]:

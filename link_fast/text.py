@@ -54,16 +54,17 @@ from typing import Callable, Iterable, Iterator, Literal, Mapping, Sequence
 
 import numpy as np
 
-from .errors import InputError, LinkFastError
-from .runner import _Progress
+from .errors import FileError, InputError
+from .runner import _Progress, write_json
 from .substituter import (
     ALWAYS,
     MASK64,
-    WEIGHT_SCALE,
     Stats,
+    checked_config,
+    config_of,
+    integer_weights,
     mix64,
     probability_threshold,
-    resolve_languages,
     stream_base,
 )
 from .vocab import Vocab
@@ -72,15 +73,8 @@ DOMAIN_DOCUMENT, DOMAIN_DOC_LANG, DOMAIN_REPLACE, DOMAIN_LANG, DOMAIN_TRANSLATE 
 _GOLDEN = 0x9E3779B97F4A7C15
 
 
-class TextError(LinkFastError, ValueError):
+class TextError(FileError):
     """A text input is malformed: bad JSON, a missing field, a truncated compressed file."""
-
-    def __init__(self, path, problem: str, line: int | None = None):
-        self.path = str(path)
-        self.line = line
-        self.problem = problem
-        where = f"{self.path}:{line}" if line is not None else self.path
-        super().__init__(f"{where}: {problem}")
 
 
 # -- the draws of csrc/link_fast.h, in Python --------------------------------------------------
@@ -209,28 +203,13 @@ class TextSubstituter:
     ):
         import ahocorasick
 
-        for name, value in (("ratio", ratio), ("portion", portion)):
-            if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0.0 <= float(value) <= 1.0:
-                raise InputError(f"{name} must be a number in [0, 1], got {value!r}")
-        if ratio_basis not in ("candidates", "words"):
-            raise InputError(f"ratio_basis must be 'candidates' or 'words', got {ratio_basis!r}")
-        if lang_scope not in ("word", "document"):
-            raise InputError(f"lang_scope must be 'word' or 'document', got {lang_scope!r}")
-        if not isinstance(seed, int) or not 0 <= seed <= MASK64:
-            raise InputError(f"seed must be an integer in [0, 2**64), got {seed!r}")
+        config = checked_config(vocab.languages, ratio=ratio, portion=portion, seed=seed, languages=languages,
+                                ratio_basis=ratio_basis, lang_scope=lang_scope, stream_key=stream_key)
         self.vocab = vocab
-        self.ratio = float(ratio)
-        self.portion = float(portion)
-        self.seed = seed
-        self.ratio_basis = ratio_basis
-        self.lang_scope = lang_scope
-        self.stream_key = str(stream_key)
-        self.languages = resolve_languages(vocab.languages, languages)
-        # The same integer weights as Substituter.__init__.
-        top = max(self.languages.values())
-        self._weights = [0] * len(vocab.languages)
-        for lang, weight in self.languages.items():
-            self._weights[vocab.languages.index(lang)] = max(1, round(weight / top * WEIGHT_SCALE))
+        self.ratio, self.portion, self.seed = config["ratio"], config["portion"], config["seed"]
+        self.ratio_basis, self.lang_scope = config["ratio_basis"], config["lang_scope"]
+        self.stream_key, self.languages = config["stream_key"], config["languages"]
+        self._weights = integer_weights(vocab.languages, self.languages)  # as Substituter's
         self._selected = sum(1 << vocab.languages.index(lang) for lang in self.languages)
         self._doc_weights = [(l, w) for l, w in enumerate(self._weights) if w]
         self._base = stream_base(seed, self.stream_key)
@@ -294,8 +273,7 @@ class TextSubstituter:
         return False
 
     def config(self) -> dict:
-        return {"ratio": self.ratio, "portion": self.portion, "seed": self.seed, "languages": dict(self.languages),
-                "ratio_basis": self.ratio_basis, "lang_scope": self.lang_scope, "stream_key": self.stream_key}
+        return config_of(self)
 
     def _options(self, key: int, lang: int) -> list[str]:
         got = self._translations.get((key, lang))
@@ -707,7 +685,7 @@ def substitute_files(
             # validates the options before any file is opened
             _substituter_for(stream_key if stream_key is not None else split_name(inputs[0])[0])
         else:
-            _check_options(vocab, options)
+            _checked_config(vocab, options)
             if vocab.path is None:
                 import tempfile
 
@@ -742,14 +720,14 @@ def substitute_files(
                 raise
             bytes_in = Path(source).stat().st_size
             record = {
-                "config": dict(_check_options(vocab, options), stream_key=key, tokenizer=options.get("tokenizer")),
+                "config": dict(_checked_config(vocab, options, key), tokenizer=options.get("tokenizer")),
                 "vocab": {"fingerprint": vocab.fingerprint, "languages": list(vocab.languages), "keys": vocab.n_keys},
                 "input": str(source), "output": str(target), "field": field,
                 "stats": _text_stats(stats), "skipped_lines": len(skipped),
                 "skipped": [{"line": n, "problem": p} for n, p in skipped[:100]],
                 "input_bytes": bytes_in, "seconds": round(time.perf_counter() - started, 3),
             }
-            _write_json(Path(f"{target}.link.json"), record)
+            write_json(Path(f"{target}.link.json"), record, error=TextError)
             results[str(target)] = record
             say(f"{source} -> {target}: {stats.documents:,} documents, {stats.total_substitutions:,} substitutions"
                 + (f", {len(skipped):,} bad lines skipped" if skipped else ""))
@@ -770,22 +748,11 @@ def substitute_files(
     return results
 
 
-def _check_options(vocab: Vocab, options: dict) -> dict:
-    """Validate the options as TextSubstituter does, without building an automaton; the config."""
-    for name in ("ratio", "portion"):
-        value = options[name]
-        if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0.0 <= float(value) <= 1.0:
-            raise InputError(f"{name} must be a number in [0, 1], got {value!r}")
-    if options["ratio_basis"] not in ("candidates", "words"):
-        raise InputError(f"ratio_basis must be 'candidates' or 'words', got {options['ratio_basis']!r}")
-    if options["lang_scope"] not in ("word", "document"):
-        raise InputError(f"lang_scope must be 'word' or 'document', got {options['lang_scope']!r}")
-    seed = options["seed"]
-    if not isinstance(seed, int) or not 0 <= seed <= MASK64:
-        raise InputError(f"seed must be an integer in [0, 2**64), got {seed!r}")
-    return {"ratio": float(options["ratio"]), "portion": float(options["portion"]), "seed": seed,
-            "languages": resolve_languages(vocab.languages, options["languages"]),
-            "ratio_basis": options["ratio_basis"], "lang_scope": options["lang_scope"]}
+def _checked_config(vocab: Vocab, options: dict, stream_key: str = "") -> dict:
+    """The options checked as TextSubstituter checks them, without building an automaton."""
+    return checked_config(vocab.languages, ratio=options["ratio"], portion=options["portion"], seed=options["seed"],
+                          languages=options["languages"], ratio_basis=options["ratio_basis"],
+                          lang_scope=options["lang_scope"], stream_key=stream_key)
 
 
 def _text_stats(stats: Stats) -> dict:
@@ -793,13 +760,3 @@ def _text_stats(stats: Stats) -> dict:
     d["chars_in"] = d.pop("tokens_in")
     d["chars_out"] = d.pop("tokens_out")
     return d
-
-
-def _write_json(path: Path, data: dict) -> None:
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    try:
-        tmp.write_text(json.dumps(data, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
-        os.replace(tmp, path)
-    except OSError as exc:
-        tmp.unlink(missing_ok=True)
-        raise TextError(path, f"cannot write: {exc.strerror or exc}") from None
