@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -50,6 +51,10 @@ def test_local_executor_matches_apply_and_skips_completed_tasks(corpus, tmp_path
     for k in range(7):
         assert read_bytes(tmp_path / "out" / f"shard{k}") == read_bytes(expected / f"shard{k}")
     assert len(os.listdir(tmp_path / "logs" / "completions")) == 4
+    logged = sum(json.loads(path.read_text())[0]["stats"]["substitutions"]["total"]
+                 for path in (tmp_path / "logs" / "stats").glob("*.json"))
+    assert logged == sum(json.loads(p.read_text())["stats"]["total_substitutions"]
+                         for p in expected.glob("*.link.json"))
     stamps = {p.name: p.stat().st_mtime_ns for p in (tmp_path / "out").iterdir()}
     pipeline(vocab, inputs, tmp_path / "out", tmp_path / "logs").run()  # every task is done: nothing runs
     assert stamps == {p.name: p.stat().st_mtime_ns for p in (tmp_path / "out").iterdir()}
@@ -60,9 +65,10 @@ def test_step_pickles_without_opening_the_vocabulary(corpus, tmp_path):
 
     from link_fast.integrations.datatrove import LinkShards
 
-    vocab, inputs, _ = corpus
-    step = LinkShards(str(inputs), str(tmp_path / "out"), vocab, **OPTIONS)
-    assert pickle.loads(pickle.dumps(step)).vocab_path == str(vocab)
+    _, inputs, _ = corpus
+    missing = tmp_path / "made-later.lfv"  # not there yet: only run() may open it
+    step = LinkShards(str(inputs), str(tmp_path / "out"), missing, **OPTIONS)
+    assert pickle.loads(pickle.dumps(step)).vocab_path == str(missing)
     assert [Path(p).name for p in step.shards_for_rank(1, 3)] == ["shard1", "shard4"]
 
 
