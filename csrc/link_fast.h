@@ -73,7 +73,8 @@ static inline int64_t lf_find_child(const uint32_t *edge_token, int64_t start, i
 
 /* Slot of the edge table: the trie edge from `node` by `token`, for the nodes of single
  * tokens. child is (child node << 1 | 1 if the child has edges), or -1 in an empty slot;
- * child_key is the key ending at the child. */
+ * child_key is the key ending at the child. An empty slot has node = token = 0xffffffff,
+ * which no edge has. */
 typedef struct {
     uint32_t node;
     uint32_t token;
@@ -81,29 +82,40 @@ typedef struct {
     int32_t child_key;
 } lf_edge_slot;
 
+/* The table is 2^bits buckets of LF_BUCKET_SLOTS slots: one 64-byte cache line each, filled
+ * from slot 0 on. An edge lives in its home bucket or, when that is full, in the next bucket
+ * that was not full: a lookup reads one line in the common case. */
+#define LF_BUCKET_SLOTS 4
+
 static inline uint64_t lf_edge_hash(uint32_t bits, uint32_t node, uint32_t token) {
     return ((((uint64_t)node) << 32) | token) * 0x9e3779b97f4a7c15ULL >> (64 - bits);
 }
 
-/* The slot of edge (node, token), or NULL. Linear probing in a table at most half full. */
+/* The slot of edge (node, token), or NULL. Each bucket is compared whole, without branches:
+ * which slot matches, if any, is data the branch predictor cannot learn. */
 static inline const lf_edge_slot *lf_find_edge(const lf_edge_slot *table, uint32_t bits,
                                                uint32_t node, uint32_t token) {
-    uint64_t mask = (1ULL << bits) - 1, h = lf_edge_hash(bits, node, token);
-    for (;; h = (h + 1) & mask) {
-        const lf_edge_slot *slot = &table[h];
-        if (slot->child < 0) return 0;
-        if (slot->node == node && slot->token == token) return slot;
+    uint64_t mask = (1ULL << bits) - 1, bucket = lf_edge_hash(bits, node, token);
+    for (;; bucket = (bucket + 1) & mask) {
+        const lf_edge_slot *slots = &table[bucket * LF_BUCKET_SLOTS];
+        int found = -1;
+        for (int s = LF_BUCKET_SLOTS - 1; s >= 0; s--)
+            found = (slots[s].node == node) & (slots[s].token == token) ? s : found;
+        if (found >= 0) return &slots[found];
+        if (slots[LF_BUCKET_SLOTS - 1].child < 0) return 0;  /* not full: the edge would be here */
     }
 }
 
 static inline void lf_prefetch_edge(const lf_edge_slot *table, uint32_t bits, uint32_t node, uint32_t token) {
-    __builtin_prefetch(&table[lf_edge_hash(bits, node, token)], 0, 3);
+    __builtin_prefetch(&table[lf_edge_hash(bits, node, token) * LF_BUCKET_SLOTS], 0, 3);
 }
 
 /* Does a token with these flags start a word, after a token with flags `previous`? A
  * document's first token sees previous = 0. */
 static inline int lf_starts_word(uint32_t flag, uint32_t previous) {
-    return (flag & LF_HAS_WORD) && ((flag & LF_WS_START) || !(previous & LF_END_WORD));
+    /* Bit arithmetic rather than && and ||, which compile to branches on data the branch
+     * predictor cannot learn. */
+    return ((flag & LF_HAS_WORD) != 0) & (((flag & LF_WS_START) != 0) | ((previous & LF_END_WORD) == 0));
 }
 
 /* Start loading the cache line at p. Used where the kernel knows, many iterations ahead, which

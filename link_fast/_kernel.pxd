@@ -11,6 +11,7 @@ cdef extern from "link_fast.h" nogil:
     bint lf_bernoulli(uint64_t h, uint64_t threshold) noexcept
     uint64_t lf_below(uint64_t h, uint64_t n) noexcept
     int64_t lf_find_child(const uint32_t *edge_token, int64_t start, int64_t count, uint32_t token) noexcept
+    int LF_BUCKET_SLOTS
     ctypedef struct lf_edge_slot:
         uint32_t node
         uint32_t token
@@ -48,7 +49,7 @@ cdef struct Tables:
     const uint32_t *edge_token
     const int32_t *edge_node
     const lf_edge_slot *edge_table  # Vocab.edge_table: the edges of single-token nodes
-    uint32_t edge_table_bits        # the table has 2^edge_table_bits slots
+    uint32_t edge_table_bits        # the table has 2^edge_table_bits buckets
     bint all_keys_in_play         # skip the language check of phrase keys
     const uint32_t *key_lang_mask
     const int64_t *key_trans_start

@@ -7,7 +7,7 @@ with prefetching; ``render_edits`` copies the tokens with the edits applied into
 array sized exactly from the plan. Options are validated in Python (link_fast/substituter.py).
 """
 
-from libc.stdlib cimport realloc, free
+from libc.stdlib cimport malloc, realloc, free
 from libc.string cimport memcpy, memset
 import numpy as np
 
@@ -19,7 +19,7 @@ cdef enum:
     # latency with a few edits' work
     AHEAD = 16
     # how many tokens ahead the scan prefetches edge-table slots; 8, 32 and 64 measured no faster
-    SCAN_AHEAD = 16
+    SCAN_AHEAD = 8
 
 
 cdef inline int edits_push(Edits *edits, int64_t start, int64_t end, int64_t doc, int64_t target,
@@ -75,38 +75,59 @@ cdef int64_t first_bad_token(const token_in *tokens, int64_t begin, int64_t fini
     return -1
 
 
-cdef int64_t scan_document(const Tables *t, uint32_t selected, const token_in *tokens,
-                           int64_t start, int64_t end, int64_t doc, Edits *matches) except -1 nogil:
-    """Count one document's words and append its leftmost-longest, non-overlapping matches of
-    keys in play, with word boundaries. Returns the number of words.
+cdef int64_t find_starts(const Tables *t, const token_in *tokens, int64_t start, int64_t end,
+                         int64_t *starts, int64_t *n_starts) noexcept nogil:
+    """First pass over a document: count its words and list, in order, the positions where a
+    key in play may start (the token starts a key, with a word boundary on its left). Returns
+    the number of words.
 
-    A token that starts no key in play costs two reads of small per-token tables. A token
-    that starts phrases looks its next token up in the edge table, whose slot was prefetched
-    SCAN_AHEAD tokens earlier; only phrases of three tokens or more binary-search the trie.
+    Branch-free on purpose: whether a prose token starts a key is a coin flip the branch
+    predictor loses, and this pass is what every token pays.
     """
     cdef const uint8_t *flags = t.flags
     cdef const RootEntry *root = t.root
-    cdef int64_t i = start, j, p, best_end, edge, words = 0, ahead = start
-    cdef int32_t node, key, best_key
-    cdef uint8_t flag, previous = 0
+    cdef int64_t i, n = 0, words = 0
+    cdef uint32_t flag, previous = 0
     cdef RootEntry entry
-    cdef const lf_edge_slot *slot
-    while i < end:
-        while ahead < i + SCAN_AHEAD and ahead + 1 < end:
-            node = root[<uint32_t> tokens[ahead]].descend
-            if node >= 0:
-                lf_prefetch_edge(t.edge_table, t.edge_table_bits, node, <uint32_t> tokens[ahead + 1])
-            ahead += 1
+    for i in range(start, end):
         flag = flags[<uint32_t> tokens[i]]
-        words += lf_starts_word(flag, previous)
         entry = root[<uint32_t> tokens[i]]
+        words += lf_starts_word(flag, previous)
+        starts[n] = i
         # A form without a leading space needs a word boundary on its left that re-tokenizing
         # the translation will keep: not after a word character, nor after a token that fuses.
-        if (entry.key < 0 and entry.descend < 0) or (
-                not (flag & LF_WS_START) and (previous & (LF_END_WORD | LF_FUSES_RIGHT))):
-            previous = flag
-            i += 1
+        n += ((entry.key & entry.descend) >= 0) & (
+            ((flag & LF_WS_START) != 0) | ((previous & (LF_END_WORD | LF_FUSES_RIGHT)) == 0))
+        previous = flag
+    n_starts[0] = n
+    return words
+
+
+cdef int match_starts(const Tables *t, uint32_t selected, const token_in *tokens, int64_t end,
+                      const int64_t *starts, int64_t n_starts, int64_t doc, Edits *matches) except -1 nogil:
+    """Second pass: the leftmost-longest, non-overlapping matches of keys in play among a
+    document's start positions, appended to ``matches``.
+
+    A start below a single-token node looks its next token up in the edge table, whose slot
+    was prefetched SCAN_AHEAD starts earlier; only phrases of three tokens or more
+    binary-search the trie.
+    """
+    cdef const uint8_t *flags = t.flags
+    cdef const RootEntry *root = t.root
+    cdef int64_t k, i, j, best_end, edge, covered = 0, ahead
+    cdef int32_t node, key, best_key
+    cdef RootEntry entry
+    cdef const lf_edge_slot *slot
+    for k in range(n_starts):
+        ahead = k + SCAN_AHEAD
+        if ahead < n_starts and starts[ahead] + 1 < end:
+            node = root[<uint32_t> tokens[starts[ahead]]].descend
+            if node >= 0:
+                lf_prefetch_edge(t.edge_table, t.edge_table_bits, node, <uint32_t> tokens[starts[ahead] + 1])
+        i = starts[k]
+        if i < covered:  # inside the previous match
             continue
+        entry = root[<uint32_t> tokens[i]]
         best_key = entry.key
         best_end = i + 1
         if best_key >= 0 and i + 1 < end and (flags[<uint32_t> tokens[i + 1]] & LF_GLUE_LEFT):
@@ -140,36 +161,37 @@ cdef int64_t scan_document(const Tables *t, uint32_t selected, const token_in *t
             if t.node_edge_count[node] == 0:
                 break
         if best_key < 0:
-            previous = flag
-            i += 1
             continue
         edits_push(matches, i, best_end, doc, best_key, 0, -1)
         if not t.all_keys_in_play or t.n_languages > 1:
             lf_prefetch(&t.key_lang_mask[best_key])  # read when sampling this match
-        for p in range(i + 1, best_end):
-            previous = flag
-            flag = flags[<uint32_t> tokens[p]]
-            words += lf_starts_word(flag, previous)
-        previous = flag
-        i = best_end
-    return words
+        covered = best_end
+    return 0
 
 
 cdef int plan_edits(const Tables *t, const Sampling *s, const token_in *tokens, const int64_t *offsets,
                     int64_t n_docs, int64_t first_doc, Edits *edits, Counters *c) except -1 nogil:
     """Scan and sample every document; append the edits, translations not yet resolved."""
     cdef Edits matches = Edits(NULL, 0, 0)
-    cdef int64_t d, doc, m, words
+    cdef int64_t d, doc, m, words, n_starts, longest = 0
+    cdef int64_t *starts = NULL
     cdef uint64_t threshold, replace, choose_lang, translate
     cdef double p
     cdef int32_t doc_lang = -1, lang, key
     cdef uint32_t available
     cdef Edit match
+    for d in range(n_docs):
+        longest = max(longest, offsets[d + 1] - offsets[d])
     try:
+        starts = <int64_t *> malloc(max(longest, 1) * sizeof(int64_t))
+        if starts == NULL:
+            with gil:
+                raise MemoryError("link_fast kernel: out of memory for a document's start positions")
         for d in range(n_docs):
             doc = first_doc + d
             matches.size = 0
-            words = scan_document(t, s.selected_mask, tokens, offsets[d], offsets[d + 1], d, &matches)
+            words = find_starts(t, tokens, offsets[d], offsets[d + 1], starts, &n_starts)
+            match_starts(t, s.selected_mask, tokens, offsets[d + 1], starts, n_starts, d, &matches)
             c.words += words
             c.candidates += matches.size
             if not lf_bernoulli(lf_draw(s.base, LF_DOMAIN_DOCUMENT, doc, 0), s.portion_threshold):
@@ -205,6 +227,7 @@ cdef int plan_edits(const Tables *t, const Sampling *s, const token_in *tokens, 
                 c.substitutions[lang] += 1
     finally:
         free(matches.data)
+        free(starts)
     return 0
 
 
@@ -417,12 +440,12 @@ cdef uint64_t _render(const Tables *t, const token_in *tokens, int64_t begin, in
 
 def build_edge_table(dict arrays):
     """The edge table of a vocabulary's trie: the edges of every single-token node, keyed by
-    (node, token), in an open-addressing table at most half full. These are the lookups that
-    common words (` the`, with hundreds of phrase children) make at almost every occurrence;
-    deeper nodes, reached rarely, keep the binary search. Hashing depth 2 too doubled the
-    table and measured no faster on pydoc x eng-deu.
+    (node, token), in a bucketed hash table at most half full (csrc/link_fast.h describes the
+    layout). These are the lookups that common words (` the`, with hundreds of phrase
+    children) make at almost every occurrence; deeper nodes, reached rarely, keep the binary
+    search. Hashing depth 2 too doubled the table and measured no faster on pydoc x eng-deu.
 
-    Returns (int32 array of shape (2^bits, 4), bits): rows are lf_edge_slot (csrc/link_fast.h).
+    Returns (int32 array of shape (2^bits * LF_BUCKET_SLOTS, 4), bits): rows are lf_edge_slot.
     """
     root = np.asarray(arrays["root_child"])
     count = np.asarray(arrays["node_edge_count"])
@@ -431,8 +454,8 @@ def build_edge_table(dict arrays):
     if len(count) >= 1 << 30:  # a slot keeps (node << 1 | flag) in an int32
         raise ValueError(f"a trie of {len(count):,} nodes is too large for the edge table (2**30 at most)")
     cdef int64_t n_edges = int(count[first_nodes].sum())
-    cdef uint32_t bits = max(4, int(2 * n_edges - 1).bit_length())
-    table = np.full((1 << bits, 4), -1, dtype=np.int32)
+    cdef uint32_t bits = max(2, int(2 * n_edges // LF_BUCKET_SLOTS).bit_length())
+    table = np.full(((1 << bits) * LF_BUCKET_SLOTS, 4), -1, dtype=np.int32)
     cdef int32_t[:, ::1] slots = table
     cdef const int32_t[::1] nodes = first_nodes
     cdef const int32_t[::1] node_key = arrays["node_key"]
@@ -440,18 +463,40 @@ def build_edge_table(dict arrays):
     cdef const int32_t[::1] edge_count = arrays["node_edge_count"]
     cdef const uint32_t[::1] edge_token = arrays["edge_token"]
     cdef const int32_t[::1] edge_node = arrays["edge_node"]
-    cdef int64_t n, e, h, mask = (<int64_t> 1 << bits) - 1
+    cdef int64_t n, e, bucket, slot, mask = (<int64_t> 1 << bits) - 1
     cdef int32_t node, child
     with nogil:
         for n in range(nodes.shape[0]):
             node = nodes[n]
             for e in range(edge_start[node], edge_start[node] + edge_count[node]):
                 child = edge_node[e]
-                h = <int64_t> lf_edge_hash(bits, <uint32_t> node, edge_token[e])
-                while slots[h, 2] >= 0:
-                    h = (h + 1) & mask
-                slots[h, 0] = node
-                slots[h, 1] = <int32_t> edge_token[e]
-                slots[h, 2] = (child << 1) | (edge_count[child] > 0)
-                slots[h, 3] = node_key[child]
+                bucket = <int64_t> lf_edge_hash(bits, <uint32_t> node, edge_token[e])
+                while slots[bucket * LF_BUCKET_SLOTS + LF_BUCKET_SLOTS - 1, 2] >= 0:
+                    bucket = (bucket + 1) & mask
+                slot = bucket * LF_BUCKET_SLOTS
+                while slots[slot, 2] >= 0:
+                    slot += 1
+                slots[slot, 0] = node
+                slots[slot, 1] = <int32_t> edge_token[e]
+                slots[slot, 2] = (child << 1) | (edge_count[child] > 0)
+                slots[slot, 3] = node_key[child]
     return table, bits
+
+
+def lookup_edges(tuple edge_table, const uint32_t[::1] nodes, const uint32_t[::1] tokens):
+    """The (child, child_key) of each edge (nodes[i], tokens[i]) in a build_edge_table table,
+    or (-1, -1) where there is none. For tests: the kernel makes the same lookups inline."""
+    cdef const int32_t[:, ::1] slots = edge_table[0]
+    cdef uint32_t bits = edge_table[1]
+    if nodes.shape[0] != tokens.shape[0]:
+        raise ValueError("nodes and tokens differ in length")
+    found = np.full((nodes.shape[0], 2), -1, dtype=np.int32)
+    cdef int32_t[:, ::1] out = found
+    cdef const lf_edge_slot *slot
+    cdef Py_ssize_t i
+    for i in range(nodes.shape[0]):
+        slot = lf_find_edge(<const lf_edge_slot *> &slots[0, 0], bits, nodes[i], tokens[i])
+        if slot != NULL:
+            out[i, 0] = slot.child
+            out[i, 1] = slot.child_key
+    return found

@@ -71,6 +71,34 @@ options = st.fixed_dictionaries(
 )
 
 
+@settings(max_examples=100, deadline=None)
+@given(
+    vocab_size=st.integers(2, 12),
+    pairs=st.lists(st.tuples(st.integers(0, 11), st.integers(0, 11)), min_size=1, max_size=120, unique=True),
+)
+def test_edge_table_finds_every_first_edge_and_nothing_else(vocab_size, pairs):
+    """The bucketed hash table against the trie's arrays, with many edges per bucket so that
+    full buckets spill into the next ones."""
+    from link_fast._kernel import build_edge_table, lookup_edges
+
+    keys = sorted({(a % vocab_size, b % vocab_size) for a, b in pairs} | {(a % vocab_size,) for a, _ in pairs[:3]})
+    lexicon = {key: {0: [(0,)]} for key in keys}
+    vocab = make_vocab([0] * vocab_size, lexicon, 1)
+    tables = vocab.tables
+    expected = {}
+    for token, node in enumerate(tables["root_child"]):
+        start = tables["node_edge_start"][node] if node >= 0 else 0
+        for edge in range(start, start + (tables["node_edge_count"][node] if node >= 0 else 0)):
+            child = int(tables["edge_node"][edge])
+            has_edges = int(tables["node_edge_count"][child] > 0)
+            expected[int(node), int(tables["edge_token"][edge])] = (child << 1 | has_edges, int(tables["node_key"][child]))
+    assert len(expected) == len({key for key in keys if len(key) == 2})
+    table = build_edge_table(tables)
+    queries = [(node, token) for node in range(len(tables["node_key"])) for token in range(vocab_size)]
+    found = lookup_edges(table, *(np.array(column, dtype=np.uint32) for column in zip(*queries)))
+    assert {q: tuple(f) for q, f in zip(queries, found.tolist()) if f[0] >= 0} == expected
+
+
 @settings(max_examples=400, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(world=worlds(), opts=options, data=st.data())
 def test_kernel_matches_reference(world, opts, data):
