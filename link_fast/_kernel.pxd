@@ -38,6 +38,12 @@ cdef struct RootEntry:
     int32_t key                   # the single-token key in play it forms, or -1
     int32_t descend               # its trie node if that has children, else -1
 
+# A position in a document where a key in play may start, and what the kernel learns of it.
+cdef struct Start:
+    int64_t position
+    RootEntry entry               # of the token at position
+    const lf_edge_slot *edge      # the edge to the next token, if any: looked up ahead of use
+
 # Read-only views of a Vocab's tables.
 cdef struct Tables:
     const uint8_t *flags

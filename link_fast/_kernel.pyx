@@ -18,30 +18,35 @@ cdef enum:
     # how many edits ahead the resolve and render loops prefetch: enough to cover a memory
     # latency with a few edits' work
     AHEAD = 16
-    # how many tokens ahead the scan prefetches edge-table slots; 8, 32 and 64 measured no faster
-    SCAN_AHEAD = 8
+    # how many start positions ahead the scan prefetches an edge-table bucket, and looks the
+    # edge up once the bucket is cached; 16 and 32 measured slower
+    PREFETCH_AHEAD = 16
+    LOOKUP_AHEAD = 6
 
 
 cdef inline int edits_push(Edits *edits, int64_t start, int64_t end, int64_t doc, int64_t target,
                            uint64_t choice, int32_t lang) except -1 nogil:
     if edits.size == edits.capacity:
-        edits_grow(edits)
+        edits_reserve(edits, edits.size + 1)
     edits.data[edits.size] = Edit(start, end, doc, target, choice, lang)
     edits.size += 1
     return 0
 
 
-cdef int edits_grow(Edits *edits) except -1 nogil:
+cdef int edits_reserve(Edits *edits, int64_t size) except -1 nogil:
+    """Room for at least ``size`` edits, growing the capacity geometrically."""
     cdef Edit *grown
-    cdef int64_t capacity
-    if edits.size == edits.capacity:
-        capacity = edits.capacity * 2 if edits.capacity else 1024
-        grown = <Edit *> realloc(edits.data, capacity * sizeof(Edit))
-        if grown == NULL:
-            with gil:
-                raise MemoryError("link_fast kernel: out of memory for the edit list")
-        edits.data = grown
-        edits.capacity = capacity
+    cdef int64_t capacity = edits.capacity if edits.capacity else 1024
+    if size <= edits.capacity:
+        return 0
+    while capacity < size:
+        capacity *= 2
+    grown = <Edit *> realloc(edits.data, capacity * sizeof(Edit))
+    if grown == NULL:
+        with gil:
+            raise MemoryError("link_fast kernel: out of memory for the edit list")
+    edits.data = grown
+    edits.capacity = capacity
     return 0
 
 
@@ -76,10 +81,10 @@ cdef int64_t first_bad_token(const token_in *tokens, int64_t begin, int64_t fini
 
 
 cdef int64_t find_starts(const Tables *t, const token_in *tokens, int64_t start, int64_t end,
-                         int64_t *starts, int64_t *n_starts) noexcept nogil:
+                         Start *starts, int64_t *n_starts) noexcept nogil:
     """First pass over a document: count its words and list, in order, the positions where a
-    key in play may start (the token starts a key, with a word boundary on its left). Returns
-    the number of words.
+    key in play may start (the token starts a key, with a word boundary on its left), with
+    their root entries. Returns the number of words.
 
     Branch-free on purpose: whether a prose token starts a key is a coin flip the branch
     predictor loses, and this pass is what every token pays.
@@ -93,7 +98,8 @@ cdef int64_t find_starts(const Tables *t, const token_in *tokens, int64_t start,
         flag = flags[<uint32_t> tokens[i]]
         entry = root[<uint32_t> tokens[i]]
         words += lf_starts_word(flag, previous)
-        starts[n] = i
+        starts[n].position = i
+        starts[n].entry = entry
         # A form without a leading space needs a word boundary on its left that re-tokenizing
         # the translation will keep: not after a word character, nor after a token that fuses.
         n += ((entry.key & entry.descend) >= 0) & (
@@ -103,49 +109,64 @@ cdef int64_t find_starts(const Tables *t, const token_in *tokens, int64_t start,
     return words
 
 
+cdef inline void look_ahead(const Tables *t, const token_in *tokens, int64_t end, Start *starts,
+                            int64_t n_starts, int64_t k) noexcept nogil:
+    """The two stages of the pipeline that runs ahead of match_starts at start k: prefetch the
+    edge-table bucket of start k + PREFETCH_AHEAD; look up the edge of start k + LOOKUP_AHEAD,
+    whose bucket is cached by now, and when its phrase may go on, prefetch the child's edge
+    range for the binary search."""
+    cdef int64_t ahead = k + PREFETCH_AHEAD
+    cdef const lf_edge_slot *edge
+    if ahead < n_starts and starts[ahead].entry.descend >= 0 and starts[ahead].position + 1 < end:
+        lf_prefetch_edge(t.edge_table, t.edge_table_bits, starts[ahead].entry.descend,
+                         <uint32_t> tokens[starts[ahead].position + 1])
+    ahead = k + LOOKUP_AHEAD
+    if ahead < n_starts:
+        edge = NULL
+        if starts[ahead].entry.descend >= 0 and starts[ahead].position + 1 < end:
+            edge = lf_find_edge(t.edge_table, t.edge_table_bits, starts[ahead].entry.descend,
+                                <uint32_t> tokens[starts[ahead].position + 1])
+            if edge != NULL and (edge.child & 1):
+                lf_prefetch(&t.node_edge_start[edge.child >> 1])
+                lf_prefetch(&t.node_edge_count[edge.child >> 1])
+        starts[ahead].edge = edge
+
+
 cdef int match_starts(const Tables *t, uint32_t selected, const token_in *tokens, int64_t end,
-                      const int64_t *starts, int64_t n_starts, int64_t doc, Edits *matches) except -1 nogil:
+                      Start *starts, int64_t n_starts, int64_t doc, Edits *matches) except -1 nogil:
     """Second pass: the leftmost-longest, non-overlapping matches of keys in play among a
     document's start positions, appended to ``matches``.
 
-    A start below a single-token node looks its next token up in the edge table, whose slot
-    was prefetched SCAN_AHEAD starts earlier; only phrases of three tokens or more
-    binary-search the trie.
+    Edges to the next token come from the edge table, looked up a few starts ahead (see
+    look_ahead); only phrases of three tokens or more binary-search the trie.
     """
     cdef const uint8_t *flags = t.flags
-    cdef const RootEntry *root = t.root
-    cdef int64_t k, i, j, best_end, edge, covered = 0, ahead
+    cdef int64_t k, i, j, best_end, edge, covered = 0
     cdef int32_t node, key, best_key
-    cdef RootEntry entry
     cdef const lf_edge_slot *slot
+    for k in range(-LOOKUP_AHEAD, 0):
+        look_ahead(t, tokens, end, starts, n_starts, k)
     for k in range(n_starts):
-        ahead = k + SCAN_AHEAD
-        if ahead < n_starts and starts[ahead] + 1 < end:
-            node = root[<uint32_t> tokens[starts[ahead]]].descend
-            if node >= 0:
-                lf_prefetch_edge(t.edge_table, t.edge_table_bits, node, <uint32_t> tokens[starts[ahead] + 1])
-        i = starts[k]
+        look_ahead(t, tokens, end, starts, n_starts, k)
+        i = starts[k].position
         if i < covered:  # inside the previous match
             continue
-        entry = root[<uint32_t> tokens[i]]
-        best_key = entry.key
+        best_key = starts[k].entry.key
         best_end = i + 1
         if best_key >= 0 and i + 1 < end and (flags[<uint32_t> tokens[i + 1]] & LF_GLUE_LEFT):
             best_key = -1
-        node = entry.descend
+        node = -1
         j = i + 1
-        if node >= 0 and j < end:
-            slot = lf_find_edge(t.edge_table, t.edge_table_bits, <uint32_t> node, <uint32_t> tokens[j])
-            node = -1
-            if slot != NULL:
-                j += 1
-                key = slot.child_key
-                if key >= 0 and (t.all_keys_in_play or (t.key_lang_mask[key] & selected)) and (
-                        j == end or not (flags[<uint32_t> tokens[j]] & LF_GLUE_LEFT)):
-                    best_key = key
-                    best_end = j
-                if slot.child & 1:
-                    node = slot.child >> 1
+        slot = starts[k].edge
+        if slot != NULL:
+            j += 1
+            key = slot.child_key
+            if key >= 0 and (t.all_keys_in_play or (t.key_lang_mask[key] & selected)) and (
+                    j == end or not (flags[<uint32_t> tokens[j]] & LF_GLUE_LEFT)):
+                best_key = key
+                best_end = j
+            if slot.child & 1:
+                node = slot.child >> 1
         while node >= 0 and j < end:
             edge = lf_find_child(t.edge_token, t.node_edge_start[node], t.node_edge_count[node],
                                  <uint32_t> tokens[j])
@@ -174,16 +195,16 @@ cdef int plan_edits(const Tables *t, const Sampling *s, const token_in *tokens, 
     """Scan and sample every document; append the edits, translations not yet resolved."""
     cdef Edits matches = Edits(NULL, 0, 0)
     cdef int64_t d, doc, m, words, n_starts, longest = 0
-    cdef int64_t *starts = NULL
+    cdef Start *starts = NULL
     cdef uint64_t threshold, replace, choose_lang, translate
     cdef double p
     cdef int32_t doc_lang = -1, lang, key
-    cdef uint32_t available
+    cdef uint32_t available, take
     cdef Edit match
     for d in range(n_docs):
         longest = max(longest, offsets[d + 1] - offsets[d])
     try:
-        starts = <int64_t *> malloc(max(longest, 1) * sizeof(int64_t))
+        starts = <Start *> malloc(max(longest, 1) * sizeof(Start))
         if starts == NULL:
             with gil:
                 raise MemoryError("link_fast kernel: out of memory for a document's start positions")
@@ -208,23 +229,25 @@ cdef int plan_edits(const Tables *t, const Sampling *s, const token_in *tokens, 
             replace = lf_draw_stream(s.base, LF_DOMAIN_REPLACE, doc)
             choose_lang = lf_draw_stream(s.base, LF_DOMAIN_LANG, doc)
             translate = lf_draw_stream(s.base, LF_DOMAIN_TRANSLATE, doc)
+            # Without branches: which candidates are replaced is a coin flip per candidate. Each
+            # candidate is written at the end of the edit list, which grows only if it is taken.
+            edits_reserve(edits, edits.size + matches.size)
             for m in range(matches.size):
-                if not lf_bernoulli(lf_draw_at(replace, m), threshold):
-                    continue
+                take = lf_bernoulli(lf_draw_at(replace, m), threshold)
                 match = matches.data[m]
                 key = <int32_t> match.target
                 if s.lang_scope_document:
-                    if not (t.key_lang_mask[key] & (1u << doc_lang)):
-                        continue
+                    take &= (t.key_lang_mask[key] >> doc_lang) & 1
                     lang = doc_lang
                 elif t.n_languages == 1:
                     lang = 0  # a match is of a key in play: the one language
                 else:
                     available = t.key_lang_mask[key] & s.selected_mask
                     lang = pick_language(s, t.n_languages, available, lf_draw_at(choose_lang, m))
-                edits_push(edits, match.start, match.end, d, <int64_t> key * t.n_languages + lang,
-                           lf_draw_at(translate, m), lang)
-                c.substitutions[lang] += 1
+                edits.data[edits.size] = Edit(match.start, match.end, d, <int64_t> key * t.n_languages + lang,
+                                              lf_draw_at(translate, m), lang)
+                edits.size += take
+                c.substitutions[lang] += take
     finally:
         free(matches.data)
         free(starts)
