@@ -1,7 +1,8 @@
 """Substitution kernel: find dictionary words in token-id documents, sample, rewrite.
 
-All without the GIL. ``plan_edits`` checks the ids, scans each document once (counting words
-and finding leftmost-longest matches in the trie), draws the counter-based random decisions
+All without the GIL. ``plan_edits`` checks the ids, scans each document in two passes
+(``find_starts`` counts words and lists where keys may start; ``match_starts`` finds the
+leftmost-longest matches among them in the trie), draws the counter-based random decisions
 and records the edits; ``resolve_edits`` looks up the chosen translations for the whole batch
 with prefetching; ``render_edits`` copies the tokens with the edits applied into an output
 array sized exactly from the plan. Options are validated in Python (link_fast/substituter.py).
