@@ -21,6 +21,7 @@ import json
 import multiprocessing as mp
 import os
 import signal
+import struct
 import sys
 import tempfile
 import time
@@ -87,8 +88,42 @@ def _worker_init(vocab_path: str) -> None:
 
 
 def _run_chunk(task: tuple) -> tuple:
-    """Rewrite sequences [start, stop) of one shard. Runs in a worker (or in-process)."""
-    prefix, start, stop, options = task
+    """Rewrite sequences [start, stop) of one shard, chunk ``index`` of its output. Runs in a
+    worker (or in-process)."""
+    prefix, start, stop, options, index = task
+    direct = options.get("direct")
+    try:
+        result = _substitute_chunk(prefix, start, stop, options)
+    except BaseException:
+        if direct is not None:
+            try:
+                _publish_size(direct, index, FAILED)  # the chunks after this one stop waiting
+            except OSError:
+                pass  # the run is over and its files gone
+        raise
+    if direct is None:
+        return start, result.tokens, result.offsets, result.mask, result.stats, False, memory_mb()
+    # In a pool, each worker writes its chunk into the output itself, at the offset the chunks
+    # before it leave: sending it back through the pool's pipe, or through a file of its own
+    # that the parent appends, would cost a copy and the parent's core.
+    try:
+        _publish_size(direct, index, len(result.tokens))
+        before = _wait_for_sizes(direct, index)
+        for kind, array in (("data", result.tokens), ("mask", result.mask)):
+            if array is None:
+                continue
+            data = memoryview(np.ascontiguousarray(array, dtype=array.dtype.newbyteorder("<"))).cast("B")
+            position = before * array.dtype.itemsize
+            fd = _worker_fds(direct)[kind]
+            while len(data):
+                written = os.pwrite(fd, data, position)
+                data, position = data[written:], position + written
+    except OSError as exc:
+        raise ShardError(direct["name"], f"cannot write: {exc.strerror or exc}") from None
+    return start, None, result.offsets, None, result.stats, True, memory_mb()
+
+
+def _substitute_chunk(prefix: str, start: int, stop: int, options: dict):
     shards = _WORKER["shards"]
     shard = shards.get(prefix)
     if shard is None:
@@ -114,25 +149,42 @@ def _run_chunk(task: tuple) -> tuple:
         # name the file and the sequence: the kernel only knows positions in the chunk
         raise ShardError(shard.paths[0], f"{exc} (in sequences {start}..{stop - 1})") from None
     shard.release(start, stop)
-    parts = options.get("parts")
-    if parts is None:
-        return start, result.tokens, result.offsets, result.mask, result.stats, None, memory_mb()
-    # In a pool, the output goes to a file of its own, which the parent appends file to file:
-    # sending it back through the pool's pipe would cost a pickle, a copy and the parent's core.
-    written = []
-    try:
-        for kind, array in (("data", result.tokens), ("mask", result.mask)):
-            if array is None:
-                continue
-            path = f"{parts[kind]}{start}{parts['suffix']}"
-            written.append(path)
-            with open(path, "wb") as f:
-                f.write(memoryview(np.ascontiguousarray(array, dtype=array.dtype.newbyteorder("<"))).cast("B"))
-    except OSError as exc:
-        for path in written:
-            Path(path).unlink(missing_ok=True)
-        raise ShardError(parts["name"], f"cannot write: {exc.strerror or exc}") from None
-    return start, None, result.offsets, None, result.stats, written, memory_mb()
+    return result
+
+
+FAILED = -2  # a chunk's published size when its worker failed; -1: not known yet
+
+
+def _worker_fds(direct: dict) -> dict[str, int]:
+    """A worker's descriptors of the files of the output being written, opened once per
+    output. Never O_CREAT: a file the parent has removed (the run failed) is not brought back."""
+    cached = _WORKER.get("fds")
+    if cached is None or cached[0] != direct["sizes"]:
+        if cached is not None:
+            for fd in cached[1].values():
+                os.close(fd)
+        _WORKER["fds"] = None
+        fds = {kind: os.open(direct[kind], os.O_RDWR) for kind in ("sizes", "data", "mask") if direct.get(kind)}
+        cached = _WORKER["fds"] = (direct["sizes"], fds)
+    return cached[1]
+
+
+def _publish_size(direct: dict, index: int, n_tokens: int) -> None:
+    os.pwrite(_worker_fds(direct)["sizes"], struct.pack("<q", n_tokens), 8 * index)
+
+
+def _wait_for_sizes(direct: dict, index: int) -> int:
+    """The number of tokens the chunks before ``index`` write, once they all know it. They were
+    handed out before this one and publish their size before they wait, so this ends."""
+    fd, pause = _worker_fds(direct)["sizes"], 0.0001
+    while True:
+        sizes = np.frombuffer(os.pread(fd, 8 * index, 0), dtype="<i8")
+        if (sizes == FAILED).any():
+            raise ShardError(direct["name"], "not written: an earlier chunk failed")
+        if (sizes >= 0).all():
+            return int(sizes.sum())
+        time.sleep(pause)
+        pause = min(2 * pause, 0.005)
 
 
 class _InProcess:
@@ -308,11 +360,6 @@ def apply_shards(
                     bar.update(int(np.sum(shard.sizes, dtype=np.int64)), shard.name)
                     continue
             _remove_stale_temporaries(output_dir, shard.name)
-            if workers > 1:  # where workers put their chunks (named so that a dead run's are found)
-                options["parts"] = {
-                    "data": str(output_dir / f".{shard.name}.part-"), "mask": str(output_dir / f".{shard.name}_mask.part-"),
-                    "suffix": f".tmp-{os.getpid()}", "name": str(paths["data"]),
-                }
             if pool is None:
                 pool = (_InProcess(str(vocab.path)) if workers == 1 else
                         mp.get_context("spawn").Pool(workers, initializer=_worker_init, initargs=(str(vocab.path),)))
@@ -320,10 +367,8 @@ def apply_shards(
             say(f"{shard.name}: {results[shard.name]['stats']['total_substitutions']:,} substitutions")
     except BaseException:
         if pool is not None:
-            pool.terminate()  # waits for the workers: after it, no chunk file appears any more
+            pool.terminate()  # waits for the workers: after it, no chunk is written any more
             pool = None
-            if options is not None:
-                _remove_parts(options)
         raise
     finally:
         if pool is not None:
@@ -346,17 +391,6 @@ def _output_dtype(shard, requested: str) -> np.dtype:
 _chunks_written = [0]
 
 
-def _remove_parts(options: dict) -> None:
-    """Delete the chunk files this run's workers wrote for one output and the parent did not append."""
-    parts = options.get("parts")
-    if parts is None:
-        return
-    for kind in ("data", "mask"):
-        head, tail = os.path.split(parts[kind])
-        for path in Path(head).glob(f"{tail}*{parts['suffix']}"):
-            path.unlink(missing_ok=True)
-
-
 def _remove_stale_temporaries(output_dir: Path, name: str) -> None:
     """Delete temporaries (``.FILE.tmp-PID``) of this output left by runs that died."""
     for path in list(output_dir.glob(f".{name}.*.tmp-*")) + list(output_dir.glob(f".{name}_mask.*.tmp-*")):
@@ -374,14 +408,21 @@ def _remove_stale_temporaries(output_dir: Path, name: str) -> None:
 def _rewrite_shard(shard, paths, options, expected, pool, workers, chunk_tokens, bar) -> dict:
     started = time.perf_counter()
     bounds = chunk_bounds(np.asarray(shard.sizes), chunk_tokens)
-    tasks = [(shard.prefix, int(a), int(b), options) for a, b in zip(bounds[:-1], bounds[1:])]
     dtype = np.dtype(options["out_dtype"])
     data = ShardWriter(paths["data"], dtype, format=shard.format, document_indices=shard.document_indices)
     mask_writer = (ShardWriter(paths["mask"], np.uint8, format=shard.format, document_indices=shard.document_indices)
                    if options["mask"] else None)
     writers = [w for w in (data, mask_writer) if w is not None]
+    sizes_path = paths["data"].with_name(f".{paths['data'].name}.sizes.tmp-{os.getpid()}")
     stats = None
     try:
+        if workers > 1:  # workers write their chunks into the writers' files (_run_chunk)
+            np.full(len(bounds) - 1, -1, dtype="<i8").tofile(sizes_path)
+            options = dict(options, direct={
+                "sizes": str(sizes_path), "data": data.temp_data_path,
+                "mask": mask_writer.temp_data_path if mask_writer else None, "name": str(paths["data"]),
+            })
+        tasks = [(shard.prefix, int(a), int(b), options, i) for i, (a, b) in enumerate(zip(bounds[:-1], bounds[1:]))]
         window: deque = deque()
         next_task = 0
         worker_memory: dict[str, float] = {}
@@ -389,18 +430,16 @@ def _rewrite_shard(shard, paths, options, expected, pool, workers, chunk_tokens,
             while next_task < len(tasks) and len(window) < 2 * workers:
                 window.append(pool.apply_async(_run_chunk, (tasks[next_task],)))
                 next_task += 1
-            start, tokens, offsets, mask, chunk_stats, parts, memory = window.popleft().get()
+            start, tokens, offsets, mask, chunk_stats, written, memory = window.popleft().get()
             for key, value in memory.items():
                 worker_memory[key] = max(worker_memory.get(key, 0.0), value)
-            if parts is None:
+            if written:
+                for writer in writers:
+                    writer.extend_written(np.diff(offsets))
+            else:
                 data.write(tokens, offsets)
                 if mask_writer is not None:
                     mask_writer.write(mask, offsets)
-            else:
-                sizes = np.diff(offsets)
-                data.append_file(parts[0], sizes)
-                if mask_writer is not None:
-                    mask_writer.append_file(parts[1], sizes)
             stats = chunk_stats if stats is None else stats + chunk_stats
             bar.update(chunk_stats.tokens_in, shard.name)
             _chunks_written[0] += 1
@@ -409,10 +448,12 @@ def _rewrite_shard(shard, paths, options, expected, pool, workers, chunk_tokens,
         outputs = []
         for writer in writers:
             outputs += writer.commit()
-    except BaseException:  # chunk files left by workers go once the pool is stopped (apply_shards)
+    except BaseException:  # workers still writing write into removed files, then are stopped (apply_shards)
         for writer in writers:
             writer.abort()
         raise
+    finally:
+        sizes_path.unlink(missing_ok=True)
     if stats is None:  # an empty shard
         stats = Stats(tuple(expected["vocab"]["languages"]),
                       substitutions={lang: 0 for lang in expected["vocab"]["languages"]})

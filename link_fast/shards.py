@@ -21,9 +21,7 @@ from __future__ import annotations
 import glob
 import mmap
 import concurrent.futures
-import errno
 import os
-import shutil
 import struct
 from collections.abc import Sequence
 
@@ -590,46 +588,35 @@ class ShardWriter:
         self._sizes.append(sizes)
         self._n_tokens += len(chunk)
 
-    def append_file(self, path: str, sizes: np.ndarray) -> None:
+    @property
+    def temp_data_path(self) -> str:
+        """The file the data goes to until commit(), for extend_written's writers."""
+        return self._temps[0]
+
+    def extend_written(self, sizes: np.ndarray) -> None:
         """Append sequences of ``sizes`` tokens whose bytes, this shard's dtype little-endian,
-        are the file at ``path`` (a worker's output); the file is removed. The bytes go file to
-        file inside the kernel, never through this process. Unlike ``write`` this does not read
-        the ids: the kernel that produced them checked they fit the dtype."""
+        another process has written into ``temp_data_path`` right after the sequences this
+        writer holds (a pool worker, at the offset the chunks before its own leave). Unlike
+        ``write`` this does not read the ids: the kernel that produced them checked they fit
+        the dtype. Do not mix with ``write``."""
         if self._closed:
             raise ShardError(self._data_path, "writer already committed or aborted")
         sizes = np.asarray(sizes, dtype=np.int64)
         if self.format == "megatron" and len(sizes) and sizes.max() > np.iinfo(np.int32).max:
             self.abort()
             raise ShardError(self._data_path, "a sequence longer than 2**31-1 tokens does not fit a Megatron index")
-        expected = int(sizes.sum()) * self.dtype.itemsize
+        n_tokens = int(sizes.sum())
+        end = (self._n_tokens + n_tokens) * self.dtype.itemsize
         try:
-            actual = os.path.getsize(path)
-            if actual != expected:
+            actual = os.fstat(self._data.fileno()).st_size
+            if actual < end:
                 self.abort()
-                raise ShardError(path, f"holds {actual} bytes where {expected} were written")
-            self._data.flush()
-            with open(path, "rb") as source:
-                copied = 0
-                try:
-                    while copied < expected:
-                        step = os.copy_file_range(source.fileno(), self._data.fileno(), expected - copied)
-                        if step == 0:
-                            self.abort()
-                            raise ShardError(path, f"ended after {copied} of {expected} bytes")
-                        copied += step
-                except (AttributeError, OSError) as exc:  # no copy_file_range here, or not across these filesystems
-                    if isinstance(exc, OSError) and exc.errno not in (errno.EXDEV, errno.ENOSYS, errno.EOPNOTSUPP, errno.EINVAL):
-                        raise
-                    source.seek(copied)
-                    self._data.seek(0, os.SEEK_END)
-                    shutil.copyfileobj(source, self._data, 1 << 24)
-            self._data.seek(0, os.SEEK_END)  # the buffered writer's idea of the position, after a raw copy
-            os.unlink(path)
-            self._sync_in_background(expected)
+                raise ShardError(self._data_path, f"holds {actual} bytes where {end} were written")
+            self._sync_in_background(n_tokens * self.dtype.itemsize)
         except OSError as exc:
             self._fail(self._data_path, exc)
         self._sizes.append(sizes)
-        self._n_tokens += int(sizes.sum())
+        self._n_tokens += n_tokens
 
     def _sync_in_background(self, n_bytes: int) -> None:
         self._unsynced += n_bytes

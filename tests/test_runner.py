@@ -184,6 +184,23 @@ def test_bad_input_is_one_line_nonzero_and_leaves_no_output(tmp_path, vocab_path
     assert proc.returncode != 0 and "cannot be written" in proc.stderr and "Traceback" not in proc.stderr
 
 
+def test_a_failing_chunk_stops_the_chunks_waiting_behind_it(tmp_path, vocab_path):
+    """In a pool, a chunk waits for the sizes of the chunks before it to know where its bytes
+    go: one that fails in the middle of a shard must fail the run cleanly, not hang it."""
+    prefix = tmp_path / "in" / "mid"
+    tokens, offsets = write_shard(prefix, n_docs=600)
+    raw = bytearray(Path(f"{prefix}.bin").read_bytes())
+    bad_at = int(offsets[300])  # a chunk in the middle of about 12
+    raw[2 * bad_at : 2 * bad_at + 2] = (5000).to_bytes(2, "little")
+    Path(f"{prefix}.bin").write_bytes(raw)
+    out = tmp_path / "out"
+    proc = subprocess.run([sys.executable, "-m", "link_fast", "apply", "--vocab", str(vocab_path), str(prefix),
+                           "-o", str(out), "--ratio", "0.5", "--workers", "2", "--chunk-tokens", "10000", "--mask", "-q"],
+                          capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 2 and "is outside the vocabulary" in proc.stderr and "Traceback" not in proc.stderr
+    assert not out.exists() or not list(out.iterdir())
+
+
 def test_validate_command(tmp_path):
     write_shard(tmp_path / "good", n_docs=20)
     write_shard(tmp_path / "bad", n_docs=20)
