@@ -2,9 +2,11 @@
 
 Each input shard is cut into chunks of whole sequences (about ``chunk_tokens`` tokens each).
 Worker processes memory-map the shard and the vocabulary themselves, so a task is a few
-integers; each returns its rewritten chunk, and the parent writes chunks strictly in order
-through a bounded window, which keeps memory at about ``chunk_tokens x workers`` whatever the
-shard size. A Megatron sequence is one document for sampling: its index in the shard is the
+integers. A worker writes its rewritten chunk into the output itself, at the offset the
+chunks before it leave (it learns their sizes through a small shared file); the parent
+accounts the chunks strictly in order through a bounded window, which keeps memory at about
+``chunk_tokens x workers`` whatever the shard size, and writes the index. With one worker
+everything runs in this process. A Megatron sequence is one document for sampling: its index in the shard is the
 document index, and the shard's name is the default stream key, so output bytes do not
 depend on the number of workers or the chunk size.
 
