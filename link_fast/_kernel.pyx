@@ -20,9 +20,12 @@ cdef enum:
     # latency with a few edits' work
     AHEAD = 16
     # how many start positions ahead the scan prefetches an edge-table bucket, and looks the
-    # edge up once the bucket is cached; 16 and 32 measured slower
+    # edge up once the bucket is cached; 8 and 24 (with 4 and 12) measured no faster
     PREFETCH_AHEAD = 16
     LOOKUP_AHEAD = 6
+    # a document is scanned in blocks of this many tokens, so that the start positions take
+    # 1.5 MB whatever the document's length
+    SCAN_BLOCK = 1 << 16
 
 
 cdef inline int edits_push(Edits *edits, int64_t start, int64_t end, int64_t doc, int64_t target,
@@ -82,10 +85,11 @@ cdef int64_t first_bad_token(const token_in *tokens, int64_t begin, int64_t fini
 
 
 cdef int64_t find_starts(const Tables *t, const token_in *tokens, int64_t start, int64_t end,
-                         Start *starts, int64_t *n_starts) noexcept nogil:
-    """First pass over a document: count its words and list, in order, the positions where a
-    key in play may start (the token starts a key, with a word boundary on its left), with
-    their root entries. Returns the number of words.
+                         uint32_t previous, Start *starts, int64_t *n_starts) noexcept nogil:
+    """First pass over a block [start, end) of a document: count its words and list, in order,
+    the positions where a key in play may start (the token starts a key, with a word boundary
+    on its left), with their root entries. ``previous`` is the flags of the token before the
+    block, 0 at the document's start. Returns the number of words.
 
     Branch-free on purpose: whether a prose token starts a key is a coin flip the branch
     predictor loses, and this pass is what every token pays.
@@ -93,7 +97,7 @@ cdef int64_t find_starts(const Tables *t, const token_in *tokens, int64_t start,
     cdef const uint8_t *flags = t.flags
     cdef const RootEntry *root = t.root
     cdef int64_t i, n = 0, words = 0
-    cdef uint32_t flag, previous = 0
+    cdef uint32_t flag
     cdef RootEntry entry
     for i in range(start, end):
         flag = flags[<uint32_t> tokens[i]]
@@ -122,7 +126,7 @@ cdef inline void look_ahead(const Tables *t, const token_in *tokens, int64_t end
         lf_prefetch_edge(t.edge_table, t.edge_table_bits, starts[ahead].entry.descend,
                          <uint32_t> tokens[starts[ahead].position + 1])
     ahead = k + LOOKUP_AHEAD
-    if ahead < n_starts:
+    if 0 <= ahead < n_starts:
         edge = NULL
         if starts[ahead].entry.descend >= 0 and starts[ahead].position + 1 < end:
             edge = lf_find_edge(t.edge_table, t.edge_table_bits, starts[ahead].entry.descend,
@@ -134,23 +138,25 @@ cdef inline void look_ahead(const Tables *t, const token_in *tokens, int64_t end
 
 
 cdef int match_starts(const Tables *t, uint32_t selected, const token_in *tokens, int64_t end,
-                      Start *starts, int64_t n_starts, int64_t doc, Edits *matches) except -1 nogil:
+                      Start *starts, int64_t n_starts, int64_t doc, Edits *matches,
+                      int64_t *covered) except -1 nogil:
     """Second pass: the leftmost-longest, non-overlapping matches of keys in play among a
-    document's start positions, appended to ``matches``.
+    block's start positions, appended to ``matches``. A match may run past the block, up to
+    the document's ``end``; ``covered`` is where the last match so far ends, block to block.
 
     Edges to the next token come from the edge table, looked up a few starts ahead (see
     look_ahead); only phrases of three tokens or more binary-search the trie.
     """
     cdef const uint8_t *flags = t.flags
-    cdef int64_t k, i, j, best_end, edge, covered = 0
+    cdef int64_t k, i, j, best_end, edge
     cdef int32_t node, key, best_key
     cdef const lf_edge_slot *slot
-    for k in range(-LOOKUP_AHEAD, 0):
+    for k in range(-PREFETCH_AHEAD, 0):
         look_ahead(t, tokens, end, starts, n_starts, k)
     for k in range(n_starts):
         look_ahead(t, tokens, end, starts, n_starts, k)
         i = starts[k].position
-        if i < covered:  # inside the previous match
+        if i < covered[0]:  # inside the previous match
             continue
         best_key = starts[k].entry.key
         best_end = i + 1
@@ -187,7 +193,7 @@ cdef int match_starts(const Tables *t, uint32_t selected, const token_in *tokens
         edits_push(matches, i, best_end, doc, best_key, 0, -1)
         if not t.all_keys_in_play or t.n_languages > 1:
             lf_prefetch(&t.key_lang_mask[best_key])  # read when sampling this match
-        covered = best_end
+        covered[0] = best_end
     return 0
 
 
@@ -195,25 +201,30 @@ cdef int plan_edits(const Tables *t, const Sampling *s, const token_in *tokens, 
                     int64_t n_docs, int64_t first_doc, Edits *edits, Counters *c) except -1 nogil:
     """Scan and sample every document; append the edits, translations not yet resolved."""
     cdef Edits matches = Edits(NULL, 0, 0)
-    cdef int64_t d, doc, m, words, n_starts, longest = 0
+    cdef int64_t d, doc, m, words, n_starts, block, block_end, covered
     cdef Start *starts = NULL
     cdef uint64_t threshold, replace, choose_lang, translate
     cdef double p
     cdef int32_t doc_lang = -1, lang, key
     cdef uint32_t available, take
     cdef Edit match
-    for d in range(n_docs):
-        longest = max(longest, offsets[d + 1] - offsets[d])
     try:
-        starts = <Start *> malloc(max(longest, 1) * sizeof(Start))
+        starts = <Start *> malloc(SCAN_BLOCK * sizeof(Start))
         if starts == NULL:
             with gil:
-                raise MemoryError("link_fast kernel: out of memory for a document's start positions")
+                raise MemoryError("link_fast kernel: out of memory for the start positions")
         for d in range(n_docs):
             doc = first_doc + d
             matches.size = 0
-            words = find_starts(t, tokens, offsets[d], offsets[d + 1], starts, &n_starts)
-            match_starts(t, s.selected_mask, tokens, offsets[d + 1], starts, n_starts, d, &matches)
+            words = covered = 0
+            block = offsets[d]
+            while block < offsets[d + 1]:
+                block_end = min(block + SCAN_BLOCK, offsets[d + 1])
+                words += find_starts(t, tokens, block, block_end,
+                                     t.flags[<uint32_t> tokens[block - 1]] if block > offsets[d] else 0,
+                                     starts, &n_starts)
+                match_starts(t, s.selected_mask, tokens, offsets[d + 1], starts, n_starts, d, &matches, &covered)
+                block = block_end
             c.words += words
             c.candidates += matches.size
             if not lf_bernoulli(lf_draw(s.base, LF_DOMAIN_DOCUMENT, doc, 0), s.portion_threshold):
@@ -462,6 +473,15 @@ cdef uint64_t _render(const Tables *t, const token_in *tokens, int64_t begin, in
     return largest
 
 
+def _cache_line_aligned(shape, dtype):
+    """An empty C-contiguous array starting on a 64-byte boundary: numpy only promises 16, and
+    a bucket that straddles two cache lines costs the lookup a second, unprefetched line."""
+    n_bytes = int(np.prod(shape)) * np.dtype(dtype).itemsize
+    raw = np.empty(n_bytes + 64, dtype=np.uint8)
+    skip = -raw.ctypes.data % 64
+    return raw[skip : skip + n_bytes].view(dtype).reshape(shape)
+
+
 def build_edge_table(dict arrays):
     """The edge table of a vocabulary's trie: the edges of every single-token node, keyed by
     (node, token), in a bucketed hash table at most half full (csrc/link_fast.h describes the
@@ -479,7 +499,8 @@ def build_edge_table(dict arrays):
         raise ValueError(f"a trie of {len(count):,} nodes is too large for the edge table (2**30 at most)")
     cdef int64_t n_edges = int(count[first_nodes].sum())
     cdef uint32_t bits = max(2, int(2 * n_edges // LF_BUCKET_SLOTS).bit_length())
-    table = np.full(((1 << bits) * LF_BUCKET_SLOTS, 4), -1, dtype=np.int32)
+    table = _cache_line_aligned(((1 << bits) * LF_BUCKET_SLOTS, 4), np.int32)
+    table.fill(-1)
     cdef int32_t[:, ::1] slots = table
     cdef const int32_t[::1] nodes = first_nodes
     cdef const int32_t[::1] node_key = arrays["node_key"]

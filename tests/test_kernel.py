@@ -147,6 +147,40 @@ def test_any_batch_split_gives_the_same_output(world, seed, cuts):
     assert masks == split(whole.mask, whole.offsets)
 
 
+@pytest.mark.parametrize("seed", [0, 1])
+def test_long_documents_scanned_in_blocks_match_the_reference(seed):
+    """Documents longer than the kernel's scan block (2**16 tokens), with phrases placed across
+    the block boundaries: the pipeline's steady state, and matches that cross a block."""
+    rng = np.random.default_rng(seed)
+    vocab_size = 30
+    flags = [int(f) for f in rng.choice([0, 1, 3, 5, 17, 19, 20, 21, 33], vocab_size)]
+    # Across each boundary: a phrase whose middle token continues a word (so the word count
+    # needs the token before the block), and whose last token is a key of its own (so a match
+    # must still cover it in the next block).
+    phrase = (0, 1, 2)
+    flags[:3] = [21, 20, 21]
+    keys = {tuple(int(t) for t in rng.integers(0, vocab_size, rng.integers(1, 4))) for _ in range(25)}
+    keys = sorted(keys | {phrase, (2,)})
+    lexicon = {key: {0: [tuple(int(t) for t in rng.integers(0, vocab_size, rng.integers(1, 4)))]} for key in keys}
+    long_doc = []
+    while len(long_doc) < 140_000:
+        long_doc += list(keys[rng.integers(len(keys))]) if rng.random() < 0.7 else [int(rng.integers(vocab_size))]
+    flags[3] = 5  # a spaced token that is no word, around the phrase
+    for boundary in (1 << 16, 2 << 16):
+        long_doc[boundary - 2 : boundary + 3] = [3, *phrase, 3]
+    docs = [long_doc, long_doc[:70_000], [], long_doc[5:40]]
+    opts = {"ratio": 0.5, "portion": 1.0, "seed": seed, "ratio_basis": "candidates", "lang_scope": "word",
+            "stream_key": ""}
+    vocab = make_vocab(flags, lexicon, 1)
+    want_docs, want_masks, want_stats = Reference(flags, lexicon, 1, weights={0: 1}, **opts).apply(docs, 0)
+    tokens, offsets = flatten(docs)
+    res = Substituter(vocab, **opts).apply(tokens, offsets, mask=True)
+    assert split(res.tokens, res.offsets) == want_docs
+    assert split(res.mask, res.offsets) == want_masks
+    assert (res.stats.words, res.stats.candidates) == (want_stats["words"], want_stats["candidates"])
+    assert res.stats.substitutions["l0"] == want_stats["substitutions"][0] > 1000
+
+
 def test_hand_example_boundaries_phrases_and_specials():
     # ids: 0 ' ice'  1 ' cream'  2 'ing'  3 '.'  4 '<s>'  5 ' cat'  6 'cat'  7 '('  8 ' glace'  9 ' chat'  10 'chat'
     WS, GLUE, END, SPECIAL, WORD = 1, 2, 4, 8, 16
