@@ -6,9 +6,9 @@ integers. A worker writes its rewritten chunk into the output itself, at the off
 chunks before it leave (it learns their sizes through a small shared file); the parent
 accounts the chunks strictly in order through a bounded window, which keeps memory at about
 ``chunk_tokens x workers`` whatever the shard size, and writes the index. With one worker
-everything runs in this process. A Megatron sequence is one document for sampling: its index in the shard is the
-document index, and the shard's name is the default stream key, so output bytes do not
-depend on the number of workers or the chunk size.
+everything runs in this process. A Megatron sequence is one document for sampling: its
+index in the shard is the document index, and the shard's name is the default stream key, so
+output bytes do not depend on the number of workers or the chunk size.
 
 Outputs per input ``NAME``: ``NAME.bin/.idx`` (or ``.ds`` files for datatrove input),
 optionally ``NAME_mask.*`` (uint8, same sequence lengths) and ``NAME.link.json`` (config,
@@ -166,8 +166,17 @@ def _worker_fds(direct: dict) -> dict[str, int]:
             for fd in cached[1].values():
                 os.close(fd)
         _WORKER["fds"] = None
-        fds = {kind: os.open(direct[kind], os.O_RDWR) for kind in ("sizes", "data", "mask") if direct.get(kind)}
+        fds = {}
+        try:
+            for kind in ("sizes", "data", "mask"):
+                if direct.get(kind):
+                    fds[kind] = os.open(direct[kind], os.O_RDWR)
+        except OSError:
+            for fd in fds.values():
+                os.close(fd)
+            raise
         cached = _WORKER["fds"] = (direct["sizes"], fds)
+        _WORKER["known_sizes"] = (0, 0)  # this output's first chunks whose sizes are all known: count, tokens
     return cached[1]
 
 
@@ -179,12 +188,19 @@ def _wait_for_sizes(direct: dict, index: int) -> int:
     """The number of tokens the chunks before ``index`` write, once they all know it. They were
     handed out before this one and publish their size before they wait, so this ends."""
     fd, pause = _worker_fds(direct)["sizes"], 0.0001
+    known, total = _WORKER["known_sizes"]
+    if known > index:  # chunks are handed out in order, so a worker rarely goes back
+        known, total = 0, 0
     while True:
-        sizes = np.frombuffer(os.pread(fd, 8 * index, 0), dtype="<i8")
+        sizes = np.frombuffer(os.pread(fd, 8 * (index - known), 8 * known), dtype="<i8")
         if (sizes == FAILED).any():
             raise ShardError(direct["name"], "not written: an earlier chunk failed")
-        if (sizes >= 0).all():
-            return int(sizes.sum())
+        unknown = np.flatnonzero(sizes < 0)
+        settled = len(sizes) if len(unknown) == 0 else int(unknown[0])
+        known, total = known + settled, total + int(sizes[:settled].sum())
+        _WORKER["known_sizes"] = (known, total)
+        if known == index:
+            return total
         time.sleep(pause)
         pause = min(2 * pause, 0.005)
 

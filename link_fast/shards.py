@@ -534,6 +534,7 @@ class ShardWriter:
         self._sizes: list[np.ndarray] = []
         self._n_tokens = 0  # Python int: never overflows
         self._closed = False
+        self._written_elsewhere = False  # by extend_written: write() would overwrite it
         # Data is flushed to disk in the background as it accumulates, so that commit's fsync
         # waits for the last stretch only, not for the whole file (disk, not compute, bounds a
         # file-to-file rewrite otherwise: ~0.65 s per 320 MB on the 2-core VM).
@@ -560,6 +561,8 @@ class ShardWriter:
         """Append sequences ``tokens[offsets[i]:offsets[i+1]]`` (``offsets[0]`` may be > 0)."""
         if self._closed:
             raise ShardError(self._data_path, "writer already committed or aborted")
+        if self._written_elsewhere:
+            raise ShardError(self._data_path, "write() after extend_written(): the data is written by other processes")
         tokens = np.asarray(tokens)
         offsets = np.asarray(offsets)
         if tokens.dtype != self.dtype:
@@ -605,6 +608,7 @@ class ShardWriter:
         if self.format == "megatron" and len(sizes) and sizes.max() > np.iinfo(np.int32).max:
             self.abort()
             raise ShardError(self._data_path, "a sequence longer than 2**31-1 tokens does not fit a Megatron index")
+        self._written_elsewhere = True
         n_tokens = int(sizes.sum())
         end = (self._n_tokens + n_tokens) * self.dtype.itemsize
         try:
@@ -679,6 +683,10 @@ class ShardWriter:
         path = self._data_path
         try:
             self._data.flush()
+            actual, expected = os.fstat(self._data.fileno()).st_size, self._n_tokens * self.dtype.itemsize
+            if actual != expected:  # e.g. a chunk of extend_written's writers missing or too long
+                self.abort()
+                raise ShardError(self._data_path, f"holds {actual} bytes where {expected} were written")
             self._finish_syncing(check=True)
             os.fsync(self._data.fileno())
             self._data.close()

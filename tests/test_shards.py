@@ -202,6 +202,36 @@ def test_commit_replaces_an_existing_shard(tmp_path):
         assert_same(shard, tokens2, offsets2)
 
 
+def test_bytes_written_by_other_processes_are_accounted_and_checked(tmp_path):
+    """extend_written: what pool workers wrote at their offsets becomes the shard; a file too
+    short or too long for the chunks accounted fails cleanly, and write() after it is refused."""
+    tokens = np.arange(10, dtype=np.uint16)
+    writer = ShardWriter(tmp_path / "s", np.uint16)
+    with open(writer.temp_data_path, "r+b") as f:  # chunks land out of order, as from workers
+        f.seek(6 * 2)
+        f.write(tokens[6:].tobytes())
+        f.seek(0)
+        f.write(tokens[:6].tobytes())
+    writer.extend_written(np.array([2, 4]))
+    writer.extend_written(np.array([4]))
+    with pytest.raises(LinkFastError, match="after extend_written"):
+        writer.write(tokens, np.array([0, 1]))
+    writer.commit()
+    shard = open_shard(tmp_path / "s")
+    assert np.array_equal(shard.tokens, tokens) and list(shard.sizes) == [2, 4, 4]
+
+    short = ShardWriter(tmp_path / "t", np.uint16)
+    Path(short.temp_data_path).write_bytes(tokens[:6].tobytes())
+    with pytest.raises(LinkFastError, match="holds 12 bytes where 20 were written"):
+        short.extend_written(np.array([10]))
+    long = ShardWriter(tmp_path / "u", np.uint16)
+    Path(long.temp_data_path).write_bytes(tokens.tobytes() + tokens.tobytes())
+    long.extend_written(np.array([10]))  # a chunk too long is only seen once all are in
+    with pytest.raises(LinkFastError, match="holds 40 bytes where 20 were written"):
+        long.commit()
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["s.bin", "s.idx"]
+
+
 def test_writer_rejects_bad_input(tmp_path):
     tokens, offsets = make_sequences(5, np.uint16)
     with ShardWriter(tmp_path / "x", np.uint16) as w:
