@@ -74,6 +74,23 @@ def _cleaning_from_args(args):
     )
 
 
+def _add_sampling_options(p: argparse.ArgumentParser, stream_key_default: str) -> None:
+    """The options of Substituter, shared by `apply` and `text` (`_sampling_from_args` reads them)."""
+    p.add_argument("--ratio", type=float, required=True, help="probability that a candidate word is replaced")
+    p.add_argument("--portion", type=float, default=1.0, help="probability that a document is eligible (default 1)")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--languages", type=_languages, default=None, metavar="LANG=W,...",
+                   help="target languages and weights, e.g. de=0.7,fr=0.3 (default: all, equal)")
+    p.add_argument("--ratio-basis", choices=("candidates", "words"), default="candidates")
+    p.add_argument("--lang-scope", choices=("word", "document"), default="word")
+    p.add_argument("--stream-key", default=None, help=f"random stream key (default: {stream_key_default})")
+
+
+def _sampling_from_args(args) -> dict:
+    return {"ratio": args.ratio, "portion": args.portion, "seed": args.seed, "languages": args.languages,
+            "ratio_basis": args.ratio_basis, "lang_scope": args.lang_scope, "stream_key": args.stream_key}
+
+
 def _progress(quiet: bool):
     if quiet:
         return None
@@ -146,11 +163,10 @@ def cmd_apply(args) -> int:
 
     started = time.perf_counter()
     results = apply_shards(
-        args.vocab, args.inputs, args.output, ratio=args.ratio, portion=args.portion, seed=args.seed,
-        languages=args.languages, ratio_basis=args.ratio_basis, lang_scope=args.lang_scope,
-        stream_key=args.stream_key, workers=args.workers, mask=args.mask, out_dtype=args.out_dtype,
+        args.vocab, args.inputs, args.output, **_sampling_from_args(args),
+        workers=args.workers, mask=args.mask, out_dtype=args.out_dtype,
         chunk_tokens=args.chunk_tokens, resume=args.resume, rank=args.rank, world_size=args.world_size,
-        progress=None if not args.quiet else False,
+        progress=False if args.quiet else None,
         log=None if args.quiet else lambda m: print(m, file=sys.stderr),
     )
     if not args.quiet:
@@ -167,10 +183,8 @@ def cmd_text(args) -> int:
 
     started = time.perf_counter()
     results = substitute_files(
-        args.vocab, args.inputs, args.output, ratio=args.ratio, portion=args.portion, seed=args.seed,
-        languages=args.languages, ratio_basis=args.ratio_basis, lang_scope=args.lang_scope,
-        stream_key=args.stream_key, field=args.field, substitutions_field=args.substitutions_field,
-        on_error=args.on_error, workers=args.workers, tokenizer=args.tokenizer,
+        args.vocab, args.inputs, args.output, **_sampling_from_args(args),
+        field=args.field, substitutions_field=args.substitutions_field, on_error=args.on_error, workers=args.workers, tokenizer=args.tokenizer,
         progress=False if args.quiet else None,
         log=None if args.quiet else lambda m: print(m, file=sys.stderr),
     )
@@ -279,14 +293,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("inputs", nargs="+", metavar="INPUT", help="shard prefix, shard file, directory or glob")
     p.add_argument("--vocab", required=True, type=Path, metavar="VOCAB", help="compiled vocabulary (link-fast compile)")
     p.add_argument("-o", "--output", required=True, type=Path, metavar="OUTDIR", help="directory for the rewritten shards")
-    p.add_argument("--ratio", type=float, required=True, help="probability that a candidate word is replaced")
-    p.add_argument("--portion", type=float, default=1.0, help="probability that a document is eligible (default 1)")
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--languages", type=_languages, default=None, metavar="LANG=W,...",
-                   help="target languages and weights, e.g. de=0.7,fr=0.3 (default: all, equal)")
-    p.add_argument("--ratio-basis", choices=("candidates", "words"), default="candidates")
-    p.add_argument("--lang-scope", choices=("word", "document"), default="word")
-    p.add_argument("--stream-key", default=None, help="random stream key (default: each shard's name)")
+    _add_sampling_options(p, stream_key_default="each shard's name")
     p.add_argument("--workers", type=int, default=1, help="worker processes (default 1)")
     p.add_argument("--chunk-tokens", type=int, default=4_000_000, metavar="N",
                    help="tokens per work unit; memory is about N x workers (default 4000000)")
@@ -304,14 +311,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--vocab", required=True, type=Path, metavar="VOCAB", help="compiled vocabulary (link-fast compile)")
     p.add_argument("-o", "--output", required=True, type=Path, metavar="OUTPUT",
                    help="output file (one input, same format) or directory (inputs keep their names)")
-    p.add_argument("--ratio", type=float, required=True, help="probability that a candidate word is replaced")
-    p.add_argument("--portion", type=float, default=1.0, help="probability that a document is eligible (default 1)")
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--languages", type=_languages, default=None, metavar="LANG=W,...",
-                   help="target languages and weights, e.g. de=0.7,fr=0.3 (default: all, equal)")
-    p.add_argument("--ratio-basis", choices=("candidates", "words"), default="candidates")
-    p.add_argument("--lang-scope", choices=("word", "document"), default="word")
-    p.add_argument("--stream-key", default=None, help="random stream key (default: each file's name without extensions)")
+    _add_sampling_options(p, stream_key_default="each file's name without extensions")
     p.add_argument("--field", default="text", help="JSONL field holding the document (default text)")
     p.add_argument("--substitutions-field", default=None, metavar="NAME",
                    help="also write, in this JSONL field, the list of substitutions (offsets in the output text)")
