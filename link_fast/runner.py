@@ -94,15 +94,9 @@ def _run_chunk(task: tuple) -> tuple:
     worker (or in-process)."""
     prefix, start, stop, options, index = task
     direct = options.get("direct")
-    try:
-        result = _substitute_chunk(prefix, start, stop, options)
-    except BaseException:
-        if direct is not None:
-            try:
-                _publish_size(direct, index, FAILED)  # the chunks after this one stop waiting
-            except OSError:
-                pass  # the run is over and its files gone
-        raise
+    # A chunk that fails publishes no size: the chunks after it wait until the parent, which
+    # collects results in order, meets the error and stops the pool.
+    result = _substitute_chunk(prefix, start, stop, options)
     if direct is None:
         return start, result.tokens, result.offsets, result.mask, result.stats, False, memory_mb()
     # In a pool, each worker writes its chunk into the output itself, at the offset the chunks
@@ -154,9 +148,6 @@ def _substitute_chunk(prefix: str, start: int, stop: int, options: dict):
     return result
 
 
-FAILED = -2  # a chunk's published size when its worker failed; -1: not known yet
-
-
 def _worker_fds(direct: dict) -> dict[str, int]:
     """A worker's descriptors of the files of the output being written, opened once per
     output. Never O_CREAT: a file the parent has removed (the run failed) is not brought back."""
@@ -186,15 +177,14 @@ def _publish_size(direct: dict, index: int, n_tokens: int) -> None:
 
 def _wait_for_sizes(direct: dict, index: int) -> int:
     """The number of tokens the chunks before ``index`` write, once they all know it. They were
-    handed out before this one and publish their size before they wait, so this ends."""
+    handed out before this one and publish their size before they wait, so this ends, unless
+    one fails: then the parent, collecting results in order, meets its error and stops the pool.
+    A worker's chunks of one output come in rising order, so what it learnt for an earlier one
+    (``known_sizes``) is a prefix of what it needs now."""
     fd, pause = _worker_fds(direct)["sizes"], 0.0001
     known, total = _WORKER["known_sizes"]
-    if known > index:  # chunks are handed out in order, so a worker rarely goes back
-        known, total = 0, 0
     while True:
-        sizes = np.frombuffer(os.pread(fd, 8 * (index - known), 8 * known), dtype="<i8")
-        if (sizes == FAILED).any():
-            raise ShardError(direct["name"], "not written: an earlier chunk failed")
+        sizes = np.frombuffer(os.pread(fd, 8 * (index - known), 8 * known), dtype="<i8")  # -1: not known yet
         unknown = np.flatnonzero(sizes < 0)
         settled = len(sizes) if len(unknown) == 0 else int(unknown[0])
         known, total = known + settled, total + int(sizes[:settled].sum())

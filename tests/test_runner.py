@@ -184,7 +184,7 @@ def test_bad_input_is_one_line_nonzero_and_leaves_no_output(tmp_path, vocab_path
     assert proc.returncode != 0 and "cannot be written" in proc.stderr and "Traceback" not in proc.stderr
 
 
-def test_a_failing_chunk_stops_the_chunks_waiting_behind_it(tmp_path, vocab_path):
+def test_a_failing_middle_chunk_fails_the_run_cleanly(tmp_path, vocab_path):
     """In a pool, a chunk waits for the sizes of the chunks before it to know where its bytes
     go: one that fails in the middle of a shard must fail the run cleanly, not hang it."""
     prefix = tmp_path / "in" / "mid"
