@@ -71,8 +71,8 @@ static inline int64_t lf_find_child(const uint32_t *edge_token, int64_t start, i
     return -1;
 }
 
-/* Slot of the edge table: the trie edge from `node` by `token`, for the nodes of single
- * tokens. child is (child node << 1 | 1 if the child has edges), or -1 in an empty slot;
+/* Slot of the edge table: the trie edge from `node` by `token`, for the nodes one or two
+ * tokens deep. child is (child node << 1 | 1 if the child has edges), or -1 in an empty slot;
  * child_key is the key ending at the child. An empty slot has node = token = 0xffffffff,
  * which no edge has. */
 typedef struct {

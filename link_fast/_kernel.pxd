@@ -54,7 +54,7 @@ cdef struct Tables:
     const int32_t *node_edge_count
     const uint32_t *edge_token
     const int32_t *edge_node
-    const lf_edge_slot *edge_table  # Vocab.edge_table: the edges of single-token nodes
+    const lf_edge_slot *edge_table  # Vocab.edge_table: the edges of nodes one or two tokens deep
     uint32_t edge_table_bits        # the table has 2^edge_table_bits buckets
     bint all_keys_in_play         # skip the language check of phrase keys
     const uint32_t *key_lang_mask

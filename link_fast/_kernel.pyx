@@ -118,9 +118,9 @@ cdef inline void look_ahead(const Tables *t, const token_in *tokens, int64_t end
                             int64_t n_starts, int64_t k) noexcept nogil:
     """The two stages of the pipeline that runs ahead of match_starts at start k: prefetch the
     edge-table bucket of start k + PREFETCH_AHEAD; look up the edge of start k + LOOKUP_AHEAD,
-    whose bucket is cached by now, and when its phrase may go on, prefetch the child's edge
-    range for the binary search."""
-    cdef int64_t ahead = k + PREFETCH_AHEAD
+    whose bucket is cached by now, and when its phrase may go on, prefetch the bucket of the
+    next edge, which match_starts looks up at start k."""
+    cdef int64_t ahead = k + PREFETCH_AHEAD, position
     cdef const lf_edge_slot *edge
     if ahead < n_starts and starts[ahead].entry.descend >= 0 and starts[ahead].position + 1 < end:
         lf_prefetch_edge(t.edge_table, t.edge_table_bits, starts[ahead].entry.descend,
@@ -128,13 +128,22 @@ cdef inline void look_ahead(const Tables *t, const token_in *tokens, int64_t end
     ahead = k + LOOKUP_AHEAD
     if 0 <= ahead < n_starts:
         edge = NULL
-        if starts[ahead].entry.descend >= 0 and starts[ahead].position + 1 < end:
+        position = starts[ahead].position
+        if starts[ahead].entry.descend >= 0 and position + 1 < end:
             edge = lf_find_edge(t.edge_table, t.edge_table_bits, starts[ahead].entry.descend,
-                                <uint32_t> tokens[starts[ahead].position + 1])
-            if edge != NULL and (edge.child & 1):
-                lf_prefetch(&t.node_edge_start[edge.child >> 1])
-                lf_prefetch(&t.node_edge_count[edge.child >> 1])
+                                <uint32_t> tokens[position + 1])
+            if edge != NULL and (edge.child & 1) and position + 2 < end:
+                lf_prefetch_edge(t.edge_table, t.edge_table_bits, <uint32_t> (edge.child >> 1),
+                                 <uint32_t> tokens[position + 2])
         starts[ahead].edge = edge
+
+
+cdef inline bint key_fits(const Tables *t, uint32_t selected, const token_in *tokens, int64_t end,
+                          int32_t key, int64_t j) noexcept nogil:
+    """Whether a match of ``key`` may end before position j: the key is in play and the next
+    token does not glue onto it."""
+    return key >= 0 and (t.all_keys_in_play or (t.key_lang_mask[key] & selected) != 0) and (
+        j == end or not (t.flags[<uint32_t> tokens[j]] & LF_GLUE_LEFT))
 
 
 cdef int match_starts(const Tables *t, uint32_t selected, const token_in *tokens, int64_t end,
@@ -145,11 +154,11 @@ cdef int match_starts(const Tables *t, uint32_t selected, const token_in *tokens
     the document's ``end``; ``covered`` is where the last match so far ends, block to block.
 
     Edges to the next token come from the edge table, looked up a few starts ahead (see
-    look_ahead); only phrases of three tokens or more binary-search the trie.
+    look_ahead); only phrases of four tokens or more binary-search the trie.
     """
     cdef const uint8_t *flags = t.flags
     cdef int64_t k, i, j, best_end, edge
-    cdef int32_t node, key, best_key
+    cdef int32_t node, best_key
     cdef const lf_edge_slot *slot
     for k in range(-PREFETCH_AHEAD, 0):
         look_ahead(t, tokens, end, starts, n_starts, k)
@@ -162,18 +171,26 @@ cdef int match_starts(const Tables *t, uint32_t selected, const token_in *tokens
         best_end = i + 1
         if best_key >= 0 and i + 1 < end and (flags[<uint32_t> tokens[i + 1]] & LF_GLUE_LEFT):
             best_key = -1
+        # The first two edges come from the edge table, looked up and prefetched ahead; deeper
+        # ones, rare, binary-search the trie.
         node = -1
         j = i + 1
         slot = starts[k].edge
         if slot != NULL:
             j += 1
-            key = slot.child_key
-            if key >= 0 and (t.all_keys_in_play or (t.key_lang_mask[key] & selected)) and (
-                    j == end or not (flags[<uint32_t> tokens[j]] & LF_GLUE_LEFT)):
-                best_key = key
+            if key_fits(t, selected, tokens, end, slot.child_key, j):
+                best_key = slot.child_key
                 best_end = j
-            if slot.child & 1:
-                node = slot.child >> 1
+            if (slot.child & 1) and j < end:
+                slot = lf_find_edge(t.edge_table, t.edge_table_bits, <uint32_t> (slot.child >> 1),
+                                    <uint32_t> tokens[j])
+                if slot != NULL:
+                    j += 1
+                    if key_fits(t, selected, tokens, end, slot.child_key, j):
+                        best_key = slot.child_key
+                        best_end = j
+                    if slot.child & 1:
+                        node = slot.child >> 1
         while node >= 0 and j < end:
             edge = lf_find_child(t.edge_token, t.node_edge_start[node], t.node_edge_count[node],
                                  <uint32_t> tokens[j])
@@ -181,10 +198,8 @@ cdef int match_starts(const Tables *t, uint32_t selected, const token_in *tokens
                 break
             node = t.edge_node[edge]
             j += 1
-            key = t.node_key[node]
-            if key >= 0 and (t.all_keys_in_play or (t.key_lang_mask[key] & selected)) and (
-                    j == end or not (flags[<uint32_t> tokens[j]] & LF_GLUE_LEFT)):
-                best_key = key
+            if key_fits(t, selected, tokens, end, t.node_key[node], j):
+                best_key = t.node_key[node]
                 best_end = j
             if t.node_edge_count[node] == 0:
                 break
@@ -483,26 +498,33 @@ def _cache_line_aligned(shape, dtype):
 
 
 def build_edge_table(dict arrays):
-    """The edge table of a vocabulary's trie: the edges of every single-token node, keyed by
-    (node, token), in a bucketed hash table at most half full (csrc/link_fast.h describes the
-    layout). These are the lookups that common words (` the`, with hundreds of phrase
-    children) make at almost every occurrence; deeper nodes, reached rarely, keep the binary
-    search. Hashing depth 2 too doubled the table and measured no faster on pydoc x eng-deu.
+    """The edge table of a vocabulary's trie: the edges of every node one or two tokens deep,
+    keyed by (node, token), in a bucketed hash table at most half full (csrc/link_fast.h
+    describes the layout). These are the lookups that common words (` the`, with hundreds of
+    phrase children) make at almost every occurrence, and that the scan can prefetch: the
+    first edge a few starts ahead, the second once the first is known. Deeper nodes, reached
+    rarely, keep the binary search.
 
     Returns (int32 array of shape (2^bits * LF_BUCKET_SLOTS, 4), bits): rows are lf_edge_slot.
     """
     root = np.asarray(arrays["root_child"])
     count = np.asarray(arrays["node_edge_count"])
-    first_nodes = root[root >= 0]
-    first_nodes = np.ascontiguousarray(first_nodes[count[first_nodes] > 0], dtype=np.int32)
     if len(count) >= 1 << 30:  # a slot keeps (node << 1 | flag) in an int32
         raise ValueError(f"a trie of {len(count):,} nodes is too large for the edge table (2**30 at most)")
-    cdef int64_t n_edges = int(count[first_nodes].sum())
+    first_nodes = root[root >= 0]
+    first_nodes = first_nodes[count[first_nodes] > 0]
+    # The children of the first nodes: each node's edge range, concatenated without a Python loop.
+    counts = count[first_nodes].astype(np.int64)
+    range_starts = np.asarray(arrays["node_edge_start"])[first_nodes] - (counts.cumsum() - counts)
+    second_nodes = np.asarray(arrays["edge_node"])[np.repeat(range_starts, counts) + np.arange(counts.sum())]
+    second_nodes = second_nodes[count[second_nodes] > 0]
+    hashed_nodes = np.ascontiguousarray(np.concatenate([first_nodes, second_nodes]), dtype=np.int32)
+    cdef int64_t n_edges = int(count[hashed_nodes].sum())
     cdef uint32_t bits = max(2, int(2 * n_edges // LF_BUCKET_SLOTS).bit_length())
     table = _cache_line_aligned(((1 << bits) * LF_BUCKET_SLOTS, 4), np.int32)
     table.fill(-1)
     cdef int32_t[:, ::1] slots = table
-    cdef const int32_t[::1] nodes = first_nodes
+    cdef const int32_t[::1] nodes = hashed_nodes
     cdef const int32_t[::1] node_key = arrays["node_key"]
     cdef const int32_t[::1] edge_start = arrays["node_edge_start"]
     cdef const int32_t[::1] edge_count = arrays["node_edge_count"]

@@ -26,7 +26,9 @@ def worlds(draw, max_vocab=40, max_languages=3):
     flags[normal[0]] &= ~FLAG_SPECIAL
     n_languages = draw(st.integers(1, max_languages))
     token = st.sampled_from(normal)
-    keys = draw(st.lists(st.lists(token, min_size=1, max_size=3).map(tuple), min_size=1, max_size=12, unique=True))
+    # Up to four tokens: the first two edges of a key come from the edge table, the rest from
+    # the trie's binary search.
+    keys = draw(st.lists(st.lists(token, min_size=1, max_size=4).map(tuple), min_size=1, max_size=12, unique=True))
     any_token = st.integers(0, vocab_size - 1)
     lexicon = {}
     for key in keys:
@@ -74,25 +76,30 @@ options = st.fixed_dictionaries(
 @settings(max_examples=100, deadline=None)
 @given(
     vocab_size=st.integers(2, 12),
-    pairs=st.lists(st.tuples(st.integers(0, 11), st.integers(0, 11)), min_size=1, max_size=120, unique=True),
+    keys=st.lists(st.lists(st.integers(0, 11), min_size=1, max_size=4).map(tuple), min_size=1, max_size=120, unique=True),
 )
-def test_edge_table_finds_every_first_edge_and_nothing_else(vocab_size, pairs):
+def test_edge_table_holds_the_edges_of_the_first_two_levels_and_nothing_else(vocab_size, keys):
     """The bucketed hash table against the trie's arrays, with many edges per bucket so that
     full buckets spill into the next ones."""
     from link_fast._kernel import build_edge_table, lookup_edges
 
-    keys = sorted({(a % vocab_size, b % vocab_size) for a, b in pairs} | {(a % vocab_size,) for a, _ in pairs[:3]})
+    keys = sorted({tuple(token % vocab_size for token in key) for key in keys})
     lexicon = {key: {0: [(0,)]} for key in keys}
     vocab = make_vocab([0] * vocab_size, lexicon, 1)
     tables = vocab.tables
     expected = {}
-    for token, node in enumerate(tables["root_child"]):
-        start = tables["node_edge_start"][node] if node >= 0 else 0
-        for edge in range(start, start + (tables["node_edge_count"][node] if node >= 0 else 0)):
-            child = int(tables["edge_node"][edge])
-            has_edges = int(tables["node_edge_count"][child] > 0)
-            expected[int(node), int(tables["edge_token"][edge])] = (child << 1 | has_edges, int(tables["node_key"][child]))
-    assert len(expected) == len({key for key in keys if len(key) == 2})
+    level = [int(node) for node in tables["root_child"] if node >= 0]
+    for _ in range(2):
+        children = []
+        for node in level:
+            start = tables["node_edge_start"][node]
+            for edge in range(start, start + tables["node_edge_count"][node]):
+                child = int(tables["edge_node"][edge])
+                has_edges = int(tables["node_edge_count"][child] > 0)
+                expected[node, int(tables["edge_token"][edge])] = (child << 1 | has_edges, int(tables["node_key"][child]))
+                children.append(child)
+        level = children
+    assert len(expected) == len({key[:n] for key in keys for n in (2, 3) if len(key) >= n})
     table = build_edge_table(tables)
     queries = [(node, token) for node in range(len(tables["node_key"])) for token in range(vocab_size)]
     found = lookup_edges(table, *(np.array(column, dtype=np.uint32) for column in zip(*queries)))
