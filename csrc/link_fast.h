@@ -17,6 +17,8 @@
 #define LF_SPECIAL   8u
 #define LF_HAS_WORD  16u
 #define LF_FUSES_RIGHT 32u
+/* Set in the kernel's own copy of the flags only: the token starts a key in play. */
+#define LF_KEY_START 64u
 
 /* Draw domains: one per independent decision, so decisions never share a number. */
 #define LF_DOMAIN_DOCUMENT  1u

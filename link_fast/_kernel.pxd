@@ -2,7 +2,7 @@
 from libc.stdint cimport uint8_t, uint16_t, int32_t, uint32_t, int64_t, uint64_t
 
 cdef extern from "link_fast.h" nogil:
-    uint32_t LF_WS_START, LF_GLUE_LEFT, LF_END_WORD, LF_SPECIAL, LF_HAS_WORD, LF_FUSES_RIGHT
+    uint32_t LF_WS_START, LF_GLUE_LEFT, LF_END_WORD, LF_SPECIAL, LF_HAS_WORD, LF_FUSES_RIGHT, LF_KEY_START
     uint64_t LF_DOMAIN_DOCUMENT, LF_DOMAIN_DOC_LANG, LF_DOMAIN_REPLACE, LF_DOMAIN_LANG, LF_DOMAIN_TRANSLATE
     uint64_t lf_mix64(uint64_t z) noexcept
     uint64_t lf_draw(uint64_t base, uint64_t domain, uint64_t doc, uint64_t cand) noexcept
@@ -41,12 +41,12 @@ cdef struct RootEntry:
 # A position in a document where a key in play may start, and what the kernel learns of it.
 cdef struct Start:
     int64_t position
-    RootEntry entry               # of the token at position
+    RootEntry entry               # of the token at position: read ahead of use
     const lf_edge_slot *edge      # the edge to the next token, if any: looked up ahead of use
 
 # Read-only views of a Vocab's tables.
 cdef struct Tables:
-    const uint8_t *flags
+    const uint8_t *flags             # the vocabulary's, with LF_KEY_START for the keys in play
     int64_t vocab_size
     const RootEntry *root         # per token; depends on the languages in play
     const int32_t *node_key

@@ -19,8 +19,10 @@ cdef enum:
     # how many edits ahead the resolve and render loops prefetch: enough to cover a memory
     # latency with a few edits' work
     AHEAD = 16
-    # how many start positions ahead the scan prefetches an edge-table bucket, and looks the
-    # edge up once the bucket is cached; 8 and 24 (with 4 and 12) measured no faster
+    # how many start positions ahead the scan prefetches a root entry, reads it and prefetches
+    # its edge-table bucket, and looks the edge up once the bucket is cached; for the last two,
+    # 8 and 24 (with 4 and 12) measured no faster
+    ROOT_AHEAD = 24
     PREFETCH_AHEAD = 16
     LOOKUP_AHEAD = 6
     # a document is scanned in blocks of this many tokens, so that the start positions take
@@ -88,26 +90,23 @@ cdef int64_t find_starts(const Tables *t, const token_in *tokens, int64_t start,
                          uint32_t previous, Start *starts, int64_t *n_starts) noexcept nogil:
     """First pass over a block [start, end) of a document: count its words and list, in order,
     the positions where a key in play may start (the token starts a key, with a word boundary
-    on its left), with their root entries. ``previous`` is the flags of the token before the
-    block, 0 at the document's start. Returns the number of words.
+    on its left). ``previous`` is the flags of the token before the block, 0 at the document's
+    start. Returns the number of words.
 
     Branch-free on purpose: whether a prose token starts a key is a coin flip the branch
-    predictor loses, and this pass is what every token pays.
+    predictor loses, and this pass is what every token pays. It reads only the flags (128 KB
+    for Tekken, cached); the root entries (1 MB) are read in match_starts, prefetched.
     """
     cdef const uint8_t *flags = t.flags
-    cdef const RootEntry *root = t.root
     cdef int64_t i, n = 0, words = 0
     cdef uint32_t flag
-    cdef RootEntry entry
     for i in range(start, end):
         flag = flags[<uint32_t> tokens[i]]
-        entry = root[<uint32_t> tokens[i]]
         words += lf_starts_word(flag, previous)
         starts[n].position = i
-        starts[n].entry = entry
         # A form without a leading space needs a word boundary on its left that re-tokenizing
         # the translation will keep: not after a word character, nor after a token that fuses.
-        n += ((entry.key & entry.descend) >= 0) & (
+        n += ((flag & LF_KEY_START) != 0) & (
             ((flag & LF_WS_START) != 0) | ((previous & (LF_END_WORD | LF_FUSES_RIGHT)) == 0))
         previous = flag
     n_starts[0] = n
@@ -116,13 +115,19 @@ cdef int64_t find_starts(const Tables *t, const token_in *tokens, int64_t start,
 
 cdef inline void look_ahead(const Tables *t, const token_in *tokens, int64_t end, Start *starts,
                             int64_t n_starts, int64_t k) noexcept nogil:
-    """The two stages of the pipeline that runs ahead of match_starts at start k: prefetch the
-    edge-table bucket of start k + PREFETCH_AHEAD; look up the edge of start k + LOOKUP_AHEAD,
-    whose bucket is cached by now, and when its phrase may go on, prefetch the bucket of the
-    next edge, which match_starts looks up at start k."""
-    cdef int64_t ahead = k + PREFETCH_AHEAD, position
+    """The three stages of the pipeline that runs ahead of match_starts at start k: prefetch
+    the root entry of start k + ROOT_AHEAD; read the root entry of start k + PREFETCH_AHEAD and
+    prefetch its edge-table bucket; look up the edge of start k + LOOKUP_AHEAD, whose bucket is
+    cached by now, and when its phrase may go on, prefetch the bucket of the next edge, which
+    match_starts looks up at start k."""
+    cdef int64_t ahead = k + ROOT_AHEAD, position
     cdef const lf_edge_slot *edge
-    if ahead < n_starts and starts[ahead].entry.descend >= 0 and starts[ahead].position + 1 < end:
+    if ahead < n_starts:
+        lf_prefetch(&t.root[<uint32_t> tokens[starts[ahead].position]])
+    ahead = k + PREFETCH_AHEAD
+    if 0 <= ahead < n_starts:
+        starts[ahead].entry = t.root[<uint32_t> tokens[starts[ahead].position]]
+    if 0 <= ahead < n_starts and starts[ahead].entry.descend >= 0 and starts[ahead].position + 1 < end:
         lf_prefetch_edge(t.edge_table, t.edge_table_bits, starts[ahead].entry.descend,
                          <uint32_t> tokens[starts[ahead].position + 1])
     ahead = k + LOOKUP_AHEAD
@@ -160,7 +165,7 @@ cdef int match_starts(const Tables *t, uint32_t selected, const token_in *tokens
     cdef int64_t k, i, j, best_end, edge
     cdef int32_t node, best_key
     cdef const lf_edge_slot *slot
-    for k in range(-PREFETCH_AHEAD, 0):
+    for k in range(-ROOT_AHEAD, 0):
         look_ahead(t, tokens, end, starts, n_starts, k)
     for k in range(n_starts):
         look_ahead(t, tokens, end, starts, n_starts, k)
@@ -359,7 +364,7 @@ cdef class KernelTables:
     cdef object _keep
 
     def __cinit__(self, dict arrays, tuple edge_table, int n_languages, uint32_t selected_mask):
-        cdef const uint8_t[::1] flags = arrays["flags"]
+        cdef const uint8_t[::1] flags
         cdef const int32_t[::1] node_key = arrays["node_key"]
         cdef const int32_t[::1] node_edge_start = arrays["node_edge_start"]
         cdef const int32_t[::1] node_edge_count = arrays["node_edge_count"]
@@ -382,7 +387,12 @@ cdef class KernelTables:
         entries[:, 0] = np.where(in_play, first_key, -1)
         entries[:, 1] = np.where(has_node & (np.asarray(arrays["node_edge_count"])[node_of] > 0), root, -1)
         cdef const int32_t[:, ::1] entries_view = entries
-        self._keep = (arrays, entries, edge_table)
+        # The kernel's own copy of the flags marks the tokens that start a key in play, so that
+        # the first pass of the scan reads one small table.
+        scan_flags = np.asarray(arrays["flags"]) | np.where((entries[:, 0] >= 0) | (entries[:, 1] >= 0),
+                                                             LF_KEY_START, 0).astype(np.uint8)
+        flags = scan_flags
+        self._keep = (arrays, entries, edge_table, scan_flags)
         self.tables.edge_table = <const lf_edge_slot *> &edge_slots[0, 0]
         self.tables.edge_table_bits = edge_table[1]
         self.tables.all_keys_in_play = bool(np.all(np.asarray(arrays["key_lang_mask"]) & selected_mask))
