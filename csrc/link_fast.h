@@ -17,7 +17,8 @@
 #define LF_SPECIAL   8u
 #define LF_HAS_WORD  16u
 #define LF_FUSES_RIGHT 32u
-/* Set in the kernel's own copy of the flags only: the token starts a key in play. */
+/* Set in the kernel's own copy of the flags only: the token may start a match (it forms a
+ * single-token key in play, or has phrase children). */
 #define LF_KEY_START 64u
 
 /* Draw domains: one per independent decision, so decisions never share a number. */

@@ -46,7 +46,7 @@ cdef struct Start:
 
 # Read-only views of a Vocab's tables.
 cdef struct Tables:
-    const uint8_t *flags             # the vocabulary's, with LF_KEY_START for the keys in play
+    const uint8_t *flags             # the vocabulary's, with LF_KEY_START where a match may start
     int64_t vocab_size
     const RootEntry *root         # per token; depends on the languages in play
     const int32_t *node_key

@@ -19,9 +19,10 @@ cdef enum:
     # how many edits ahead the resolve and render loops prefetch: enough to cover a memory
     # latency with a few edits' work
     AHEAD = 16
-    # how many start positions ahead the scan prefetches a root entry, reads it and prefetches
-    # its edge-table bucket, and looks the edge up once the bucket is cached; for the last two,
-    # 8 and 24 (with 4 and 12) measured no faster
+    # how many start positions ahead the scan prefetches a root entry (ROOT_AHEAD), reads it
+    # and prefetches its edge-table bucket (PREFETCH_AHEAD), and looks the edge up once the
+    # bucket is cached (LOOKUP_AHEAD). PREFETCH_AHEAD / LOOKUP_AHEAD at 8 / 4, 24 / 12, 12 / 6
+    # and 16 / 10 measured no faster; ROOT_AHEAD only needs to stay ahead of PREFETCH_AHEAD
     ROOT_AHEAD = 24
     PREFETCH_AHEAD = 16
     LOOKUP_AHEAD = 6
@@ -176,8 +177,8 @@ cdef int match_starts(const Tables *t, uint32_t selected, const token_in *tokens
         best_end = i + 1
         if best_key >= 0 and i + 1 < end and (flags[<uint32_t> tokens[i + 1]] & LF_GLUE_LEFT):
             best_key = -1
-        # The first two edges come from the edge table, looked up and prefetched ahead; deeper
-        # ones, rare, binary-search the trie.
+        # The first edge was looked up ahead (look_ahead), the second's bucket prefetched; both
+        # come from the edge table. Deeper ones, rare, binary-search the trie.
         node = -1
         j = i + 1
         slot = starts[k].edge
@@ -387,10 +388,12 @@ cdef class KernelTables:
         entries[:, 0] = np.where(in_play, first_key, -1)
         entries[:, 1] = np.where(has_node & (np.asarray(arrays["node_edge_count"])[node_of] > 0), root, -1)
         cdef const int32_t[:, ::1] entries_view = entries
-        # The kernel's own copy of the flags marks the tokens that start a key in play, so that
-        # the first pass of the scan reads one small table.
-        scan_flags = np.asarray(arrays["flags"]) | np.where((entries[:, 0] >= 0) | (entries[:, 1] >= 0),
-                                                             LF_KEY_START, 0).astype(np.uint8)
+        # The kernel's own copy of the flags marks the tokens that may start a match (a
+        # single-token key in play, or phrase children), so that the first pass of the scan
+        # reads one small table. A vocabulary's own flags never use that bit: cleared anyway.
+        may_start = (entries[:, 0] >= 0) | (entries[:, 1] >= 0)
+        scan_flags = (np.asarray(arrays["flags"]) & np.uint8(0xFF ^ LF_KEY_START)) | np.where(
+            may_start, np.uint8(LF_KEY_START), np.uint8(0))
         flags = scan_flags
         self._keep = (arrays, entries, edge_table, scan_flags)
         self.tables.edge_table = <const lf_edge_slot *> &edge_slots[0, 0]

@@ -63,6 +63,7 @@ FLAG_END_WORD = 4  # last character is a word character
 FLAG_SPECIAL = 8  # special/control token: never matched, always a boundary (no other flag set)
 FLAG_HAS_WORD = 16  # after leading whitespace, the first character is a word character
 FLAG_FUSES_RIGHT = 32  # no word character, and some token starts with this text plus a word character
+# 64 is taken: the kernel marks the tokens that may start a match in its own copy (LF_KEY_START)
 
 # Bytes that do not decode as UTF-8 come back from ``surrogateescape`` as U+DC80..U+DCFF.
 _ESCAPE_LO = 0xDC80

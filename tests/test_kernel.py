@@ -37,7 +37,10 @@ def worlds(draw, max_vocab=40, max_languages=3):
             lang: draw(st.lists(st.lists(any_token, min_size=1, max_size=3).map(tuple), min_size=1, max_size=3))
             for lang in langs
         }
-    piece = st.one_of(st.sampled_from(keys).map(list), st.lists(st.integers(0, vocab_size - 1), max_size=3))
+    # Keys, keys cut short (a phrase walk that meets the document's end must stop there) and noise.
+    piece = st.one_of(st.sampled_from(keys).map(list),
+                      st.tuples(st.sampled_from(keys), st.integers(1, 3)).map(lambda kn: list(kn[0][: kn[1]])),
+                      st.lists(st.integers(0, vocab_size - 1), max_size=3))
     docs = draw(st.lists(st.lists(piece, max_size=8).map(lambda ps: [t for p in ps for t in p]), min_size=0, max_size=6))
     return flags, lexicon, n_languages, docs
 
@@ -166,8 +169,12 @@ def test_long_documents_scanned_in_blocks_match_the_reference(seed):
     # must still cover it in the next block).
     phrase = (0, 1, 2)
     flags[:3] = [21, 20, 21]
-    keys = {tuple(int(t) for t in rng.integers(0, vocab_size, rng.integers(1, 4))) for _ in range(25)}
-    keys = sorted(keys | {phrase, (2,)})
+    # Keys of up to five tokens: the first two edges come from the edge table, the rest from
+    # the trie's binary search, in the steady state and across a block.
+    long_phrase = (4, 5, 6, 7, 8)
+    flags[4:9] = [21] * 5
+    keys = {tuple(int(t) for t in rng.integers(0, vocab_size, rng.integers(1, 6))) for _ in range(25)}
+    keys = sorted(keys | {phrase, (2,), long_phrase})
     lexicon = {key: {0: [tuple(int(t) for t in rng.integers(0, vocab_size, rng.integers(1, 4)))]} for key in keys}
     long_doc = []
     while len(long_doc) < 140_000:
@@ -175,6 +182,7 @@ def test_long_documents_scanned_in_blocks_match_the_reference(seed):
     flags[3] = 5  # a spaced token that is no word, around the phrase
     for boundary in (1 << 16, 2 << 16):
         long_doc[boundary - 2 : boundary + 3] = [3, *phrase, 3]
+        long_doc[boundary + 100 - 3 : boundary + 100 + 4] = [3, *long_phrase, 3]
     docs = [long_doc, long_doc[:70_000], [], long_doc[5:40]]
     opts = {"ratio": 0.5, "portion": 1.0, "seed": seed, "ratio_basis": "candidates", "lang_scope": "word",
             "stream_key": ""}
@@ -186,6 +194,17 @@ def test_long_documents_scanned_in_blocks_match_the_reference(seed):
     assert split(res.mask, res.offsets) == want_masks
     assert (res.stats.words, res.stats.candidates) == (want_stats["words"], want_stats["candidates"])
     assert res.stats.substitutions["l0"] == want_stats["substitutions"][0] > 1000
+
+
+def test_a_phrase_cut_by_the_document_end_does_not_run_into_the_next_document():
+    WS, END, WORD = 1, 4, 16
+    flags = [WS | END | WORD] * 10
+    lexicon = {(1, 2, 3): {0: [(9,)]}, (1, 2, 3, 4): {0: [(8,)]}, (3, 5): {0: [(7,)]}}
+    vocab = make_vocab(flags, lexicon, 1)
+    docs = [[1, 2], [3, 5], [1, 2, 3], [4], [0, 1, 2, 3, 4]]
+    tokens, offsets = flatten(docs)
+    res = Substituter(vocab, ratio=1.0).apply(tokens, offsets)
+    assert split(res.tokens, res.offsets) == [[1, 2], [7], [9], [4], [0, 8]]
 
 
 def test_hand_example_boundaries_phrases_and_specials():
