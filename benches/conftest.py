@@ -55,6 +55,8 @@ def sample(corpus):
 def rate(benchmark, n_tokens: int) -> None:
     """Record M tokens/s of the fastest round, for comparing benches of different sizes."""
     benchmark.extra_info["tokens"] = int(n_tokens)
+    if benchmark.stats is None:  # --benchmark-disable: each bench ran once, untimed
+        return
     benchmark.extra_info["M_tokens_per_s"] = round(n_tokens / benchmark.stats.stats.min / 1e6, 3)
 
 
