@@ -86,8 +86,7 @@ typedef struct {
 } lf_edge_slot;
 
 /* The table is 2^bits buckets of LF_BUCKET_SLOTS slots: one 64-byte cache line each (the
- * table starts on a line, see build_edge_table), filled
- * from slot 0 on. An edge lives in its home bucket or, when that is full, in the next bucket
+ * table starts on a line, see build_edge_table), filled from slot 0 on. An edge lives in its home bucket or, when that is full, in the next bucket
  * that was not full: a lookup reads one line in the common case. */
 #define LF_BUCKET_SLOTS 4
 

@@ -128,9 +128,9 @@ cdef inline void look_ahead(const Tables *t, const token_in *tokens, int64_t end
     ahead = k + PREFETCH_AHEAD
     if 0 <= ahead < n_starts:
         starts[ahead].entry = t.root[<uint32_t> tokens[starts[ahead].position]]
-    if 0 <= ahead < n_starts and starts[ahead].entry.descend >= 0 and starts[ahead].position + 1 < end:
-        lf_prefetch_edge(t.edge_table, t.edge_table_bits, starts[ahead].entry.descend,
-                         <uint32_t> tokens[starts[ahead].position + 1])
+        if starts[ahead].entry.descend >= 0 and starts[ahead].position + 1 < end:
+            lf_prefetch_edge(t.edge_table, t.edge_table_bits, starts[ahead].entry.descend,
+                             <uint32_t> tokens[starts[ahead].position + 1])
     ahead = k + LOOKUP_AHEAD
     if 0 <= ahead < n_starts:
         edge = NULL

@@ -184,7 +184,8 @@ def cmd_text(args) -> int:
     started = time.perf_counter()
     results = substitute_files(
         args.vocab, args.inputs, args.output, **_sampling_from_args(args),
-        field=args.field, substitutions_field=args.substitutions_field, on_error=args.on_error, workers=args.workers, tokenizer=args.tokenizer,
+        field=args.field, substitutions_field=args.substitutions_field, on_error=args.on_error,
+        workers=args.workers, tokenizer=args.tokenizer,
         progress=False if args.quiet else None,
         log=None if args.quiet else lambda m: print(m, file=sys.stderr),
     )

@@ -204,8 +204,11 @@ class Substituter:
         return Result(out, out_offsets, out_mask, stats)
 
 
-def check_sampling(*, ratio, portion, seed, ratio_basis, lang_scope) -> None:
-    """Raise InputError for a bad option; the checks that need no vocabulary."""
+def checked_config(available: Sequence[str], *, ratio, portion, seed, languages, ratio_basis, lang_scope,
+                   stream_key="") -> dict:
+    """The sampling options checked (InputError for a bad one) and normalised, languages
+    resolved against ``available``: what determines the output, as statistics files record it.
+    Token mode, text mode and the runners all go through here."""
     for name, value in (("ratio", ratio), ("portion", portion)):
         if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0.0 <= float(value) <= 1.0:
             raise InputError(f"{name} must be a number in [0, 1], got {value!r}")
@@ -215,14 +218,6 @@ def check_sampling(*, ratio, portion, seed, ratio_basis, lang_scope) -> None:
         raise InputError(f"lang_scope must be 'word' or 'document', got {lang_scope!r}")
     if not isinstance(seed, int) or not 0 <= seed <= MASK64:
         raise InputError(f"seed must be an integer in [0, 2**64), got {seed!r}")
-
-
-def checked_config(available: Sequence[str], *, ratio, portion, seed, languages, ratio_basis, lang_scope,
-                   stream_key="") -> dict:
-    """The sampling options checked and normalised (languages resolved against ``available``):
-    what determines the output, as statistics files record it. Token mode, text mode and the
-    runners all go through here."""
-    check_sampling(ratio=ratio, portion=portion, seed=seed, ratio_basis=ratio_basis, lang_scope=lang_scope)
     return {"ratio": float(ratio), "portion": float(portion), "seed": seed,
             "languages": resolve_languages(tuple(available), languages), "ratio_basis": ratio_basis,
             "lang_scope": lang_scope, "stream_key": str(stream_key)}
