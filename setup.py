@@ -1,7 +1,9 @@
 """Build the Cython kernel. Compiler directives are set here, once, for every extension.
 
 LINK_FAST_DEBUG=1 turns bounds and wraparound checks back on and compiles with -O0 -g,
-for chasing a crash; the default build is the fast one.
+for chasing a crash; the default build is the fast one. The debug build keeps its C source in
+build/cython-debug: cythonize regenerates a C file by timestamps alone, so a shared one would
+keep the other build's directives. scripts/test_debug_build.sh runs the tests against it.
 """
 
 import os
@@ -33,4 +35,4 @@ extensions = [
     )
 ]
 
-setup(ext_modules=cythonize(extensions, compiler_directives=directives))
+setup(ext_modules=cythonize(extensions, compiler_directives=directives, build_dir="build/cython-debug" if DEBUG else None))

@@ -13,6 +13,9 @@ from libc.string cimport memcpy, memset
 import numpy as np
 
 cdef uint64_t ALWAYS = 1ULL << 53
+# The most trie nodes the edge table can hold: a slot keeps (node << 1 | has children) in an
+# int32. Vocab.load refuses a larger trie.
+MAX_NODES = 1 << 30
 
 # Compile-time constants (an enum, not module variables the hot loops would reload):
 cdef enum:
@@ -522,8 +525,8 @@ def build_edge_table(dict arrays):
     """
     root = np.asarray(arrays["root_child"])
     count = np.asarray(arrays["node_edge_count"])
-    if len(count) >= 1 << 30:  # a slot keeps (node << 1 | flag) in an int32
-        raise ValueError(f"a trie of {len(count):,} nodes is too large for the edge table (2**30 at most)")
+    if len(count) >= MAX_NODES:
+        raise ValueError(f"a trie of {len(count):,} nodes is too large for the edge table (under {MAX_NODES:,})")
     first_nodes = root[root >= 0]
     first_nodes = first_nodes[count[first_nodes] > 0]
     # The children of the first nodes: each node's edge range, concatenated without a Python loop.
