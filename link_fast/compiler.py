@@ -29,6 +29,7 @@ import numpy as np
 
 from .errors import InputError
 from .lexicon import CleaningOptions, Lexicon, load_lexicon
+from .pool import Pool, WorkerDied
 from .tokenizer import Tokenizer, load_tokenizer, token_flags
 from .vocab import MAX_LANGUAGES, Vocab, tables_from_arrays
 
@@ -115,9 +116,19 @@ def encode_forms(
     ranges = [(i, min(n, i + step)) for i in range(0, n, step)]
     _FORK_STATE = (tokenizer, texts, frames, spacings)
     try:
-        if parallel:
-            with mp.get_context("fork").Pool(workers) as pool:
-                parts = pool.map(_encode_range, ranges)
+        if parallel:  # a pool whose dead worker fails the compile instead of hanging it
+            pool = Pool(workers, context="fork")
+            try:
+                futures = [pool.submit(i, _encode_range, r) for i, r in enumerate(ranges)]
+                parts = [pool.result(f) for f in futures]
+            except WorkerDied as died:
+                a, b = ranges[died.task if died.task is not None else 0]
+                raise WorkerDied(died.how, died.task, f"a worker process died ({died.how}) while encoding "
+                                 f"dictionary forms {a}..{b - 1}") from None
+            except BaseException:
+                pool.stop()
+                raise
+            pool.close()
         else:
             parts = [_encode_range(r) for r in ranges]
     finally:

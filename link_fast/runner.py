@@ -12,15 +12,18 @@ output bytes do not depend on the number of workers or the chunk size.
 
 Outputs per input ``NAME``: ``NAME.bin/.idx`` (or ``.ds`` files for datatrove input),
 optionally ``NAME_mask.*`` (uint8, same sequence lengths) and ``NAME.link.json`` (config,
-vocabulary, statistics, seconds). Data files are written under temporary names and renamed
-when complete; ``NAME.link.json`` is written last and marks a finished output, which is what
-``resume=True`` looks for.
+vocabulary, the input's identity, the output files and their sizes, statistics, seconds). All
+files are written under temporary names and put in place together (``_commit_output``): the
+old record goes first, ``NAME.link.json`` comes last and marks a finished output. ``resume=True``
+skips an input only when that record matches the options, the vocabulary, the input as it is
+now and the output files as they are now. No output path may be an input file, and masks
+written by link-fast (their ``NAME.link.json`` lists them) are skipped as inputs.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
-import multiprocessing as mp
 import os
 import signal
 import struct
@@ -35,9 +38,11 @@ import numpy as np
 
 from . import __version__
 from .errors import InputError
-from .shards import ShardError, ShardWriter, find_shards, open_shard
+from .pool import Pool, WorkerDied
+from .shards import (LINK_RECORD_SUFFIX, SHARD_SUFFIXES, ShardError, ShardWriter, _fsync_dir, find_shards,
+                     mask_owner, open_shard)
 from .substituter import Stats, Substituter, checked_config
-from .vocab import Vocab
+from .vocab import FileIdentity, Vocab
 
 DEFAULT_CHUNK_TOKENS = 4_000_000
 # Fault injection for the crash-safety tests: kill this process with SIGKILL after writing this
@@ -82,9 +87,14 @@ def memory_mb() -> dict[str, float]:
     return {"peak_rss": round(found["VmHWM"], 1), "anon_rss": round(found.get("RssAnon", 0.0), 1)}
 
 
-def _worker_init(vocab_path: str) -> None:
+def _worker_init(vocab: Vocab | tuple[str, FileIdentity]) -> None:
+    """Set up a worker: the parent's vocabulary in-process, or in a worker process the file the
+    parent loaded and checked, mapped again (and refused if it changed since)."""
     _WORKER.clear()
-    _WORKER["vocab"] = Vocab.load(vocab_path)
+    if not isinstance(vocab, Vocab):
+        path, identity = vocab
+        vocab = Vocab.load(path, validated=identity)
+    _WORKER["vocab"] = vocab
     _WORKER["shards"] = {}
     _WORKER["substituters"] = {}
 
@@ -178,7 +188,8 @@ def _publish_size(direct: dict, index: int, n_tokens: int) -> None:
 def _wait_for_sizes(direct: dict, index: int) -> int:
     """The number of tokens the chunks before ``index`` write, once they all know it. They were
     handed out before this one and publish their size before they wait, so this ends, unless
-    one fails: then the parent, collecting results in order, meets its error and stops the pool.
+    one fails: then the parent, collecting results in order, meets its error and stops the pool;
+    or a worker dies: that breaks the pool, which kills the other workers (pool.py).
     A worker's chunks of one output come in rising order, so what it learnt for an earlier one
     (``known_sizes``) is a prefix of what it needs now."""
     fd, pause = _worker_fds(direct)["sizes"], 0.0001
@@ -196,27 +207,24 @@ def _wait_for_sizes(direct: dict, index: int) -> int:
 
 
 class _InProcess:
-    """The pool interface, run in this process (workers=1): no start-up, easy to debug."""
+    """The pool interface (``pool.Pool``), run in this process (workers=1): no start-up, easy
+    to debug. A task runs, or raises, when it is submitted."""
 
-    def __init__(self, vocab_path: str):
-        _worker_init(vocab_path)
+    def __init__(self, vocab: Vocab):
+        _worker_init(vocab)
 
-    def apply_async(self, func, args):
-        class Done:
-            def __init__(self, value):
-                self.value = value
+    def submit(self, task: int, fn, *args):
+        return fn(*args)
 
-            def get(self):
-                return self.value
-
-        return Done(func(*args))
+    def result(self, done):
+        return done
 
     def close(self):
         for shard in _WORKER.get("shards", {}).values():
             shard.close()
         _WORKER.clear()
 
-    def terminate(self):
+    def stop(self):
         self.close()
 
 
@@ -224,19 +232,102 @@ class _InProcess:
 
 
 def _output_paths(output_dir: Path, name: str) -> dict[str, Path]:
-    return {"data": output_dir / name, "mask": output_dir / f"{name}_mask", "stats": output_dir / f"{name}.link.json"}
+    return {"data": output_dir / name, "mask": output_dir / f"{name}_mask",
+            "stats": output_dir / f"{name}{LINK_RECORD_SUFFIX}"}
 
 
 def _finished(stats_path: Path, expected: dict) -> dict | None:
-    """The stats of a finished output made with the same config and vocabulary, or None."""
+    """The record of a finished output, or None. Finished: the record exists, says the same
+    as ``expected`` (options, vocabulary, mask, dtype, and the input's identity: its files'
+    sizes and mtimes and a fingerprint), and every file it lists is there with its recorded size."""
     try:
         done = json.loads(stats_path.read_text(encoding="utf-8"))
     except (OSError, ValueError):
         return None
-    same = all(done.get(k) == v for k, v in expected.items())
-    if same and all(Path(p).exists() for p in done.get("outputs", [])):
-        return done
-    return None
+    if not isinstance(done, dict) or any(done.get(k) != v for k, v in expected.items()):
+        return None
+    files = done.get("output_files")
+    if not isinstance(files, dict) or not files:  # a record of an earlier link-fast: nothing to verify with
+        return None
+    for name, size in files.items():
+        try:
+            if os.stat(stats_path.parent / name).st_size != size:
+                return None
+        except (OSError, TypeError, ValueError):
+            return None
+    return done
+
+
+_FINGERPRINT_SAMPLE = 1 << 16  # bytes at each end of a data file that the fingerprint covers
+
+
+def _input_identity(shard) -> dict:
+    """What resume compares to tell that an input is the one an output was made from: each
+    file's size and mtime, and a fingerprint: a hash of the whole index (.idx / .ds.index,
+    small next to the data) and of the data file's first and last 64 KiB."""
+    files, digest = {}, hashlib.sha256()
+    index = shard.paths[1]  # Megatron: [.bin, .idx]; datatrove: [.ds, .ds.index, ...]
+    path = index
+    try:
+        for path in shard.paths:
+            stat = os.stat(path)
+            files[os.path.basename(path)] = {"size": stat.st_size, "mtime_ns": stat.st_mtime_ns}
+        path = index
+        with open(index, "rb") as f:
+            while block := f.read(1 << 20):
+                digest.update(block)
+        path = shard.paths[0]
+        with open(path, "rb") as f:
+            digest.update(f.read(_FINGERPRINT_SAMPLE))
+            size = os.fstat(f.fileno()).st_size
+            if size > _FINGERPRINT_SAMPLE:
+                f.seek(max(_FINGERPRINT_SAMPLE, size - _FINGERPRINT_SAMPLE))
+                digest.update(f.read(_FINGERPRINT_SAMPLE))
+    except OSError as exc:
+        raise ShardError(path, f"cannot read: {exc.strerror or exc}") from None
+    return {"files": files, "fingerprint": f"sha256:{digest.hexdigest()}"}
+
+
+def _vocab_contents(vocab: Vocab) -> str:
+    """A hash of the vocabulary's tables: what it substitutes, whatever its header says (the
+    tokenizer fingerprint alone does not tell two vocabularies of one tokenizer apart)."""
+    digest = hashlib.sha256()
+    for name in sorted(vocab.tables):
+        array = np.ascontiguousarray(vocab.tables[name])
+        digest.update(f"{name}:{array.dtype.str}:{array.size};".encode())
+        digest.update(memoryview(array).cast("B"))
+    return f"sha256:{digest.hexdigest()}"
+
+
+def _refuse_overwriting_inputs(prefixes: Sequence[str], output_dir: Path, mask: bool) -> None:
+    """Raise before anything is written when an output path (data, mask, record, or a stale
+    file of the same name that committing removes) is one of the input files: the same file
+    (device and inode) through the same directory, a symbolic link or a hard link."""
+    inputs: dict[tuple[int, int], str] = {}
+    for prefix in prefixes:
+        for suffix in SHARD_SUFFIXES:
+            try:
+                stat = os.stat(prefix + suffix)
+            except OSError:
+                continue
+            inputs[(stat.st_dev, stat.st_ino)] = prefix + suffix
+    names = {os.path.basename(p) for p in prefixes}
+    for prefix in prefixes:
+        name = os.path.basename(prefix)
+        if mask and f"{name}_mask" in names:
+            raise InputError(f"{name}_mask is an input and the mask of {name}: their outputs would collide")
+        for stem in (name, f"{name}_mask"):
+            for suffix in SHARD_SUFFIXES + (LINK_RECORD_SUFFIX,):
+                target = output_dir / f"{stem}{suffix}"
+                try:
+                    stat = os.stat(target)
+                except OSError:
+                    continue
+                source = inputs.get((stat.st_dev, stat.st_ino))
+                if source is not None:
+                    same = os.path.abspath(target) == os.path.abspath(source)
+                    raise ShardError(target, "the output would overwrite its input" if same else
+                                             f"the output would overwrite the input {source} (the same file)")
 
 
 def write_json(path: Path, data: dict, error=ShardError) -> None:
@@ -313,12 +404,22 @@ def apply_shards(
         raise InputError(f"need 0 <= rank < world_size, got rank={rank!r} world_size={world_size!r}")
     if out_dtype != "auto" and out_dtype not in OUT_DTYPES:
         raise InputError(f"out_dtype must be auto, {', '.join(OUT_DTYPES)}; got {out_dtype!r}")
-    prefixes = find_shards([str(p) for p in inputs])[rank::world_size]
-    names = [Path(p).name for p in prefixes]
+    every = []
+    for prefix in find_shards([str(p) for p in inputs]):
+        owner = mask_owner(prefix)
+        if owner is None:
+            every.append(prefix)
+        else:  # an earlier run's output folder given as input: its masks are not token shards
+            say(f"{Path(prefix).name}: a mask written by link-fast ({Path(owner).name}{LINK_RECORD_SUFFIX} "
+                f"lists it), skipped")
+    # Checked on every input, not only this rank's: the outputs of all ranks must not collide.
+    names = [Path(p).name for p in every]
     duplicates = sorted({n for n in names if names.count(n) > 1})
     if duplicates:
         raise InputError(f"two inputs have the same name, their outputs would collide: {', '.join(duplicates)}")
     output_dir = Path(output_dir)
+    _refuse_overwriting_inputs(every, output_dir, mask)
+    prefixes = every[rank::world_size]
     try:
         output_dir.mkdir(parents=True, exist_ok=True)
         probe = tempfile.NamedTemporaryFile(dir=output_dir, prefix=".link_fast-write-test-")
@@ -338,6 +439,9 @@ def apply_shards(
     base_options = dict(ratio=ratio, portion=portion, seed=seed, languages=languages,
                         ratio_basis=ratio_basis, lang_scope=lang_scope)
     checked_config(vocab.languages, **base_options)
+    vocab_contents = _vocab_contents(vocab)
+    # Another input's data output of the name NAME_mask is not a stale mask of NAME.
+    input_names = {Path(p).name for p in every}
 
     shards = [open_shard(p) for p in prefixes]
     total = sum(int(np.sum(s.sizes, dtype=np.int64)) for s in shards)
@@ -355,11 +459,17 @@ def apply_shards(
             expected = {
                 "config": checked_config(vocab.languages, **options["substituter"]),
                 "vocab": {"fingerprint": vocab.fingerprint, "languages": list(vocab.languages),
-                          "format_version": vocab.meta["format_version"], "keys": vocab.n_keys},
+                          "format_version": vocab.meta["format_version"], "keys": vocab.n_keys,
+                          "contents": vocab_contents},
                 "mask": mask,
                 "out_dtype": dtype.name,
+                "input": _input_identity(shard),
             }
             paths = _output_paths(output_dir, shard.name)
+            # committing this output removes the files of the same name it does not write
+            paths["stale"] = [output_dir / f"{stem}{suffix}" for suffix in SHARD_SUFFIXES
+                              for stem in (shard.name, f"{shard.name}_mask")
+                              if stem == shard.name or stem not in input_names]
             if resume:
                 done = _finished(paths["stats"], expected)
                 if done is not None:
@@ -369,13 +479,13 @@ def apply_shards(
                     continue
             _remove_stale_temporaries(output_dir, shard.name)
             if pool is None:
-                pool = (_InProcess(str(vocab.path)) if workers == 1 else
-                        mp.get_context("spawn").Pool(workers, initializer=_worker_init, initargs=(str(vocab.path),)))
+                pool = (_InProcess(vocab) if workers == 1 else
+                        Pool(workers, initializer=_worker_init, initargs=((str(vocab.path), vocab.identity),)))
             results[shard.name] = _rewrite_shard(shard, paths, options, expected, pool, workers, chunk_tokens, bar)
             say(f"{shard.name}: {results[shard.name]['stats']['total_substitutions']:,} substitutions")
     except BaseException:
         if pool is not None:
-            pool.terminate()  # waits for the workers: after it, no chunk is written any more
+            pool.stop()  # kills the workers and waits for them: after it, no chunk is written any more
             pool = None
         raise
     finally:
@@ -435,10 +545,17 @@ def _rewrite_shard(shard, paths, options, expected, pool, workers, chunk_tokens,
         next_task = 0
         worker_memory: dict[str, float] = {}
         while next_task < len(tasks) or window:
-            while next_task < len(tasks) and len(window) < 2 * workers:
-                window.append(pool.apply_async(_run_chunk, (tasks[next_task],)))
-                next_task += 1
-            start, tokens, offsets, mask, chunk_stats, written, memory = window.popleft().get()
+            try:
+                while next_task < len(tasks) and len(window) < 2 * workers:
+                    window.append((next_task, pool.submit(next_task, _run_chunk, tasks[next_task])))
+                    next_task += 1
+                start, tokens, offsets, mask, chunk_stats, written, memory = pool.result(window[0][1])
+            except WorkerDied as died:  # the pool is stopped already: name the chunk the worker held
+                lost = died.task if died.task is not None else window[0][0] if window else next_task
+                raise ShardError(shard.paths[0], f"a worker process died ({died.how}) while rewriting sequences "
+                                 f"{tasks[lost][1]}..{tasks[lost][2] - 1} (chunk {lost + 1} of {len(tasks)}); "
+                                 "--resume continues from this shard") from None
+            window.popleft()
             for key, value in memory.items():
                 worker_memory[key] = max(worker_memory.get(key, 0.0), value)
             if written:
@@ -453,9 +570,9 @@ def _rewrite_shard(shard, paths, options, expected, pool, workers, chunk_tokens,
             _chunks_written[0] += 1
             if FAULT_AFTER_CHUNKS and _chunks_written[0] >= FAULT_AFTER_CHUNKS:
                 os.kill(os.getpid(), signal.SIGKILL)
-        outputs = []
-        for writer in writers:
-            outputs += writer.commit()
+        outputs = {}
+        for writer in writers:  # complete and synced under temporary names; _commit_output renames
+            outputs.update(writer.prepare())
     except BaseException:  # workers still writing write into removed files, then are stopped (apply_shards)
         for writer in writers:
             writer.abort()
@@ -465,9 +582,71 @@ def _rewrite_shard(shard, paths, options, expected, pool, workers, chunk_tokens,
     if stats is None:  # an empty shard
         stats = Stats(tuple(expected["vocab"]["languages"]),
                       substitutions={lang: 0 for lang in expected["vocab"]["languages"]})
-    record = dict(expected, inputs=list(shard.paths), outputs=[str(p) for p in outputs],
-                  stats=stats.to_dict(), seconds=round(time.perf_counter() - started, 3),
-                  memory_mb={"main": memory_mb(), "worker": worker_memory or memory_mb()},
-                  link_fast_version=__version__)
-    write_json(paths["stats"], record)
+    try:
+        record = dict(expected, inputs=list(shard.paths), outputs=[str(p) for p in outputs],
+                      output_files={Path(p).name: size for p, size in outputs.items()},
+                      mask_shard=paths["mask"].name if mask_writer is not None else None,
+                      stats=stats.to_dict(), seconds=round(time.perf_counter() - started, 3),
+                      memory_mb={"main": memory_mb(), "worker": worker_memory or memory_mb()},
+                      link_fast_version=__version__)
+        _commit_output(paths, writers, record)
+    except BaseException:
+        for writer in writers:
+            writer.abort()
+        raise
     return record
+
+
+# Fault injection for the tests of _commit_output: SIGKILL this process at one of its steps.
+FAULT_IN_COMMIT = os.environ.get("LINK_FAST_FAULT_IN_COMMIT", "")
+
+
+def _commit_output(paths: dict, writers: list, record: dict) -> None:
+    """Put one output in place, all its files together. Every file is complete and synced under
+    a temporary name (``ShardWriter.prepare``) before the first final name changes; then:
+
+    1. the new record is written, synced, under a temporary name;
+    2. the old record is removed, durably: from here until 5. the output is not finished,
+       whatever a crash or a full disk leaves, so resume redoes it;
+    3. the data files, then the mask's, are renamed into place (each index last);
+    4. files of the same name the new output does not have are removed (``NAME_mask`` of an
+       earlier ``--mask`` run, the other format's files), so none is read as part of it;
+    5. the record is renamed into place: only now does the output look finished.
+    """
+    record_path = paths["stats"]
+    directory = str(record_path.parent)
+    temp = record_path.with_name(f".{record_path.name}.tmp-{os.getpid()}")
+    keep = {Path(p).name for p in record["outputs"]}
+    mask_stem = paths["mask"].name
+    mask_owned_elsewhere = (record["mask_shard"] is None
+                            and (record_path.parent / f"{mask_stem}{LINK_RECORD_SUFFIX}").exists())
+    path = temp
+    try:
+        with open(temp, "w", encoding="utf-8") as f:
+            f.write(json.dumps(record, indent=2, ensure_ascii=False) + "\n")
+            f.flush()
+            os.fsync(f.fileno())
+        path = record_path
+        if os.path.lexists(record_path):
+            os.unlink(record_path)
+            _fsync_dir(directory)
+        for writer in writers:
+            writer.commit()
+            if FAULT_IN_COMMIT == "after-data":
+                os.kill(os.getpid(), signal.SIGKILL)
+        for path in paths["stale"]:
+            if path.name in keep or (mask_owned_elsewhere and path.name.startswith(f"{mask_stem}.")):
+                continue
+            if os.path.lexists(path):
+                os.unlink(path)
+        if FAULT_IN_COMMIT == "before-record":
+            os.kill(os.getpid(), signal.SIGKILL)
+        path = record_path
+        os.replace(temp, record_path)
+        _fsync_dir(directory)
+    except OSError as exc:
+        temp.unlink(missing_ok=True)
+        raise ShardError(path, f"cannot write: {exc.strerror or exc}") from None
+    except BaseException:
+        temp.unlink(missing_ok=True)
+        raise

@@ -19,6 +19,7 @@ temporary files in the target directory and renames them into place only when co
 from __future__ import annotations
 
 import glob
+import json
 import mmap
 import concurrent.futures
 import os
@@ -437,8 +438,108 @@ def validate_shard(path) -> list[str]:
     """
     shard, problems = _inspect(path)
     if shard is not None:
-        shard.close()
+        try:
+            problems = _check_against_records(shard)
+        finally:
+            shard.close()
     return [str(p) for p in problems]
+
+
+# -- link-fast's own outputs ----------------------------------------------------------------------
+
+LINK_RECORD_SUFFIX = ".link.json"  # NAME.link.json: the record of a finished `link-fast apply` output
+SHARD_SUFFIXES = _MEGATRON_SUFFIXES + _DATATROVE_SUFFIXES  # every file a shard NAME may have
+
+
+def read_link_record(prefix) -> dict | None:
+    """The record ``PREFIX.link.json`` that ``link-fast apply`` writes next to an output, or None."""
+    try:
+        with open(os.fspath(prefix) + LINK_RECORD_SUFFIX, encoding="utf-8") as f:
+            record = json.load(f)
+    except (OSError, ValueError):
+        return None
+    return record if isinstance(record, dict) else None
+
+
+def recorded_mask(record: dict, name: str) -> str | None:
+    """The name of the mask shard that the record of output ``name`` describes; None: no mask."""
+    if "mask_shard" in record:
+        return record["mask_shard"] if isinstance(record["mask_shard"], str) else None
+    # a record of an earlier link-fast, without "mask_shard": its mask is NAME_mask, among its outputs
+    outputs = record.get("outputs") if isinstance(record.get("outputs"), list) else []
+    if record.get("mask") is True and any(os.path.basename(str(p)).startswith(f"{name}_mask.") for p in outputs):
+        return f"{name}_mask"
+    return None
+
+
+def mask_owner(prefix) -> str | None:
+    """The prefix of the output whose record names the shard ``prefix`` as its mask, or None.
+    ``X_mask`` is a mask written by link-fast when ``X.link.json`` next to it says so."""
+    prefix = os.fspath(prefix)
+    name = os.path.basename(prefix)
+    if not name.endswith("_mask") or name == "_mask":
+        return None
+    owner = prefix[: -len("_mask")]
+    record = read_link_record(owner)
+    if record is None or recorded_mask(record, os.path.basename(owner)) != name:
+        return None
+    return owner
+
+
+def _check_against_records(shard: Shard) -> list[ShardError]:
+    """A valid shard's problems with the link-fast records next to it: a mask whose sequences
+    are not its data shard's, a ``X_mask`` that ``X.link.json`` does not list (left over from an
+    earlier run), a mask a record lists that is missing."""
+    problems = []
+    record = read_link_record(shard.prefix)
+    if record is not None:
+        mask = recorded_mask(record, shard.name)
+        if mask is not None and _split(os.path.join(os.path.dirname(shard.prefix), mask))[1] is None:
+            problems.append(ShardError(shard.prefix + LINK_RECORD_SUFFIX, f"lists the mask {mask}, which is missing"))
+    if not shard.name.endswith("_mask") or shard.name == "_mask":
+        return problems
+    owner = shard.prefix[: -len("_mask")]
+    owner_name = os.path.basename(owner)
+    owner_record = read_link_record(owner)
+    if owner_record is None:
+        return problems
+    if recorded_mask(owner_record, owner_name) == shard.name:
+        return problems + _compare_mask(shard, owner)
+    if record is None:
+        problems.append(ShardError(shard.paths[1], f"named as the mask of {owner_name}, but {owner_name}"
+                                                   f"{LINK_RECORD_SUFFIX} lists no such mask: left over from an earlier run?"))
+    return problems
+
+
+def _compare_mask(mask: Shard, owner: str) -> list[ShardError]:
+    """A mask must have its data shard's sequences: same count, same lengths, same documents."""
+    where, owner_name = mask.paths[1], os.path.basename(owner)
+    problems = []
+    if mask.dtype != np.dtype(np.uint8):
+        problems.append(ShardError(where, f"a mask of {mask.dtype}, not uint8"))
+    try:
+        data, data_problems = _inspect(owner)
+    except ShardError:
+        return problems + [ShardError(where, f"the mask of {owner_name}, which is missing")]
+    if data is None:
+        return problems + [ShardError(where, f"cannot be checked against its data shard: {data_problems[0]}")]
+    try:
+        if data.n_sequences != mask.n_sequences:
+            return problems + [ShardError(where, f"{mask.n_sequences} sequences, its data shard {owner_name} "
+                                                 f"has {data.n_sequences}")]
+        for a in range(0, mask.n_sequences, _CHECK_BLOCK):
+            got = np.asarray(mask.sizes[a:a + _CHECK_BLOCK], dtype=np.int64)
+            want = np.asarray(data.sizes[a:a + _CHECK_BLOCK], dtype=np.int64)
+            wrong = np.flatnonzero(got != want)
+            if len(wrong):
+                i = int(wrong[0])
+                return problems + [ShardError(where, f"sequence {a + i} has {int(got[i])} tokens, "
+                                                     f"{int(want[i])} in its data shard {owner_name}")]
+        if not np.array_equal(mask.document_indices, data.document_indices):
+            problems.append(ShardError(where, f"document_indices differ from its data shard {owner_name}'s"))
+    finally:
+        data.close()
+    return problems
 
 
 def _prefixes_in(paths: Sequence[str]) -> list[str]:
@@ -534,6 +635,7 @@ class ShardWriter:
         self._sizes: list[np.ndarray] = []
         self._n_tokens = 0  # Python int: never overflows
         self._closed = False
+        self._prepared: dict[str, int] | None = None  # by prepare(): {final path: bytes}
         self._written_elsewhere = False  # by extend_written: write() would overwrite it
         # Data is flushed to disk in the background as it accumulates, so that commit's fsync
         # waits for the last stretch only, not for the whole file (disk, not compute, bounds a
@@ -559,7 +661,7 @@ class ShardWriter:
 
     def write(self, tokens: np.ndarray, offsets: np.ndarray) -> None:
         """Append sequences ``tokens[offsets[i]:offsets[i+1]]`` (``offsets[0]`` may be > 0)."""
-        if self._closed:
+        if self._closed or self._prepared is not None:
             raise ShardError(self._data_path, "writer already committed or aborted")
         if self._written_elsewhere:
             raise ShardError(self._data_path, "write() after extend_written(): the data is written by other processes")
@@ -602,7 +704,7 @@ class ShardWriter:
         writer holds (a pool worker, at the offset the chunks before its own leave). Unlike
         ``write`` this does not read the ids: the kernel that produced them checked they fit
         the dtype. Do not mix with ``write``."""
-        if self._closed:
+        if self._closed or self._prepared is not None:
             raise ShardError(self._data_path, "writer already committed or aborted")
         sizes = np.asarray(sizes, dtype=np.int64)
         if self.format == "megatron" and len(sizes) and sizes.max() > np.iinfo(np.int32).max:
@@ -663,10 +765,15 @@ class ShardWriter:
         metadata = f"{name}|{token_size}\n{self._n_tokens}\n{_humanize_tokens(self._n_tokens)}"
         return [metadata.encode("utf-8"), ends.tobytes()]
 
-    def commit(self) -> list[str]:
-        """Flush and fsync everything, write the index, rename into place; the final paths."""
+    def prepare(self) -> dict[str, int]:
+        """Everything but the renames: flush and fsync the data, write and fsync the index under
+        temporary names. Returns {final path: size in bytes}; ``commit()`` then only renames, so
+        a caller that puts several files in place together (data, mask, record: the runner)
+        can have every one of them complete on disk before it touches a final name."""
         if self._closed:
             raise ShardError(self._data_path, "writer already committed or aborted")
+        if self._prepared is not None:
+            return dict(self._prepared)
         sizes = np.concatenate(self._sizes) if self._sizes else np.zeros(0, dtype=np.int64)
         n = len(sizes)
         index_path = self._finals[-1]
@@ -690,14 +797,25 @@ class ShardWriter:
             self._finish_syncing(check=True)
             os.fsync(self._data.fileno())
             self._data.close()
+            prepared = {self._finals[0]: expected}
             for path, temp, blob in zip(self._finals[1:], self._temps[1:], self._index_bytes(sizes, doc_idx)):
                 with open(temp, "wb") as f:
                     f.write(blob)
                     f.flush()
                     os.fsync(f.fileno())
+                prepared[path] = len(blob)
+        except OSError as exc:
+            self._fail(path, exc)
+        self._prepared = prepared
+        return dict(prepared)
+
+    def commit(self) -> list[str]:
+        """Flush and fsync everything, write the index, rename into place; the final paths."""
+        self.prepare()
+        index_path = path = self._finals[-1]
+        try:
             # An index that stays visible while its data file is replaced would describe the
             # wrong data: drop the old index first, put the new one in place last.
-            path = index_path
             if os.path.exists(index_path):
                 os.unlink(index_path)
             for path, temp in zip(self._finals, self._temps):

@@ -131,7 +131,15 @@ class LinkShards(PipelineStep):
         into.mkdir(parents=True, exist_ok=True)
         for suffix in _MEGATRON_SUFFIXES + _DATATROVE_SUFFIXES:
             if self.input_folder.exists(prefix + suffix):
-                self.input_folder.get_file(prefix + suffix, str(into / (os.path.basename(prefix) + suffix)))
+                local = str(into / (os.path.basename(prefix) + suffix))
+                self.input_folder.get_file(prefix + suffix, local)
+                # The copy gets the remote file's mtime, part of the input's identity that a
+                # resumed task compares: a fresh copy's own would redo every shard.
+                try:
+                    stamp = self.input_folder.modified(prefix + suffix).timestamp()
+                except (NotImplementedError, AttributeError, OSError, ValueError, TypeError):
+                    continue  # a filesystem without modification times: resume redoes this shard
+                os.utime(local, (stamp, stamp))
         return str(into / os.path.basename(prefix))
 
     def _upload(self, local: Path, records: dict) -> None:

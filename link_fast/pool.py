@@ -1,0 +1,209 @@
+"""Worker processes that cannot hang a run: the pool of ``apply``, ``text`` and the compiler.
+
+``multiprocessing.Pool`` replaces a worker that dies (the OOM killer's SIGKILL, a crash in
+native code) without a word, and the task that worker held never completes: the parent waits
+for it forever. ``Pool`` is a ``concurrent.futures.ProcessPoolExecutor`` instead: when a worker
+dies, every pending task fails at once and the executor kills the other workers; ``result``
+turns that into ``WorkerDied``, which says how the worker died and which task it held (each
+worker notes its current task in a small shared array), for the caller to name the file and
+the part of it. The caller then stops the pool (``stop``) and removes its temporary files.
+
+Workers ignore SIGINT: a Ctrl-C, which the terminal sends to the whole foreground process
+group, reaches only the parent, which stops them, instead of every worker printing a traceback.
+A worker whose parent is gone (SIGKILL) exits within a second instead of waiting on its queue.
+"""
+
+from __future__ import annotations
+
+import concurrent.futures
+import multiprocessing as mp
+import os
+import signal
+import threading
+import time
+from concurrent.futures.process import BrokenProcessPool
+from contextlib import contextmanager
+
+from .errors import LinkFastError
+
+_SIGINT = {signal.SIGINT}
+
+
+class WorkerDied(LinkFastError):
+    """A worker process ended abruptly. ``task``: the id of the task it was running (None: it
+    held none, or it is not known); ``how``: e.g. 'killed by SIGKILL, perhaps out of memory'."""
+
+    def __init__(self, how: str, task: int | None = None, problem: str | None = None):
+        self.how = how
+        self.task = task
+        super().__init__(problem or f"a worker process died ({how})")
+
+
+# -- worker side -----------------------------------------------------------------------------------
+
+_STATE: dict = {}  # "slots": the shared array, "slot": this worker's index in it, "error": of the initializer
+
+
+def _start(slots, lock, parent: int, initializer, initargs) -> None:
+    # The parent spawned this process with SIGINT blocked (``Pool.submit``), so a Ctrl-C during
+    # start-up is pending, not fatal; ignoring SIGINT discards it, then it can be unblocked.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.pthread_sigmask(signal.SIG_UNBLOCK, _SIGINT)
+    _STATE.clear()
+    with lock:
+        for i in range(0, len(slots), 2):
+            if slots[i] == 0:
+                slots[i], slots[i + 1] = os.getpid(), -1
+                _STATE.update(slots=slots, slot=i)
+                break
+    threading.Thread(target=_watch_parent, args=(parent,), name="link_fast-parent-watch", daemon=True).start()
+    if initializer is not None:
+        try:
+            initializer(*initargs)
+        except BaseException as exc:  # noqa: BLE001 - raised again by each task, to reach the parent whole
+            # an exception escaping an executor's initializer is logged with its traceback and
+            # the worker leaves, which reads as a death: keep it for the tasks to raise instead
+            _STATE["error"] = exc
+
+
+def _watch_parent(parent: int) -> None:
+    while True:
+        time.sleep(1.0)
+        if os.getppid() != parent:  # the parent died: nobody reads this worker's results
+            os._exit(1)
+
+
+def _call(task: int, fn, args: tuple):
+    error = _STATE.get("error")
+    if error is not None:
+        raise error
+    slots = _STATE.get("slots")
+    if slots is not None:
+        slots[_STATE["slot"] + 1] = task
+    try:
+        return fn(*args)
+    finally:
+        if slots is not None:
+            slots[_STATE["slot"] + 1] = -1
+
+
+# -- parent side -----------------------------------------------------------------------------------
+
+
+@contextmanager
+def _sigint_blocked():
+    """SIGINT blocked in this thread: a worker started meanwhile inherits the mask (``_start``)."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    old = signal.pthread_sigmask(signal.SIG_BLOCK, _SIGINT)
+    try:
+        yield
+    finally:
+        signal.pthread_sigmask(signal.SIG_SETMASK, old)
+
+
+@contextmanager
+def _sigint_ignored():
+    """No KeyboardInterrupt while the workers are being stopped: a second Ctrl-C must not leave
+    them running. Only the main thread can change a handler."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    old = signal.signal(signal.SIGINT, signal.SIG_IGN)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, old)
+
+
+def describe_exit(exitcode: int | None) -> str:
+    if exitcode is None:
+        return "for an unknown reason"
+    if exitcode < 0:
+        try:
+            name = signal.Signals(-exitcode).name
+        except ValueError:
+            name = f"signal {-exitcode}"
+        return f"killed by {name}" + (", perhaps out of memory" if -exitcode == signal.SIGKILL else "")
+    return f"exit status {exitcode}"
+
+
+class Pool:
+    """``workers`` processes (started with ``context``), each running ``initializer(*initargs)``
+    once. ``submit(task, fn, *args)``, where ``task`` is an int naming the work for errors;
+    ``result(future)`` waits and raises ``WorkerDied`` if a worker died; ``close()`` after the
+    last result; ``stop()`` on any error or interrupt: it kills the workers and waits for them."""
+
+    def __init__(self, workers: int, initializer=None, initargs: tuple = (), context: str = "spawn"):
+        ctx = mp.get_context(context)
+        self.workers = workers
+        self._slots = ctx.RawArray("q", 2 * workers)  # per worker: pid (0: free), task (-1: none)
+        self._processes: dict[int, mp.process.BaseProcess] = {}
+        self._executor = concurrent.futures.ProcessPoolExecutor(
+            workers, mp_context=ctx, initializer=_start,
+            initargs=(self._slots, ctx.Lock(), os.getpid(), initializer, initargs))
+        self._closed = False
+
+    def submit(self, task: int, fn, *args) -> concurrent.futures.Future:
+        with _sigint_blocked():  # a worker may be started here
+            try:
+                future = self._executor.submit(_call, task, fn, args)
+            except BrokenProcessPool:
+                raise self._death() from None
+        if len(self._processes) < self.workers:  # kept: shutting the executor down forgets them
+            self._processes.update(getattr(self._executor, "_processes", None) or {})
+        return future
+
+    def result(self, future: concurrent.futures.Future):
+        try:
+            return future.result()
+        except BrokenProcessPool:
+            raise self._death() from None
+
+    def _death(self) -> WorkerDied:
+        """Why the pool broke: the executor has failed every task and is killing the other
+        workers; once they are gone, the one that did not end by that SIGTERM is the culprit."""
+        self._processes.update(getattr(self._executor, "_processes", None) or {})
+        self.stop()
+        ended = [p for p in self._processes.values() if p.exitcode is not None]
+        culprits = [p for p in ended if p.exitcode != -signal.SIGTERM] or ended
+        tasks = {int(self._slots[i]): int(self._slots[i + 1]) for i in range(0, len(self._slots), 2)}
+        held = sorted((tasks.get(p.pid, -1), p.exitcode) for p in culprits)
+        running = [(task, code) for task, code in held if task >= 0]
+        if running:
+            return WorkerDied(describe_exit(running[0][1]), running[0][0])
+        return WorkerDied(describe_exit(held[0][1]) if held else "for an unknown reason")
+
+    def close(self) -> None:
+        """Let the workers finish and leave (every task's result has been taken)."""
+        if not self._closed:
+            self._closed = True
+            with _sigint_ignored():
+                self._executor.shutdown(wait=True)
+
+    def stop(self) -> None:
+        """Kill the workers and wait until they are gone: after it, no task writes anything."""
+        if self._closed:
+            return
+        self._closed = True
+        with _sigint_ignored():
+            self._processes.update(getattr(self._executor, "_processes", None) or {})
+            # shutdown(wait=False) forgets the executor's thread: join it here, as it also reaps
+            # the workers (their exit codes are only all known once it is gone)
+            manager = getattr(self._executor, "_executor_manager_thread", None)
+            self._executor.shutdown(wait=False, cancel_futures=True)
+            for process in self._processes.values():
+                if process.exitcode is None:
+                    try:
+                        process.terminate()
+                    except (OSError, ValueError):  # gone already, or closed
+                        pass
+            for process in self._processes.values():
+                try:
+                    process.join()
+                except (AssertionError, ValueError):  # not started by us, or closed
+                    pass
+            if manager is not None:
+                manager.join()
+            self._executor.shutdown(wait=True)
