@@ -24,6 +24,16 @@ def _lang_path(text: str) -> tuple[str, str]:
     return lang, path
 
 
+def _byte_size(text: str) -> int:
+    """A byte count: digits with an optional K, M or G (powers of 1024)."""
+    number, scale = text.strip(), 1
+    if number[-1:].upper() in ("K", "M", "G"):
+        number, scale = number[:-1], 1 << (10 * " KMG".index(number[-1].upper()))
+    if not number.isdigit():
+        raise argparse.ArgumentTypeError(f"expected a number of bytes like 67108864 or 64M, got {text!r}")
+    return int(number) * scale
+
+
 def _csv(choices):
     def parse(text: str) -> tuple[str, ...]:
         items = tuple(x.strip() for x in text.split(",") if x.strip())
@@ -186,6 +196,7 @@ def cmd_text(args) -> int:
         args.vocab, args.inputs, args.output, **_sampling_from_args(args),
         field=args.field, substitutions_field=args.substitutions_field, on_error=args.on_error,
         workers=args.workers, tokenizer=args.tokenizer,
+        **({} if args.max_line_bytes is None else {"max_line_bytes": args.max_line_bytes}),
         progress=False if args.quiet else None,
         log=None if args.quiet else lambda m: print(m, file=sys.stderr),
     )
@@ -193,8 +204,10 @@ def cmd_text(args) -> int:
         docs = sum(r["stats"]["documents"] for r in results.values())
         size = sum(r["input_bytes"] for r in results.values())
         subs = sum(r["stats"]["total_substitutions"] for r in results.values())
+        skipped = sum(r["skipped_lines"] for r in results.values())
         seconds = time.perf_counter() - started
-        print(f"{len(results)} file(s), {docs:,} documents, {subs:,} substitutions in {seconds:.1f} s "
+        print(f"{len(results)} file(s), {docs:,} documents, {subs:,} substitutions"
+              + (f", {skipped:,} bad lines skipped" if skipped else "") + f" in {seconds:.1f} s "
               f"({docs / max(seconds, 1e-9):,.0f} docs/s, {size / max(seconds, 1e-9) / 1e6:.1f} MB/s)", file=sys.stderr)
     return 0
 
@@ -301,7 +314,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--mask", action="store_true", help="also write NAME_mask: uint8, 1 where a token was substituted")
     p.add_argument("--out-dtype", choices=("auto", "uint16", "int32", "uint32"), default="auto",
                    help="token dtype of the output (default: the input's)")
-    p.add_argument("--resume", action="store_true", help="skip inputs already done with the same options")
+    p.add_argument("--resume", action="store_true",
+                   help="skip inputs whose outputs are verified finished with the same options "
+                        "(NAME.link.json matches the options, the vocabulary, the input and the output files)")
     p.add_argument("--rank", type=int, default=0, help="this job's index among --world-size jobs")
     p.add_argument("--world-size", type=int, default=1, help="split the sorted inputs across this many jobs")
     p.add_argument("-q", "--quiet", action="store_true", help="no progress bar or summary")
@@ -317,7 +332,15 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--substitutions-field", default=None, metavar="NAME",
                    help="also write, in this JSONL field, the list of substitutions (offsets in the output text)")
     p.add_argument("--on-error", choices=("skip", "fail"), default="fail",
-                   help="a malformed line or a missing field: fail (default, no output) or skip and count it")
+                   help="a bad line (not UTF-8, malformed or too deeply nested JSON, a missing or non-string "
+                        "field, a lone surrogate, over --max-line-bytes): fail (default, no output) or skip it "
+                        "and count it in the summary and OUTPUT.link.json")
+    # default: link_fast.text.DEFAULT_MAX_LINE_BYTES (not imported here: numpy and the kernel)
+    p.add_argument("--max-line-bytes", type=_byte_size, default=None, metavar="N",
+                   help="a longer line is a bad line (see --on-error), counted as it streams past, never held; "
+                        "a line takes about 5-10x its size in memory while rewritten (more with "
+                        "--substitutions-field). Suffixes K, M, G "
+                        "(x1024); 0 = no limit (default 64M)")
     p.add_argument("--tokenizer", default=None, metavar="PATH",
                    help="the vocabulary's tokenizer: match only where token mode would (same boundaries)")
     p.add_argument("--workers", type=int, default=1, help="worker processes (default 1)")

@@ -51,8 +51,13 @@ from link_fast.errors import DictionaryError
 __all__ = ["CleaningOptions", "Lexicon", "load_lexicon", "load_stopwords", "DROP_REASONS"]
 
 # Pair-level reasons, in the order the checks run; each counts (source, translation) pairs.
+# The first four apply to the source and then to each translation ("source_chars" to the
+# source alone), the rest to one or the other.
 DROP_REASONS: tuple[str, ...] = (
+    "too_long",  # more than max_entry_chars characters
+    "control_chars",  # a C0 or C1 control character (NUL, ...) or a bidirectional control
     "source_chars",  # source has a character other than a letter, combining mark, ' ’ - or space
+    "no_letters",  # no letter or digit at all: only punctuation, as "-" or "—"
     "skip_word",
     "source_length",
     "source_words",
@@ -85,6 +90,9 @@ class CleaningOptions:
     skip_words: frozenset[str] = frozenset()  # source words, compared casefolded
     min_source_length: int = 2  # in characters
     max_source_words: int = 3
+    # Sources and translations longer than this (in characters) go: the longest that FreeDict
+    # eng-deu keeps are 61 and 91, a source of a million characters is garbage.
+    max_entry_chars: int = 200
 
 
 @dataclass
@@ -177,6 +185,12 @@ _DIGITS = r"\d\u00b2\u00b3\u00b9\u2070-\u2079\u2080-\u2089"
 _DIGIT = re.compile(f"[{_DIGITS}]")
 
 
+# C0 and C1 controls (NUL included; tabs and line breaks are gone with the collapsed
+# whitespace) and the bidirectional controls: ALM, LRM, RLM, LRE..RLO, LRI..PDI.
+_CONTROL = re.compile("[\x00-\x1f\x7f-\x9f\u061c\u200e\u200f\u202a-\u202e\u2066-\u2069]")
+_ALNUM = re.compile(r"[^\W_]")  # a letter or a digit (str.isalnum)
+
+
 def _is_source(text: str) -> bool:
     """Only letters, combining marks, apostrophes, hyphens and spaces."""
     if _ASCII_SOURCE.fullmatch(text):
@@ -215,8 +229,14 @@ class _Cleaner:
         opts = self.options
         if not source:
             return "source_length"
+        if opts.max_entry_chars and len(source) > opts.max_entry_chars:
+            return "too_long"
+        if _CONTROL.search(source):
+            return "control_chars"
         if not _is_source(source):
             return "source_chars"
+        if not _ALNUM.search(source):
+            return "no_letters"
         if source.casefold() in self.skip:
             return "skip_word"
         if len(source) < opts.min_source_length:
@@ -239,6 +259,9 @@ class _Cleaner:
         drop_identity = opts.drop_identity
         max_words = opts.max_translation_words
         limit = opts.max_translations
+        max_chars = opts.max_entry_chars
+        control = _CONTROL.search
+        alnum = _ALNUM.search
         bad_chars = self._bad_chars
         entries = self.entries
         counts = self.counts
@@ -254,7 +277,14 @@ class _Cleaner:
             folded = source.casefold()
             kept = entries.get(source)
             for translation in translations:
-                if drop_identity and translation.casefold() == folded:
+                if max_chars and len(translation) > max_chars:
+                    reason = "too_long"
+                # isprintable() and a first letter are the fast ways out of these two scans
+                elif not translation.isprintable() and control(translation):
+                    reason = "control_chars"
+                elif not translation[:1].isalnum() and not alnum(translation):
+                    reason = "no_letters"
+                elif drop_identity and translation.casefold() == folded:
                     reason = "identity"
                 elif bad_chars is not None and bad_chars(translation):
                     reason = self._char_reason(translation)

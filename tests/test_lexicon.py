@@ -6,8 +6,12 @@ them through the `freedict_dir` fixture of conftest.py (skipped only when not fe
 
 from __future__ import annotations
 
+import contextlib
 import gzip
+import io
+import json
 from dataclasses import replace
+from importlib import resources
 from pathlib import Path
 
 import pytest
@@ -15,6 +19,7 @@ import zstandard
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from link_fast.cli import main as cli_main
 from link_fast.errors import DictionaryError
 from link_fast.lexicon import DROP_REASONS, CleaningOptions, Lexicon, load_lexicon, load_stopwords
 
@@ -27,6 +32,7 @@ NO_LIMITS = CleaningOptions(
     max_translations=0,
     min_source_length=0,
     max_source_words=0,
+    max_entry_chars=0,
 )
 
 
@@ -115,7 +121,24 @@ FILTER_CASES = [
     ("ice cream cone\tEistüte", {"max_source_words": 2}, "source_words"),
     ("The\tder", {"skip_words": frozenset({"the"})}, "skip_word"),
     ("the\tder", {"skip_words": frozenset({"THE"})}, "skip_word"),
+    ("cat\t" + "K" * 201, {"max_entry_chars": 200}, "too_long"),
+    ("c" * 201 + "\tKatze", {"max_entry_chars": 200}, "too_long"),
+    ("cat\tKat\x00ze", {}, "control_chars"),
+    ("c\x00at\tKatze", {}, "control_chars"),
+    ("cat\tKatze\x1b[0m", {}, "control_chars"),
+    ("cat\tKat\x9fze", {}, "control_chars"),  # C1
+    ("cat\t\u202eeztaK", {}, "control_chars"),  # RIGHT-TO-LEFT OVERRIDE
+    ("cat\tKatze\u2066", {}, "control_chars"),  # LEFT-TO-RIGHT ISOLATE
+    ("cat\t\u200fKatze", {}, "control_chars"),  # RIGHT-TO-LEFT MARK
+    ("ca\u061ct\tKatze", {}, "control_chars"),  # ARABIC LETTER MARK, in the source
+    ("cat\t—", {}, "no_letters"),
+    ("cat\t-!?", {}, "no_letters"),
+    ("cat\t\u0301", {}, "no_letters"),  # a lone combining mark
+    ("--\tStrich", {}, "no_letters"),
+    ("'\tApostroph", {}, "no_letters"),
 ]
+# Checks that no option turns off.
+ALWAYS_ON = ("source_chars", "control_chars", "no_letters")
 
 
 @pytest.mark.parametrize(("line", "enable", "reason"), FILTER_CASES)
@@ -125,9 +148,36 @@ def test_each_filter_drops_and_counts(tmp_path, line, enable, reason):
     assert lexicon.entries == {"keep": ["behalten"]}
     assert lexicon.report[f"dropped_{reason}"] == 1
     assert pair_drops(lexicon) == 1
-    # With every filter off the same pair is kept (the source check cannot be turned off).
-    if reason != "source_chars":
+    # With every filter off the same pair is kept (but for the checks always on).
+    if reason not in ALWAYS_ON:
         assert len(load_lexicon(tmp_path / "d.txt", "de", NO_LIMITS).entries) == 2
+
+
+def test_garbage_entries_are_dropped_with_default_options(tmp_path):
+    """A source word of a million letters, punctuation-only entries, NUL and bidirectional
+    controls: dropped and counted, whatever else the dictionary holds."""
+    text = ("w" * 1_000_000 + "\tWort\n" "cat\t" + "K" * 300 + "\n" "--\tStrich\n" "dash\t—\n"
+            "cat\tKat\x00ze\n" "evil\tb\u202eöse\n" "keep\tbehalten\n" "cat\tKatze\n")
+    lexicon = load_lexicon(write(tmp_path / "d.txt", text), "de")
+    assert lexicon.entries == {"keep": ["behalten"], "cat": ["Katze"]}
+    report = lexicon.report
+    assert (report["dropped_too_long"], report["dropped_no_letters"], report["dropped_control_chars"]) == (2, 2, 2)
+    assert_balanced(lexicon)
+
+
+def test_compile_report_counts_the_new_reasons(tmp_path):
+    """``link-fast compile`` drops them, ``link-fast info --json`` shows the counts."""
+    pytest.importorskip("mistral_common")
+    tekken = resources.files("mistral_common") / "data" / "tekken_240911.json"
+    dictionary = write(tmp_path / "de.txt", "x" * 1_000_000 + "\tWort\n'\tApostroph\ncat\tKatze\x00\n"
+                                            "cat\tKatze\nhouse\tHaus\u200e\nhouse\tHaus\n")
+    out = tmp_path / "v.lfv"
+    assert cli_main(["compile", "--tokenizer", str(tekken), "--dict", f"de={dictionary}", "-o", str(out), "-q"]) == 0
+    with contextlib.redirect_stdout(io.StringIO()) as printed:
+        assert cli_main(["info", "--json", str(out)]) == 0
+    report = json.loads(printed.getvalue())["report"]["lexicons"]["de"]
+    assert (report["dropped_too_long"], report["dropped_no_letters"], report["dropped_control_chars"]) == (1, 1, 2)
+    assert report["pairs_kept"] == 2
 
 
 def test_limits_of_zero(tmp_path):
@@ -154,6 +204,7 @@ def test_default_options(tmp_path):
     assert options.drop_identity and options.drop_digits and options.drop_brackets and options.drop_abbreviations
     assert (options.max_translation_words, options.max_translations) == (3, 5)
     assert (options.min_source_length, options.max_source_words) == (2, 3)
+    assert options.max_entry_chars == 200
     assert options.skip_words == frozenset()
 
 
