@@ -46,7 +46,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import BinaryIO, Iterable, Iterator
 
-from link_fast.errors import DictionaryError
+from .errors import DictionaryError
+from .io import zstd_chunks
 
 __all__ = ["CleaningOptions", "Lexicon", "load_lexicon", "load_stopwords", "DROP_REASONS"]
 
@@ -338,38 +339,6 @@ def _open_binary(path: Path) -> BinaryIO:
         raise DictionaryError(path, f"cannot read: {exc.strerror or exc}") from None
 
 
-def _zstd_chunks(raw: BinaryIO, path: Path) -> Iterator[bytes]:
-    """The decompressed data of every frame of a .zst file.
-
-    zstandard's stream_reader reports a clean end of file on a truncated frame, so the
-    frames are fed by hand, to notice one that never ends.
-    """
-    try:
-        import zstandard
-    except ImportError:
-        raise DictionaryError(path, "reading .zst files needs the 'zstandard' package") from None
-    dctx = zstandard.ZstdDecompressor()
-    dobj = dctx.decompressobj()
-    frame_open = False
-    try:
-        while chunk := raw.read(1 << 20):
-            while chunk:
-                out = dobj.decompress(chunk)
-                frame_open = True
-                if out:
-                    yield out
-                if dobj.eof:
-                    chunk = dobj.unused_data
-                    dobj = dctx.decompressobj()
-                    frame_open = False
-                else:
-                    chunk = b""
-    except zstandard.ZstdError as exc:
-        raise DictionaryError(path, f"corrupt zstd data ({exc})") from None
-    if frame_open:
-        raise DictionaryError(path, "truncated zstd data (the last frame does not end)")
-
-
 def _chunks_to_lines(chunks: Iterable[bytes]) -> Iterator[bytes]:
     pending = b""
     for chunk in chunks:
@@ -383,7 +352,7 @@ def _chunks_to_lines(chunks: Iterable[bytes]) -> Iterator[bytes]:
 def _raw_lines(path: Path, raw: BinaryIO) -> Iterator[bytes]:
     name = path.name.lower()
     if name.endswith(".zst"):
-        yield from _chunks_to_lines(_zstd_chunks(raw, path))
+        yield from _chunks_to_lines(zstd_chunks(raw, lambda problem: DictionaryError(path, problem)))
         return
     stream: BinaryIO = gzip.GzipFile(fileobj=raw, mode="rb") if name.endswith(".gz") else raw
     try:

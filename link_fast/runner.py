@@ -38,9 +38,10 @@ import numpy as np
 
 from . import __version__
 from .errors import InputError
+from .io import fsync_dir, json_bytes, remove_dead_temporaries, temporary_path
 from .pool import Pool, WorkerDied
-from .shards import (LINK_RECORD_SUFFIX, SHARD_SUFFIXES, ShardError, ShardWriter, _fsync_dir, find_shards,
-                     mask_owner, open_shard)
+from .progress import Progress
+from .shards import LINK_RECORD_SUFFIX, SHARD_SUFFIXES, ShardError, ShardWriter, find_shards, mask_owner, open_shard
 from .substituter import Stats, Substituter, checked_config
 from .vocab import FileIdentity, Vocab
 
@@ -330,42 +331,6 @@ def _refuse_overwriting_inputs(prefixes: Sequence[str], output_dir: Path, mask: 
                                              f"the output would overwrite the input {source} (the same file)")
 
 
-def write_json(path: Path, data: dict, error=ShardError) -> None:
-    """Write a statistics record atomically; a failure raises ``error`` (a file error class)."""
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    try:
-        tmp.write_text(json.dumps(data, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
-        os.replace(tmp, path)
-    except OSError as exc:
-        tmp.unlink(missing_ok=True)
-        raise error(path, f"cannot write: {exc.strerror or exc}") from None
-
-
-class _Progress:
-    """Work done and throughput: a tqdm bar on a terminal, nothing otherwise."""
-
-    def __init__(self, total: int | None, enabled: bool | None, unit: str = "tok"):
-        self.bar = None
-        if enabled is None:
-            enabled = sys.stderr.isatty()
-        if enabled:
-            try:
-                from tqdm import tqdm
-
-                self.bar = tqdm(total=total, unit=unit, unit_scale=True, dynamic_ncols=True, file=sys.stderr)
-            except ImportError:
-                self.bar = None
-
-    def update(self, n: int, name: str) -> None:
-        if self.bar is not None:
-            self.bar.set_description(name, refresh=False)
-            self.bar.update(n)
-
-    def close(self) -> None:
-        if self.bar is not None:
-            self.bar.close()
-
-
 def apply_shards(
     vocab: Vocab | str | os.PathLike,
     inputs: Sequence[str | os.PathLike],
@@ -446,9 +411,9 @@ def apply_shards(
     shards = [open_shard(p) for p in prefixes]
     total = sum(int(np.sum(s.sizes, dtype=np.int64)) for s in shards)
     pool = None
-    bar = _Progress(total, progress)
+    bar = Progress(total, progress)
     if log is not None and bar.bar is not None:  # print above the bar, not into it
-        say = lambda message: bar.bar.write(message, file=sys.stderr)  # noqa: E731
+        say = bar.write
     results: dict[str, dict] = {}
     options = None
     try:
@@ -477,7 +442,7 @@ def apply_shards(
                     results[shard.name] = done
                     bar.update(int(np.sum(shard.sizes, dtype=np.int64)), shard.name)
                     continue
-            _remove_stale_temporaries(output_dir, shard.name)
+            remove_dead_temporaries(output_dir, shard.name)
             if pool is None:
                 pool = (_InProcess(vocab) if workers == 1 else
                         Pool(workers, initializer=_worker_init, initargs=((str(vocab.path), vocab.identity),)))
@@ -509,20 +474,6 @@ def _output_dtype(shard, requested: str) -> np.dtype:
 _chunks_written = [0]
 
 
-def _remove_stale_temporaries(output_dir: Path, name: str) -> None:
-    """Delete temporaries (``.FILE.tmp-PID``) of this output left by runs that died."""
-    for path in list(output_dir.glob(f".{name}.*.tmp-*")) + list(output_dir.glob(f".{name}_mask.*.tmp-*")):
-        pid = path.name.rpartition(".tmp-")[2]
-        if not pid.isdigit():
-            continue
-        try:
-            os.kill(int(pid), 0)
-        except ProcessLookupError:
-            path.unlink(missing_ok=True)
-        except PermissionError:  # alive, someone else's
-            pass
-
-
 def _rewrite_shard(shard, paths, options, expected, pool, workers, chunk_tokens, bar) -> dict:
     started = time.perf_counter()
     bounds = chunk_bounds(np.asarray(shard.sizes), chunk_tokens)
@@ -531,7 +482,7 @@ def _rewrite_shard(shard, paths, options, expected, pool, workers, chunk_tokens,
     mask_writer = (ShardWriter(paths["mask"], np.uint8, format=shard.format, document_indices=shard.document_indices)
                    if options["mask"] else None)
     writers = [w for w in (data, mask_writer) if w is not None]
-    sizes_path = paths["data"].with_name(f".{paths['data'].name}.sizes.tmp-{os.getpid()}")
+    sizes_path = temporary_path(paths["data"], ".sizes")
     stats = None
     try:
         if workers > 1:  # workers write their chunks into the writers' files (_run_chunk)
@@ -615,21 +566,21 @@ def _commit_output(paths: dict, writers: list, record: dict) -> None:
     """
     record_path = paths["stats"]
     directory = str(record_path.parent)
-    temp = record_path.with_name(f".{record_path.name}.tmp-{os.getpid()}")
+    temp = temporary_path(record_path)
     keep = {Path(p).name for p in record["outputs"]}
     mask_stem = paths["mask"].name
     mask_owned_elsewhere = (record["mask_shard"] is None
                             and (record_path.parent / f"{mask_stem}{LINK_RECORD_SUFFIX}").exists())
     path = temp
     try:
-        with open(temp, "w", encoding="utf-8") as f:
-            f.write(json.dumps(record, indent=2, ensure_ascii=False) + "\n")
+        with open(temp, "wb") as f:
+            f.write(json_bytes(record))
             f.flush()
             os.fsync(f.fileno())
         path = record_path
         if os.path.lexists(record_path):
             os.unlink(record_path)
-            _fsync_dir(directory)
+            fsync_dir(directory)
         for writer in writers:
             writer.commit()
             if FAULT_IN_COMMIT == "after-data":
@@ -643,7 +594,7 @@ def _commit_output(paths: dict, writers: list, record: dict) -> None:
             os.kill(os.getpid(), signal.SIGKILL)
         path = record_path
         os.replace(temp, record_path)
-        _fsync_dir(directory)
+        fsync_dir(directory)
     except OSError as exc:
         temp.unlink(missing_ok=True)
         raise ShardError(path, f"cannot write: {exc.strerror or exc}") from None

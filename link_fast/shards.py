@@ -18,10 +18,10 @@ temporary files in the target directory and renames them into place only when co
 
 from __future__ import annotations
 
+import concurrent.futures
 import glob
 import json
 import mmap
-import concurrent.futures
 import os
 import struct
 from collections.abc import Sequence
@@ -29,6 +29,7 @@ from collections.abc import Sequence
 import numpy as np
 
 from .errors import FileError
+from .io import fsync_dir, temporary_path
 
 
 class ShardError(FileError):
@@ -631,7 +632,7 @@ class ShardWriter:
         else:
             raise ShardError(self.prefix, f"unknown shard format {format!r} (megatron or datatrove)")
         self._data_path = self._finals[0]
-        self._temps = [self._temp(p) for p in self._finals]
+        self._temps = [str(temporary_path(p)) for p in self._finals]  # hidden: find_shards ignores them
         self._sizes: list[np.ndarray] = []
         self._n_tokens = 0  # Python int: never overflows
         self._closed = False
@@ -648,12 +649,6 @@ class ShardWriter:
             self._data = open(self._temps[0], "wb")
         except OSError as exc:
             raise ShardError(self._data_path, f"cannot write: {exc.strerror or exc}") from None
-
-    @staticmethod
-    def _temp(path: str) -> str:
-        # Hidden and pid-tagged: concurrent writers do not collide and find_shards ignores it.
-        head, tail = os.path.split(path)
-        return os.path.join(head, f".{tail}.tmp-{os.getpid()}")
 
     @property
     def n_sequences(self) -> int:
@@ -820,7 +815,7 @@ class ShardWriter:
                 os.unlink(index_path)
             for path, temp in zip(self._finals, self._temps):
                 os.replace(temp, path)
-            _fsync_dir(os.path.dirname(self._data_path) or ".")
+            fsync_dir(os.path.dirname(self._data_path) or ".")
         except OSError as exc:
             self._fail(path, exc)
         self._closed = True
@@ -850,17 +845,3 @@ class ShardWriter:
             self.commit()
         else:
             self.abort()
-
-
-def _fsync_dir(path: str) -> None:
-    """Make the renames durable; some filesystems refuse to fsync a directory, which is harmless."""
-    try:
-        fd = os.open(path, os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        os.fsync(fd)
-    except OSError:
-        pass
-    finally:
-        os.close(fd)

@@ -48,7 +48,6 @@ import gzip
 import json
 import os
 import re
-import sys
 import time
 import unicodedata
 from array import array
@@ -62,8 +61,9 @@ from typing import Callable, Iterable, Iterator, Literal, Mapping, NamedTuple, S
 import numpy as np
 
 from .errors import FileError, InputError
+from .io import temporary_path, write_json, zstd_chunks
 from .pool import Pool, WorkerDied
-from .runner import _Progress, write_json
+from .progress import Progress
 from .substituter import (
     ALWAYS,
     MASK64,
@@ -520,34 +520,6 @@ def split_name(path) -> tuple[str, str, str]:
     return rest[: len(rest) - len(fmt)], fmt, compression
 
 
-def _zstd_chunks(path: str, f) -> Iterator[bytes]:
-    import zstandard
-
-    dctx = zstandard.ZstdDecompressor()
-    dobj = dctx.decompressobj()
-    pending = False  # inside a frame
-    while True:
-        data = f.read(1 << 20)
-        if not data:
-            break
-        while data:
-            pending = True
-            try:
-                out = dobj.decompress(data)
-            except zstandard.ZstdError as exc:
-                raise TextError(path, f"not a valid zstd stream: {exc}") from None
-            if out:
-                yield out
-            if dobj.eof:
-                pending = False
-                data = dobj.unused_data
-                dobj = dctx.decompressobj()
-            else:
-                data = b""
-    if pending:
-        raise TextError(path, "truncated zstd stream (the file ends inside a frame)")
-
-
 _SURROGATE = re.compile("[\ud800-\udfff]")
 
 
@@ -587,7 +559,7 @@ def iter_lines(path, max_line_bytes: int | None = None) -> Iterator[tuple[int, b
         raise TextError(path, f"cannot read: {exc.strerror or exc}") from None
     with f:
         if compression == ".zst":
-            chunks = _zstd_chunks(path, f)
+            chunks = zstd_chunks(f, lambda problem: TextError(path, problem))
         elif compression == ".gz":
             def gz_chunks(g=gzip.GzipFile(fileobj=f)):
                 try:
@@ -640,7 +612,7 @@ class _Writer:
     def __init__(self, path: Path):
         self.path = Path(path)
         _, _, compression = split_name(self.path)
-        self.tmp = self.path.with_name(f".{self.path.name}.tmp-{os.getpid()}")
+        self.tmp = temporary_path(self.path)
         self.raw = open(self.tmp, "wb")
         if compression == ".zst":
             import zstandard
@@ -940,9 +912,9 @@ def substitute_files(
     an error, or a skipped bad line with ``on_error="skip"``; it is never read whole.
     """
     say = log or (lambda message: None)
-    bar = _Progress(None, progress, unit="chr")
+    bar = Progress(None, progress, unit="chr")
     if log is not None and bar.bar is not None:  # print above the bar, not into it
-        say = lambda message: bar.bar.write(message, file=sys.stderr)  # noqa: E731
+        say = bar.write
     if on_error not in ("skip", "fail"):
         raise InputError(f"on_error must be 'skip' or 'fail', got {on_error!r}")
     if not isinstance(max_line_bytes, int) or isinstance(max_line_bytes, bool) or max_line_bytes < 0:
@@ -1025,7 +997,7 @@ def substitute_files(
                 "skipped": [{"line": n, "problem": p} for n, p in skipped[:100]],
                 "input_bytes": bytes_in, "seconds": round(time.perf_counter() - started, 3),
             }
-            write_json(Path(f"{target}.link.json"), record, error=TextError)
+            write_json(Path(f"{target}.link.json"), record, TextError)
             results[str(target)] = record
             say(f"{source} -> {target}: {stats.documents:,} documents, {stats.total_substitutions:,} substitutions"
                 + (f", {len(skipped):,} bad lines skipped" if skipped else ""))

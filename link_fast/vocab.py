@@ -46,6 +46,7 @@ import numpy as np
 
 from ._kernel import MAX_NODES, build_edge_table
 from .errors import VocabError
+from .io import temporary_path
 from .tokenizer import (
     FLAG_END_WORD,
     FLAG_FUSES_RIGHT,
@@ -376,7 +377,7 @@ class Vocab:
         header = dict(self.meta, arrays=layout)
         header_bytes = json.dumps(header, ensure_ascii=False, sort_keys=True).encode("utf-8")
         data_start = -(-(_PREFIX.size + len(header_bytes)) // _ALIGN) * _ALIGN
-        tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+        tmp = temporary_path(path)
         try:
             with open(tmp, "wb") as f:
                 f.write(_PREFIX.pack(MAGIC, FORMAT_VERSION, 0, len(header_bytes)))

@@ -1,0 +1,116 @@
+"""File helpers every part shares: temporary names, atomic writes, durable renames, zstd frames.
+
+An output is always written under a temporary name in its own folder (``temporary_path``) and
+renamed into place when complete, so a reader never sees half a file; a run that dies leaves
+only temporaries, which carry the writer's pid so that a later run can tell dead ones apart
+(``remove_dead_temporaries``).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import BinaryIO
+
+TEMPORARY_MARK = ".tmp-"
+
+
+def temporary_path(path: str | os.PathLike, tag: str = "") -> Path:
+    """Where to write ``path`` before renaming it: a hidden name beside it, with this process's
+    pid (``tag`` distinguishes several temporaries of one output)."""
+    path = Path(path)
+    return path.with_name(f".{path.name}{tag}{TEMPORARY_MARK}{os.getpid()}")
+
+
+def fsync_dir(path: str | os.PathLike) -> None:
+    """Make the renames in a folder durable; some filesystems refuse to fsync a folder, which is
+    harmless."""
+    try:
+        fd = os.open(path, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
+
+
+def write_atomic(path: str | os.PathLike, data: bytes, *, sync: bool = True) -> None:
+    """Write ``data`` to ``path`` through a temporary name: the file is whole or absent.
+    Raises OSError; the temporary is removed on any failure."""
+    path = Path(path)
+    temporary = temporary_path(path)
+    try:
+        with open(temporary, "wb") as f:
+            f.write(data)
+            if sync:
+                f.flush()
+                os.fsync(f.fileno())
+        os.replace(temporary, path)
+    except BaseException:
+        temporary.unlink(missing_ok=True)
+        raise
+
+
+def json_bytes(data) -> bytes:
+    """A record as link_fast writes it: indented UTF-8 JSON with a final newline."""
+    return (json.dumps(data, indent=2, ensure_ascii=False) + "\n").encode("utf-8")
+
+
+def write_json(path: str | os.PathLike, data, error: Callable[[Path, str], Exception]) -> None:
+    """Write a record atomically; an OSError becomes ``error(path, problem)`` (a file error class)."""
+    try:
+        write_atomic(path, json_bytes(data))
+    except OSError as exc:
+        raise error(Path(path), f"cannot write: {exc.strerror or exc}") from None
+
+
+def remove_dead_temporaries(folder: Path, name: str) -> None:
+    """Delete temporaries of the output ``name`` (``.NAME*.tmp-PID``) left by processes that are
+    gone; those of a live process (another run) stay."""
+    for path in folder.glob(f".{name}*{TEMPORARY_MARK}*"):
+        pid = path.name.rpartition(TEMPORARY_MARK)[2]
+        if not pid.isdigit():
+            continue
+        try:
+            os.kill(int(pid), 0)
+        except ProcessLookupError:
+            path.unlink(missing_ok=True)
+        except PermissionError:  # alive, someone else's
+            pass
+
+
+def zstd_chunks(raw: BinaryIO, fail: Callable[[str], Exception]) -> Iterator[bytes]:
+    """The decompressed data of every frame of a .zst stream, 1 MB of input at a time.
+
+    zstandard's stream_reader reports a clean end of file on a truncated frame, so the frames
+    are fed by hand, to notice one that never ends. ``fail(problem)`` builds the error to raise
+    (it names the file)."""
+    try:
+        import zstandard
+    except ImportError:
+        raise fail("reading .zst files needs the 'zstandard' package") from None
+    dctx = zstandard.ZstdDecompressor()
+    dobj = dctx.decompressobj()
+    inside_frame = False
+    try:
+        while chunk := raw.read(1 << 20):
+            while chunk:
+                out = dobj.decompress(chunk)
+                inside_frame = True
+                if out:
+                    yield out
+                if dobj.eof:
+                    chunk = dobj.unused_data
+                    dobj = dctx.decompressobj()
+                    inside_frame = False
+                else:
+                    chunk = b""
+    except zstandard.ZstdError as exc:
+        raise fail(f"corrupt zstd data ({exc})") from None
+    if inside_frame:
+        raise fail("truncated zstd data (the last frame does not end)")
