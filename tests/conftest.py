@@ -32,14 +32,23 @@ from pathlib import Path
 import pytest
 
 TESTS = Path(__file__).resolve().parent
-if str(TESTS) not in sys.path:  # tests import the plain-Python oracle as `reference`
-    sys.path.insert(0, str(TESTS))
 
 FREEDICT = {"de": "freedict-eng-deu", "fr": "freedict-eng-fra"}
 # Which dictionaries each real vocabulary is compiled from.
 REAL_VOCABS = {"tekken": ("de", "fr"), "sp_v1": ("de",)}
 TOKENIZER_FILES = {"tekken": "tekken_240911.json", "sp_v1": "tokenizer.model.v1"}
 N_DOCUMENTS = 400
+
+
+# Fixtures that read the fetched material: a test using any of them is marked real_data.
+REAL_DATA_FIXTURES = {"fixtures_dir", "freedict_dir", "real_lexicons", "pydoc_documents", "tekken_vocab_path",
+                      "tekken_vocab", "sp_v1_vocab"}
+
+
+def pytest_collection_modifyitems(items):
+    for item in items:
+        if REAL_DATA_FIXTURES & set(getattr(item, "fixturenames", ())):
+            item.add_marker(pytest.mark.real_data)
 
 
 # ---------------------------------------------------------------------------------------------

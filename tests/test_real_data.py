@@ -23,6 +23,8 @@ from dataclasses import dataclass, field
 import numpy as np
 import pytest
 
+pytestmark = pytest.mark.real_data
+
 from link_fast import InputError, Substituter, Vocab, VocabError
 
 NAMES = ("tekken", "sp_v1")
