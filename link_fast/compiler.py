@@ -15,6 +15,7 @@ UPPER and from ``US`` as spelled), the source spelled that way wins; equal claim
 
 from __future__ import annotations
 
+import functools
 import gc
 import itertools
 import multiprocessing as mp
@@ -22,7 +23,7 @@ import os
 import time
 from array import array
 from contextlib import contextmanager
-from dataclasses import asdict
+from dataclasses import asdict, dataclass, field
 from typing import Callable, Mapping, Sequence
 
 import numpy as np
@@ -188,122 +189,29 @@ def compile_vocab(
 def _compile(tokenizer, dictionaries, cases, spacings, cleaning, workers, progress) -> Vocab:
     started = time.perf_counter()
     say = progress or (lambda message: None)
-    bad_cases = set(cases) - set(CASES)
-    bad_spacings = set(spacings) - set(SPACINGS)
-    if bad_cases or not cases:
-        raise InputError(f"cases must be a non-empty subset of {CASES}, got {tuple(cases)}")
-    if bad_spacings or not spacings:
-        raise InputError(f"spacings must be a non-empty subset of {SPACINGS}, got {tuple(spacings)}")
-    if not dictionaries:
-        raise InputError("at least one dictionary is needed")
-    if len(dictionaries) > MAX_LANGUAGES:
-        raise InputError(f"at most {MAX_LANGUAGES} languages per vocabulary, got {len(dictionaries)}")
-    if not isinstance(tokenizer, Tokenizer):
-        say(f"loading tokenizer {tokenizer}")
-        tokenizer = load_tokenizer(tokenizer)
+    _check_options(dictionaries, cases, spacings)
+    tokenizer, lexicons = _load_inputs(tokenizer, dictionaries, cleaning, say)
     languages = list(dictionaries)
-    lexicons = []
-    for lang, source in dictionaries.items():
-        if not isinstance(source, Lexicon):
-            say(f"loading {lang} dictionary {source}")
-            source = load_lexicon(source, lang, cleaning)
-        lexicons.append(source)
-
-    # 1. Every form a source or translation takes gets an integer id; each (source form,
-    # language) is a record listing the form ids of its translations in the same form.
-    form_id: dict[tuple[str, str], int] = {}
-    rec_source, rec_lang, rec_natural = array("q"), array("b"), array("b")
-    rec_trans, rec_trans_count = array("q"), array("q")
-    sources_per_lang = []
-    for lang_index, lexicon in enumerate(lexicons):
-        sources_per_lang.append(len(lexicon.entries))
-        for source, translations in lexicon.entries.items():
-            for case, surface, natural in source_cases(source, cases):
-                cased = [apply_case(t, case) for t in translations]
-                for spacing in spacings:
-                    rec_source.append(form_id.setdefault((spacing, surface), len(form_id)))
-                    rec_lang.append(lang_index)
-                    rec_natural.append(natural)
-                    rec_trans.extend([form_id.setdefault((spacing, t), len(form_id)) for t in cased])
-                    rec_trans_count.append(len(cased))
-    forms = list(form_id)
-    del form_id
+    records = _FormRecords.of(lexicons, cases, spacings)
     workers = max(1, min(8, os.cpu_count() or 1)) if workers is None else workers
-    say(f"encoding {len(forms):,} surface forms with {tokenizer.name} ({workers} processes)")
-    ok, form_offsets, form_tokens = encode_forms(tokenizer, [f[0] for f in forms], [f[1] for f in forms], workers)
-
+    say(f"encoding {len(records.forms):,} surface forms with {tokenizer.name} ({workers} processes)")
+    ok, form_offsets, form_tokens = encode_forms(
+        tokenizer, [f[0] for f in records.forms], [f[1] for f in records.forms], workers
+    )
     say("building the trie")
-    rec_source = np.frombuffer(rec_source, dtype=np.int64)
-    rec_lang = np.frombuffer(rec_lang, dtype=np.int8).astype(np.int64)
-    rec_natural = np.frombuffer(rec_natural, dtype=np.int8).astype(bool)
-    rec_trans = np.frombuffer(rec_trans, dtype=np.int64)
-    rec_trans_count = np.frombuffer(rec_trans_count, dtype=np.int64)
-    rec_of_trans = np.repeat(np.arange(len(rec_source)), rec_trans_count)
-    trans_ok = ok[rec_trans]
-    ok_translations = np.bincount(rec_of_trans[trans_ok], minlength=len(rec_source))
-    source_ok = ok[rec_source]
-    kept = source_ok & (ok_translations > 0)
-
-    # 2. Keys: distinct token sequences of kept source forms, numbered in order of appearance.
-    raw = form_tokens.tobytes()
-    key_of_form: dict[bytes, int] = {}
-    form_key = np.full(len(forms), -1, dtype=np.int64)
-    for f in np.unique(rec_source[kept]).tolist() if kept.any() else []:
-        form_key[f] = key_of_form.setdefault(raw[form_offsets[f] * 4 : form_offsets[f + 1] * 4], len(key_of_form))
-    rec_key = form_key[rec_source]
-    # A source spelled exactly like the form owns it: derived case variants step aside.
-    owned = np.zeros(len(key_of_form), dtype=bool)
-    owned[rec_key[kept & rec_natural]] = True
-    kept &= rec_natural | ~owned[np.maximum(rec_key, 0)]
-    n_keys, n_langs = len(key_of_form), len(languages)
-    key_source_form = np.zeros(n_keys, dtype=np.int64)
-    first = np.unique(rec_key[kept], return_index=True)
-    key_source_form[first[0]] = rec_source[kept][first[1]]
-
-    # 3. Translations of each (key, language): in record order, duplicates removed.
-    use = kept[rec_of_trans] & trans_ok
-    slot = rec_key[rec_of_trans[use]] * n_langs + rec_lang[rec_of_trans[use]]
-    trans_form = rec_trans[use]
-    _, first_seen = np.unique(slot * len(forms) + trans_form, return_index=True)
-    first_seen.sort()
-    slot, trans_form = slot[first_seen], trans_form[first_seen]
-    order = np.argsort(slot, kind="stable")
-    slot, trans_form = slot[order], trans_form[order]
-    key_trans_start = np.zeros(n_keys * n_langs + 1, dtype=np.int64)
-    np.cumsum(np.bincount(slot, minlength=n_keys * n_langs), out=key_trans_start[1:])
-    distinct, key_trans = np.unique(trans_form, return_inverse=True)
-
-    def text(f: int) -> str:
-        spacing, surface = forms[f]
-        return " " + surface if spacing == "space" else surface
-
+    kept = records.keep(ok)
+    rec_key, key_source_form, kept = records.keys(kept, form_offsets, form_tokens)
+    key_trans_start, key_trans, distinct = records.translations(kept, rec_key, len(key_source_form), len(languages))
     key_offsets, key_tokens = _gather(form_offsets, form_tokens, key_source_form)
     trans_offsets, trans_tokens = _gather(form_offsets, form_tokens, distinct)
-    key_texts = [text(f) for f in key_source_form.tolist()]
+    key_texts = [records.text(f) for f in key_source_form.tolist()]
     tables = tables_from_arrays(
-        token_flags(tokenizer), n_langs, key_offsets, key_tokens, key_texts, key_trans_start,
-        key_trans.astype(np.int32), trans_offsets, trans_tokens, [text(f) for f in distinct.tolist()],
+        token_flags(tokenizer), len(languages), key_offsets, key_tokens, key_texts, key_trans_start,
+        key_trans.astype(np.int32), trans_offsets, trans_tokens, [records.text(f) for f in distinct.tolist()],
     )
-    if not n_keys:
+    if not len(key_source_form):
         raise InputError(f"no dictionary word has a context-free encoding with {tokenizer.name}")
-
-    # 4. The report, per language.
-    report = {}
-    key_langs = np.diff(key_trans_start).reshape(n_keys, n_langs) > 0
-    is_phrase = np.array([" " in t.strip() for t in key_texts], dtype=bool)
-    for lang_index in range(len(lexicons)):
-        mine = rec_lang == lang_index
-        report[languages[lang_index]] = {
-            "sources": sources_per_lang[lang_index],
-            "forms": int(mine.sum()),
-            "forms_kept": int((mine & kept).sum()),
-            "forms_not_context_free": int((mine & ~source_ok).sum()),
-            "forms_without_translation": int((mine & source_ok & (ok_translations == 0)).sum()),
-            "forms_owned_by_another_source": int((mine & source_ok & (ok_translations > 0) & ~kept).sum()),
-            "translation_forms_not_context_free": int((mine[rec_of_trans] & ~trans_ok).sum()),
-            "keys": int(key_langs[:, lang_index].sum()),
-            "phrases": int((key_langs[:, lang_index] & is_phrase).sum()),
-        }
+    report = records.report(languages, [len(lex.entries) for lex in lexicons], kept, key_trans_start, key_texts)
     vocab = Vocab.from_tables(
         tables,
         languages,
@@ -315,5 +223,143 @@ def _compile(tokenizer, dictionaries, cases, spacings, cleaning, workers, progre
         report={"languages": report, "lexicons": {lang: lex.report for lang, lex in zip(languages, lexicons)},
                 "seconds": round(time.perf_counter() - started, 3)},
     )
-    say(f"compiled {n_keys:,} keys in {time.perf_counter() - started:.1f} s")
+    say(f"compiled {len(key_source_form):,} keys in {time.perf_counter() - started:.1f} s")
     return vocab
+
+
+def _check_options(dictionaries, cases, spacings) -> None:
+    if set(cases) - set(CASES) or not cases:
+        raise InputError(f"cases must be a non-empty subset of {CASES}, got {tuple(cases)}")
+    if set(spacings) - set(SPACINGS) or not spacings:
+        raise InputError(f"spacings must be a non-empty subset of {SPACINGS}, got {tuple(spacings)}")
+    if not dictionaries:
+        raise InputError("at least one dictionary is needed")
+    if len(dictionaries) > MAX_LANGUAGES:
+        raise InputError(f"at most {MAX_LANGUAGES} languages per vocabulary, got {len(dictionaries)}")
+
+
+def _load_inputs(tokenizer, dictionaries, cleaning, say) -> tuple[Tokenizer, list[Lexicon]]:
+    """The tokenizer and the lexicons, read where they were given as paths."""
+    if not isinstance(tokenizer, Tokenizer):
+        say(f"loading tokenizer {tokenizer}")
+        tokenizer = load_tokenizer(tokenizer)
+    lexicons = []
+    for lang, source in dictionaries.items():
+        if not isinstance(source, Lexicon):
+            say(f"loading {lang} dictionary {source}")
+            source = load_lexicon(source, lang, cleaning)
+        lexicons.append(source)
+    return tokenizer, lexicons
+
+
+@dataclass
+class _FormRecords:
+    """Every form a source or translation takes, numbered; and one record per (source form,
+    language) listing the form ids of its translations in the same form."""
+
+    forms: list[tuple[str, str]]  # (spacing, surface) per form id
+    source: np.ndarray  # per record: the source form
+    lang: np.ndarray  # per record: the language index
+    natural: np.ndarray  # per record: the form is the source's own spelling
+    trans: np.ndarray  # the records' translation forms, concatenated
+    trans_count: np.ndarray  # per record: how many of them
+    ok: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=bool))  # per form: context-free
+
+    @classmethod
+    def of(cls, lexicons: Sequence[Lexicon], cases, spacings) -> _FormRecords:
+        form_id: dict[tuple[str, str], int] = {}
+        source, lang, natural = array("q"), array("b"), array("b")
+        trans, trans_count = array("q"), array("q")
+        for lang_index, lexicon in enumerate(lexicons):
+            for word, translations in lexicon.entries.items():
+                for case, surface, is_natural in source_cases(word, cases):
+                    cased = [apply_case(t, case) for t in translations]
+                    for spacing in spacings:
+                        source.append(form_id.setdefault((spacing, surface), len(form_id)))
+                        lang.append(lang_index)
+                        natural.append(is_natural)
+                        trans.extend([form_id.setdefault((spacing, t), len(form_id)) for t in cased])
+                        trans_count.append(len(cased))
+        return cls(
+            list(form_id),
+            np.frombuffer(source, dtype=np.int64),
+            np.frombuffer(lang, dtype=np.int8).astype(np.int64),
+            np.frombuffer(natural, dtype=np.int8).astype(bool),
+            np.frombuffer(trans, dtype=np.int64),
+            np.frombuffer(trans_count, dtype=np.int64),
+        )
+
+    def text(self, form: int) -> str:
+        spacing, surface = self.forms[form]
+        return " " + surface if spacing == "space" else surface
+
+    @functools.cached_property
+    def record_of_trans(self) -> np.ndarray:
+        return np.repeat(np.arange(len(self.source)), self.trans_count)
+
+    def ok_translations(self) -> np.ndarray:
+        """Per record: how many of its translations are context-free."""
+        return np.bincount(self.record_of_trans[self.ok[self.trans]], minlength=len(self.source))
+
+    def keep(self, ok: np.ndarray) -> np.ndarray:
+        """Records whose source form is context-free and that have a context-free translation."""
+        self.ok = ok
+        return ok[self.source] & (self.ok_translations() > 0)
+
+    def keys(self, kept, form_offsets, form_tokens) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Keys: distinct token sequences of kept source forms, numbered in order of appearance.
+        Returns each record's key, each key's source form, and the records kept once a source
+        spelled exactly like a form has taken it from the derived case variants."""
+        raw = form_tokens.tobytes()
+        key_of_form: dict[bytes, int] = {}
+        form_key = np.full(len(self.forms), -1, dtype=np.int64)
+        for f in np.unique(self.source[kept]).tolist() if kept.any() else []:
+            form_key[f] = key_of_form.setdefault(raw[form_offsets[f] * 4 : form_offsets[f + 1] * 4], len(key_of_form))
+        rec_key = form_key[self.source]
+        owned = np.zeros(len(key_of_form), dtype=bool)
+        owned[rec_key[kept & self.natural]] = True
+        kept = kept & (self.natural | ~owned[np.maximum(rec_key, 0)])
+        key_source_form = np.zeros(len(key_of_form), dtype=np.int64)
+        first = np.unique(rec_key[kept], return_index=True)
+        key_source_form[first[0]] = self.source[kept][first[1]]
+        return rec_key, key_source_form, kept
+
+    def translations(self, kept, rec_key, n_keys: int, n_langs: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Translations of each (key, language), in record order, duplicates removed: the
+        ranges (key_trans_start), the distinct translation of each entry, the distinct forms."""
+        rec_of_trans = self.record_of_trans
+        use = kept[rec_of_trans] & self.ok[self.trans]
+        slot = rec_key[rec_of_trans[use]] * n_langs + self.lang[rec_of_trans[use]]
+        trans_form = self.trans[use]
+        _, first_seen = np.unique(slot * len(self.forms) + trans_form, return_index=True)
+        first_seen.sort()
+        slot, trans_form = slot[first_seen], trans_form[first_seen]
+        order = np.argsort(slot, kind="stable")
+        slot, trans_form = slot[order], trans_form[order]
+        key_trans_start = np.zeros(n_keys * n_langs + 1, dtype=np.int64)
+        np.cumsum(np.bincount(slot, minlength=n_keys * n_langs), out=key_trans_start[1:])
+        distinct, key_trans = np.unique(trans_form, return_inverse=True)
+        return key_trans_start, key_trans, distinct
+
+    def report(self, languages, sources_per_lang, kept, key_trans_start, key_texts) -> dict:
+        """The compile report, per language: forms kept and dropped by reason, keys, phrases."""
+        n_keys = len(key_texts)
+        source_ok, ok_translations = self.ok[self.source], self.ok_translations()
+        trans_ok, rec_of_trans = self.ok[self.trans], self.record_of_trans
+        key_langs = np.diff(key_trans_start).reshape(n_keys, len(languages)) > 0
+        is_phrase = np.array([" " in t.strip() for t in key_texts], dtype=bool)
+        report = {}
+        for lang_index, lang in enumerate(languages):
+            mine = self.lang == lang_index
+            report[lang] = {
+                "sources": sources_per_lang[lang_index],
+                "forms": int(mine.sum()),
+                "forms_kept": int((mine & kept).sum()),
+                "forms_not_context_free": int((mine & ~source_ok).sum()),
+                "forms_without_translation": int((mine & source_ok & (ok_translations == 0)).sum()),
+                "forms_owned_by_another_source": int((mine & source_ok & (ok_translations > 0) & ~kept).sum()),
+                "translation_forms_not_context_free": int((mine[rec_of_trans] & ~trans_ok).sum()),
+                "keys": int(key_langs[:, lang_index].sum()),
+                "phrases": int((key_langs[:, lang_index] & is_phrase).sum()),
+            }
+        return report

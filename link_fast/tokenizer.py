@@ -333,95 +333,20 @@ class HFTokenizer(Tokenizer):
     kind = "hf"
 
     def __init__(self, path: str | os.PathLike, data: dict, text: str):
-        try:
-            import tokenizers
-        except ImportError:
-            raise TokenizerError(
-                path, "reading Hugging Face tokenizer files needs `tokenizers`: pip install link_fast[hf]"
-            ) from None
-
         model = data.get("model")
         if not isinstance(model, dict):
             raise TokenizerError(path, 'HF tokenizer JSON has no "model" object')
-        mtype = model.get("type")
-        if mtype is None:  # old files leave the type out; tokenizers infers it from the fields
-            mtype = "BPE" if "merges" in model else ("Unigram" if isinstance(model.get("vocab"), list) else None)
-        if mtype not in ("BPE", "Unigram"):
-            # WordPiece/WordLevel decoders insert spaces between tokens that are not in the
-            # tokens themselves, so per-token bytes (and word boundaries) are not well defined.
-            raise TokenizerError(path, f"unsupported HF model type {mtype} (supported: BPE, Unigram)")
-        if mtype == "BPE" and (model.get("continuing_subword_prefix") or model.get("end_of_word_suffix")):
-            raise TokenizerError(
-                path, "unsupported HF BPE with continuing_subword_prefix/end_of_word_suffix (e.g. '</w>' vocabularies)"
-            )
-
-        decoders = _flatten(data.get("decoder"), "decoders")
-        pretoks = _flatten(data.get("pre_tokenizer"), "pretokenizers")
-        normalizers = _flatten(data.get("normalizer"), "normalizers")
-        dtypes = {d.get("type") for d in decoders}
-        ptypes = {p.get("type") for p in pretoks}
-
-        byte_level = "ByteLevel" in dtypes or "ByteLevel" in ptypes
-        replacement: str | None = None
-        for comp in decoders + pretoks:
-            if comp.get("type") == "Metaspace":
-                replacement = comp.get("replacement") or "\u2581"
-                break
-        if replacement is None:
-            # Llama-2-style HF files: normalizer Replace(" " -> "▁"), decoder Replace("▁" -> " ").
-            for comp in decoders:
-                pat = comp.get("pattern")
-                if comp.get("type") == "Replace" and isinstance(pat, dict) and comp.get("content") == " ":
-                    replacement = pat.get("String") or None
-                    break
-            for comp in normalizers:
-                pat = comp.get("pattern")
-                if replacement is None and comp.get("type") == "Replace" and isinstance(pat, dict):
-                    if pat.get("String") == " " and comp.get("content"):
-                        replacement = comp["content"]
-        if not byte_level and replacement is None:
-            raise TokenizerError(
-                path,
-                "unsupported HF tokenizer: cannot tell how its tokens map to text "
-                "(needs a ByteLevel or Metaspace pre-tokenizer/decoder)",
-            )
-        byte_fallback = bool(model.get("byte_fallback")) or "ByteFallback" in dtypes
-
-        try:
-            tok = tokenizers.Tokenizer.from_str(text)
-        except Exception as e:  # tokenizers raises plain Exception on malformed files
-            raise TokenizerError(path, f"tokenizers cannot load it: {e}") from None
-        # Documents were tokenized as text: a literal "<s>" in a document is text, not a BOS.
-        try:
-            tok.encode_special_tokens = True
-        except AttributeError:  # tokenizers < 0.19 has no switch; specials are then parsed
-            pass
-        # Truncation/padding settings saved in the file must not change document encodings.
-        tok.no_truncation()
-        tok.no_padding()
-        self._tok = tok
-
-        vocab: dict[str, int] = tok.get_vocab(with_added_tokens=True)
+        mtype = _hf_model_type(path, model)
+        byte_level, replacement, byte_fallback = _hf_text_mapping(path, data, model)
+        self._tok = _hf_load(path, text)
+        vocab: dict[str, int] = self._tok.get_vocab(with_added_tokens=True)
         if not vocab:
             raise TokenizerError(path, "HF tokenizer has an empty vocabulary")
         size = max(vocab.values()) + 1
         pieces: list[str | None] = [None] * size
         for piece, i in vocab.items():
             pieces[i] = piece
-
-        specials: set[int] = set()
-        for added in data.get("added_tokens") or []:
-            if isinstance(added, dict) and added.get("special") and isinstance(added.get("id"), int):
-                specials.add(added["id"])
-        # The unknown token stands for text we cannot reproduce: treat it as a boundary.
-        unk: int | None = None
-        if mtype == "Unigram" and isinstance(model.get("unk_id"), int):
-            unk = model["unk_id"]
-        elif mtype == "BPE" and isinstance(model.get("unk_token"), str):
-            unk = vocab.get(model["unk_token"])
-        if unk is not None and 0 <= unk < size:
-            specials.add(unk)
-
+        specials = _hf_specials(data, model, mtype, vocab, size)
         out: list[bytes] = [b""] * size
         for i, piece in enumerate(pieces):
             if piece is None or i in specials:
@@ -455,6 +380,96 @@ class HFTokenizer(Tokenizer):
 # ---------------------------------------------------------------------------------------------
 # SentencePiece
 # ---------------------------------------------------------------------------------------------
+
+
+def _hf_model_type(path, model: dict) -> str:
+    """BPE or Unigram; the other HF models are refused."""
+    mtype = model.get("type")
+    if mtype is None:  # old files leave the type out; tokenizers infers it from the fields
+        mtype = "BPE" if "merges" in model else ("Unigram" if isinstance(model.get("vocab"), list) else None)
+    if mtype not in ("BPE", "Unigram"):
+        # WordPiece/WordLevel decoders insert spaces between tokens that are not in the
+        # tokens themselves, so per-token bytes (and word boundaries) are not well defined.
+        raise TokenizerError(path, f"unsupported HF model type {mtype} (supported: BPE, Unigram)")
+    if mtype == "BPE" and (model.get("continuing_subword_prefix") or model.get("end_of_word_suffix")):
+        raise TokenizerError(
+            path, "unsupported HF BPE with continuing_subword_prefix/end_of_word_suffix (e.g. '</w>' vocabularies)"
+        )
+    return mtype
+
+
+def _hf_text_mapping(path, data: dict, model: dict) -> tuple[bool, str | None, bool]:
+    """How the file's tokens map to text: (byte-level, the character that stands for a space,
+    byte fallback pieces)."""
+    decoders = _flatten(data.get("decoder"), "decoders")
+    pretoks = _flatten(data.get("pre_tokenizer"), "pretokenizers")
+    normalizers = _flatten(data.get("normalizer"), "normalizers")
+    dtypes = {d.get("type") for d in decoders}
+    byte_level = "ByteLevel" in dtypes or "ByteLevel" in {p.get("type") for p in pretoks}
+    replacement: str | None = None
+    for comp in decoders + pretoks:
+        if comp.get("type") == "Metaspace":
+            replacement = comp.get("replacement") or "\u2581"
+            break
+    if replacement is None:
+        # Llama-2-style HF files: normalizer Replace(" " -> "▁"), decoder Replace("▁" -> " ").
+        for comp in decoders:
+            pat = comp.get("pattern")
+            if comp.get("type") == "Replace" and isinstance(pat, dict) and comp.get("content") == " ":
+                replacement = pat.get("String") or None
+                break
+        for comp in normalizers:
+            pat = comp.get("pattern")
+            if replacement is None and comp.get("type") == "Replace" and isinstance(pat, dict):
+                if pat.get("String") == " " and comp.get("content"):
+                    replacement = comp["content"]
+    if not byte_level and replacement is None:
+        raise TokenizerError(
+            path,
+            "unsupported HF tokenizer: cannot tell how its tokens map to text "
+            "(needs a ByteLevel or Metaspace pre-tokenizer/decoder)",
+        )
+    return byte_level, replacement, bool(model.get("byte_fallback")) or "ByteFallback" in dtypes
+
+
+def _hf_load(path, text: str):
+    """The ``tokenizers`` object, set to encode documents as they were tokenized."""
+    try:
+        import tokenizers
+    except ImportError:
+        raise TokenizerError(
+            path, "reading Hugging Face tokenizer files needs `tokenizers`: pip install link_fast[hf]"
+        ) from None
+    try:
+        tok = tokenizers.Tokenizer.from_str(text)
+    except Exception as e:  # tokenizers raises plain Exception on malformed files
+        raise TokenizerError(path, f"tokenizers cannot load it: {e}") from None
+    # Documents were tokenized as text: a literal "<s>" in a document is text, not a BOS.
+    try:
+        tok.encode_special_tokens = True
+    except AttributeError:  # tokenizers < 0.19 has no switch; specials are then parsed
+        pass
+    # Truncation/padding settings saved in the file must not change document encodings.
+    tok.no_truncation()
+    tok.no_padding()
+    return tok
+
+
+def _hf_specials(data: dict, model: dict, mtype: str, vocab: dict[str, int], size: int) -> set[int]:
+    """Special tokens, and the unknown token, which stands for text we cannot reproduce: both
+    are boundaries, never matched."""
+    specials: set[int] = set()
+    for added in data.get("added_tokens") or []:
+        if isinstance(added, dict) and added.get("special") and isinstance(added.get("id"), int):
+            specials.add(added["id"])
+    unk: int | None = None
+    if mtype == "Unigram" and isinstance(model.get("unk_id"), int):
+        unk = model["unk_id"]
+    elif mtype == "BPE" and isinstance(model.get("unk_token"), str):
+        unk = vocab.get(model["unk_token"])
+    if unk is not None and 0 <= unk < size:
+        specials.add(unk)
+    return specials
 
 
 class SentencePieceTokenizer(Tokenizer):
