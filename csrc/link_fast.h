@@ -4,13 +4,14 @@
  * The random draws are counter-based: a draw is a pure function of
  * (stream base, domain, document index, candidate index). That makes the output
  * independent of how documents are split into batches, chunks or workers.
- * tests/reference.py mirrors these functions in Python; keep the two in step. */
+ * tests/reference.py mirrors these functions in Python, and tests/data/draws_kat.csv pins
+ * both to the same known answers. */
 #ifndef LINK_FAST_H
 #define LINK_FAST_H
 
 #include <stdint.h>
 
-/* Token flag bits (link_fast/tokenizer.py defines the same values). */
+/* Token flag bits: link_fast/tokenizer.py's FLAG_* are these, exported by the kernel. */
 #define LF_WS_START  1u
 #define LF_GLUE_LEFT 2u
 #define LF_END_WORD  4u
@@ -21,7 +22,15 @@
  * single-token key in play, or has phrase children). */
 #define LF_KEY_START 64u
 
-/* Draw domains: one per independent decision, so decisions never share a number. */
+/* Languages are the bits of a uint32 mask (link_fast/vocab.py's MAX_LANGUAGES is pinned to this). */
+#define LF_MAX_LANGUAGES 32
+
+/* Draws keep their top 53 bits for a Bernoulli test; a threshold of 2^53 always succeeds. */
+#define LF_DRAW_BITS 53
+#define LF_ALWAYS (1ULL << LF_DRAW_BITS)
+
+/* Draw domains: one per independent decision, so decisions never share a number
+ * (link_fast/draws.py's DOMAIN_* are pinned to these). */
 #define LF_DOMAIN_DOCUMENT  1u
 #define LF_DOMAIN_DOC_LANG  2u
 #define LF_DOMAIN_REPLACE   3u
@@ -49,10 +58,10 @@ static inline uint64_t lf_draw(uint64_t base, uint64_t domain, uint64_t doc, uin
     return lf_draw_at(lf_draw_stream(base, domain, doc), cand);
 }
 
-/* True with probability threshold / 2^53; threshold 2^53 is "always". Integer
+/* True with probability threshold / 2^53; threshold LF_ALWAYS is "always". Integer
  * comparison keeps C and the Python reference bit-identical. */
 static inline int lf_bernoulli(uint64_t h, uint64_t threshold) {
-    return (h >> 11) < threshold;
+    return (h >> (64 - LF_DRAW_BITS)) < threshold;
 }
 
 /* Uniform integer in [0, n) for n < 2^32, by multiply-shift (no division). */

@@ -4,6 +4,9 @@ from libc.stdint cimport uint8_t, uint16_t, int32_t, uint32_t, int64_t, uint64_t
 cdef extern from "link_fast.h" nogil:
     uint32_t LF_WS_START, LF_GLUE_LEFT, LF_END_WORD, LF_SPECIAL, LF_HAS_WORD, LF_FUSES_RIGHT, LF_KEY_START
     uint64_t LF_DOMAIN_DOCUMENT, LF_DOMAIN_DOC_LANG, LF_DOMAIN_REPLACE, LF_DOMAIN_LANG, LF_DOMAIN_TRANSLATE
+    uint64_t LF_ALWAYS
+    int LF_DRAW_BITS
+    enum: LF_MAX_LANGUAGES
     uint64_t lf_mix64(uint64_t z) noexcept
     uint64_t lf_draw(uint64_t base, uint64_t domain, uint64_t doc, uint64_t cand) noexcept
     uint64_t lf_draw_stream(uint64_t base, uint64_t domain, uint64_t doc) noexcept
@@ -64,10 +67,11 @@ cdef struct Tables:
     const uint32_t *trans_tokens
     int32_t n_languages
 
-# Sampling options, resolved to integers in Python so C and the reference agree bit for bit.
-cdef struct Sampling:
+# Sampling options, resolved to integers in Python (link_fast/kernel_tables.py) so C and the
+# reference agree bit for bit.
+cdef struct SamplingParams:
     uint64_t base                 # stream base: mixes seed and stream key
-    uint64_t portion_threshold    # document eligible iff (draw >> 11) < threshold; 2^53 = always
+    uint64_t portion_threshold    # document eligible iff lf_bernoulli(draw, threshold); LF_ALWAYS = always
     uint64_t ratio_threshold      # same for each candidate (ratio_basis="candidates")
     double ratio                  # for ratio_basis="words", where the threshold is per document
     bint ratio_basis_words
@@ -75,16 +79,30 @@ cdef struct Sampling:
     uint32_t selected_mask        # languages in play (weight > 0)
     const uint32_t *lang_weight   # integer weight per language
 
+# What an Edit points at, one name per phase: a match's key; a planned edit's slot
+# (key * n_languages + lang, into key_trans_start); while resolving, the index into key_trans
+# and then the translation; a resolved edit's first token in trans_tokens. A union: the phases
+# never overlap, and the edit stays 48 bytes.
+cdef union EditTarget:
+    int64_t key
+    int64_t slot
+    int64_t translation
+    int64_t first_token
+
+# A planned edit's TRANSLATE draw, which picks among the slot's translations; once resolved,
+# the translation's length.
+cdef union EditLength:
+    uint64_t draw
+    int64_t n_tokens
+
 # A match of a key, or an edit, over source tokens [start, end). An edit's translation is
-# resolved after planning, in batches, so that its table lookups can be prefetched:
-# target goes slot (key * n_languages + lang) -> key_trans index -> translation -> its first
-# token in trans_tokens, and choice goes TRANSLATE draw -> translation length.
+# resolved after planning, in batches, so that its table lookups can be prefetched.
 cdef struct Edit:
     int64_t start
     int64_t end
     int64_t doc                   # document within the batch
-    int64_t target                # a match's key; an edit's translation, as above
-    uint64_t choice
+    EditTarget target
+    EditLength length
     int32_t lang
 
 cdef struct Edits:
@@ -100,4 +118,4 @@ cdef struct Counters:
     int64_t tokens_out
     int64_t bad_token_position    # first token id outside the vocabulary, or -1
     uint64_t max_emitted_id
-    int64_t substitutions[32]
+    int64_t substitutions[LF_MAX_LANGUAGES]

@@ -5,14 +5,34 @@ All without the GIL. ``plan_edits`` checks the ids, scans each document in two p
 leftmost-longest matches among them in the trie), draws the counter-based random decisions
 and records the edits; ``resolve_edits`` looks up the chosen translations for the whole batch
 with prefetching; ``render_edits`` copies the tokens with the edits applied into an output
-array sized exactly from the plan. Options are validated in Python (link_fast/substituter.py).
+array sized exactly from the plan. The tables and the sampling parameters are prepared in
+Python (link_fast/kernel_tables.py); this module only takes typed arrays and integers, and
+raises link_fast.errors.InputError for bad data. _kernel.pyi types it.
 """
 
 from libc.stdlib cimport malloc, realloc, free
 from libc.string cimport memcpy, memset
+from collections import namedtuple
+
 import numpy as np
 
-cdef uint64_t ALWAYS = 1ULL << 53
+from link_fast.errors import InputError
+
+# What substitute counted over a batch.
+Counts = namedtuple("Counts", "words candidates eligible_documents eligible_candidates tokens_in tokens_out substitutions")
+
+# The C constants, for Python: tokenizer.py's FLAG_* are these, the others are pinned by tests.
+FLAG_WS_START = LF_WS_START
+FLAG_GLUE_LEFT = LF_GLUE_LEFT
+FLAG_END_WORD = LF_END_WORD
+FLAG_SPECIAL = LF_SPECIAL
+FLAG_HAS_WORD = LF_HAS_WORD
+FLAG_FUSES_RIGHT = LF_FUSES_RIGHT
+FLAG_KEY_START = LF_KEY_START
+MAX_LANGUAGES = LF_MAX_LANGUAGES
+ALWAYS = LF_ALWAYS
+DOMAINS = {"document": LF_DOMAIN_DOCUMENT, "doc_lang": LF_DOMAIN_DOC_LANG, "replace": LF_DOMAIN_REPLACE,
+           "lang": LF_DOMAIN_LANG, "translate": LF_DOMAIN_TRANSLATE}
 # The most trie nodes the edge table can hold: a slot keeps (node << 1 | has children) in an
 # int32. Vocab.load refuses a larger trie.
 MAX_NODES = 1 << 30
@@ -34,12 +54,17 @@ cdef enum:
     SCAN_BLOCK = 1 << 16
 
 
-cdef inline int edits_push(Edits *edits, int64_t start, int64_t end, int64_t doc, int64_t target,
-                           uint64_t choice, int32_t lang) except -1 nogil:
-    if edits.size == edits.capacity:
-        edits_reserve(edits, edits.size + 1)
-    edits.data[edits.size] = Edit(start, end, doc, target, choice, lang)
-    edits.size += 1
+cdef inline int push_match(Edits *matches, int64_t start, int64_t end, int64_t doc, int32_t key) except -1 nogil:
+    cdef Edit *match
+    if matches.size == matches.capacity:
+        edits_reserve(matches, matches.size + 1)
+    match = &matches.data[matches.size]
+    match.start = start
+    match.end = end
+    match.doc = doc
+    match.target.key = key
+    match.lang = -1
+    matches.size += 1
     return 0
 
 
@@ -60,7 +85,7 @@ cdef int edits_reserve(Edits *edits, int64_t size) except -1 nogil:
     return 0
 
 
-cdef inline int32_t pick_language(const Sampling *s, int32_t n_languages, uint32_t available, uint64_t h) noexcept nogil:
+cdef inline int32_t pick_language(const SamplingParams *s, int32_t n_languages, uint32_t available, uint64_t h) noexcept nogil:
     """A language among the ``available`` bits, with probability proportional to its weight."""
     cdef uint64_t total = 0, cumulative = 0, r
     cdef int32_t lang
@@ -214,14 +239,14 @@ cdef int match_starts(const Tables *t, uint32_t selected, const token_in *tokens
                 break
         if best_key < 0:
             continue
-        edits_push(matches, i, best_end, doc, best_key, 0, -1)
+        push_match(matches, i, best_end, doc, best_key)
         if not t.all_keys_in_play or t.n_languages > 1:
             lf_prefetch(&t.key_lang_mask[best_key])  # read when sampling this match
         covered[0] = best_end
     return 0
 
 
-cdef int plan_edits(const Tables *t, const Sampling *s, const token_in *tokens, const int64_t *offsets,
+cdef int plan_edits(const Tables *t, const SamplingParams *s, const token_in *tokens, const int64_t *offsets,
                     int64_t n_docs, int64_t first_doc, Edits *edits, Counters *c) except -1 nogil:
     """Scan and sample every document; append the edits, translations not yet resolved."""
     cdef Edits matches = Edits(NULL, 0, 0)
@@ -232,6 +257,7 @@ cdef int plan_edits(const Tables *t, const Sampling *s, const token_in *tokens, 
     cdef int32_t doc_lang = -1, lang, key
     cdef uint32_t available, take
     cdef Edit match
+    cdef Edit *edit
     try:
         starts = <Start *> malloc(SCAN_BLOCK * sizeof(Start))
         if starts == NULL:
@@ -258,7 +284,7 @@ cdef int plan_edits(const Tables *t, const Sampling *s, const token_in *tokens, 
             threshold = s.ratio_threshold
             if s.ratio_basis_words and matches.size:
                 p = s.ratio * <double> words / <double> matches.size
-                threshold = ALWAYS if p >= 1.0 else <uint64_t> (p * 9007199254740992.0)
+                threshold = LF_ALWAYS if p >= 1.0 else <uint64_t> (p * <double> LF_ALWAYS)
             if s.lang_scope_document:
                 doc_lang = pick_language(s, t.n_languages, s.selected_mask,
                                          lf_draw(s.base, LF_DOMAIN_DOC_LANG, doc, 0))
@@ -271,7 +297,7 @@ cdef int plan_edits(const Tables *t, const Sampling *s, const token_in *tokens, 
             for m in range(matches.size):
                 take = lf_bernoulli(lf_draw_at(replace, m), threshold)
                 match = matches.data[m]
-                key = <int32_t> match.target
+                key = <int32_t> match.target.key
                 if s.lang_scope_document:
                     take &= (t.key_lang_mask[key] >> doc_lang) & 1
                     lang = doc_lang
@@ -280,8 +306,13 @@ cdef int plan_edits(const Tables *t, const Sampling *s, const token_in *tokens, 
                 else:
                     available = t.key_lang_mask[key] & s.selected_mask
                     lang = pick_language(s, t.n_languages, available, lf_draw_at(choose_lang, m))
-                edits.data[edits.size] = Edit(match.start, match.end, d, <int64_t> key * t.n_languages + lang,
-                                              lf_draw_at(translate, m), lang)
+                edit = &edits.data[edits.size]
+                edit.start = match.start
+                edit.end = match.end
+                edit.doc = d
+                edit.target.slot = <int64_t> key * t.n_languages + lang
+                edit.length.draw = lf_draw_at(translate, m)
+                edit.lang = lang
                 edits.size += take
                 c.substitutions[lang] += take
     finally:
@@ -291,28 +322,29 @@ cdef int plan_edits(const Tables *t, const Sampling *s, const token_in *tokens, 
 
 
 cdef void resolve_edits(const Tables *t, Edit *edits, int64_t n) noexcept nogil:
-    """Turn each edit's (slot, draw) into (first translation token, length).
+    """Turn each edit's (target.slot, length.draw) into (target.first_token, length.n_tokens).
 
     One pass per dependent lookup, each prefetching AHEAD edits on: the lookups of different
     edits are independent, so their cache misses overlap instead of adding up.
     """
-    cdef int64_t e, first, trans
+    cdef int64_t e, first, slot, trans
     for e in range(n):
         if e + AHEAD < n:
-            lf_prefetch(&t.key_trans_start[edits[e + AHEAD].target])
-        first = t.key_trans_start[edits[e].target]
-        edits[e].target = first + <int64_t> lf_below(
-            edits[e].choice, <uint64_t> (t.key_trans_start[edits[e].target + 1] - first))
+            lf_prefetch(&t.key_trans_start[edits[e + AHEAD].target.slot])
+        slot = edits[e].target.slot
+        first = t.key_trans_start[slot]
+        edits[e].target.translation = first + <int64_t> lf_below(
+            edits[e].length.draw, <uint64_t> (t.key_trans_start[slot + 1] - first))
     for e in range(n):
         if e + AHEAD < n:
-            lf_prefetch(&t.key_trans[edits[e + AHEAD].target])
-        edits[e].target = t.key_trans[edits[e].target]
+            lf_prefetch(&t.key_trans[edits[e + AHEAD].target.translation])
+        edits[e].target.translation = t.key_trans[edits[e].target.translation]
     for e in range(n):
         if e + AHEAD < n:
-            lf_prefetch(&t.trans_offsets[edits[e + AHEAD].target])
-        trans = edits[e].target
-        edits[e].target = t.trans_offsets[trans]
-        edits[e].choice = <uint64_t> (t.trans_offsets[trans + 1] - t.trans_offsets[trans])
+            lf_prefetch(&t.trans_offsets[edits[e + AHEAD].target.translation])
+        trans = edits[e].target.translation
+        edits[e].target.first_token = t.trans_offsets[trans]
+        edits[e].length.n_tokens = t.trans_offsets[trans + 1] - t.trans_offsets[trans]
 
 
 cdef int64_t output_offsets(const int64_t *offsets, int64_t n_docs, const Edit *edits, int64_t n,
@@ -322,7 +354,7 @@ cdef int64_t output_offsets(const int64_t *offsets, int64_t n_docs, const Edit *
     out_offsets[0] = 0
     for d in range(n_docs):
         while e < n and edits[e].doc == d:
-            change += <int64_t> edits[e].choice - (edits[e].end - edits[e].start)
+            change += edits[e].length.n_tokens - (edits[e].end - edits[e].start)
             e += 1
         out_offsets[d + 1] = offsets[d + 1] - offsets[0] + change
     return out_offsets[n_docs]
@@ -338,7 +370,7 @@ cdef uint64_t render_edits(const Tables *t, const token_in *tokens, int64_t begi
     cdef Edit edit
     for e in range(n):
         if e + AHEAD < n:
-            lf_prefetch(&t.trans_tokens[edits[e + AHEAD].target])
+            lf_prefetch(&t.trans_tokens[edits[e + AHEAD].target.first_token])
         edit = edits[e]
         if sizeof(token_in) == sizeof(token_out):  # same width: ids < vocab size are the same bits
             memcpy(out + w, tokens + pos, (edit.start - pos) * sizeof(token_out))
@@ -348,8 +380,8 @@ cdef uint64_t render_edits(const Tables *t, const token_in *tokens, int64_t begi
                 out[w] = <token_out> tokens[p]
                 w += 1
         if mask != NULL:
-            memset(mask + w, 1, edit.choice)
-        for q in range(edit.target, edit.target + <int64_t> edit.choice):
+            memset(mask + w, 1, edit.length.n_tokens)
+        for q in range(edit.target.first_token, edit.target.first_token + edit.length.n_tokens):
             token = t.trans_tokens[q]
             largest = max(largest, <uint64_t> token)
             out[w] = <token_out> token
@@ -362,54 +394,38 @@ cdef uint64_t render_edits(const Tables *t, const token_in *tokens, int64_t begi
 
 
 cdef class KernelTables:
-    """Holds a Vocab's arrays (keeping them alive) and the C view of them."""
+    """The C view of a vocabulary's tables for one set of languages in play, keeping the arrays
+    alive. Built by link_fast.kernel_tables.kernel_tables, which prepares the arrays."""
 
     cdef Tables tables
     cdef object _keep
 
-    def __cinit__(self, dict arrays, tuple edge_table, int n_languages, uint32_t selected_mask):
-        cdef const uint8_t[::1] flags
-        cdef const int32_t[::1] node_key = arrays["node_key"]
-        cdef const int32_t[::1] node_edge_start = arrays["node_edge_start"]
-        cdef const int32_t[::1] node_edge_count = arrays["node_edge_count"]
-        cdef const uint32_t[::1] edge_token = arrays["edge_token"]
-        cdef const int32_t[::1] edge_node = arrays["edge_node"]
-        cdef const uint32_t[::1] key_lang_mask = arrays["key_lang_mask"]
-        cdef const int64_t[::1] key_trans_start = arrays["key_trans_start"]
-        cdef const int32_t[::1] key_trans = arrays["key_trans"]
-        cdef const int64_t[::1] trans_offsets = arrays["trans_offsets"]
-        cdef const uint32_t[::1] trans_tokens = arrays["trans_tokens"]
-        cdef const int32_t[:, ::1] edge_slots = edge_table[0]
-        # The root entries depend on which languages are in play: one table per Substituter.
-        root = np.asarray(arrays["root_child"])
-        has_node = root >= 0
-        node_of = np.where(has_node, root, 0)
-        first_key = np.where(has_node, np.asarray(arrays["node_key"])[node_of], -1)
-        in_play = (first_key >= 0) & ((np.asarray(arrays["key_lang_mask"])[np.maximum(first_key, 0)]
-                                       & selected_mask) != 0) if len(arrays["key_lang_mask"]) else has_node & False
-        entries = np.empty((len(root), 2), dtype=np.int32)
-        entries[:, 0] = np.where(in_play, first_key, -1)
-        entries[:, 1] = np.where(has_node & (np.asarray(arrays["node_edge_count"])[node_of] > 0), root, -1)
-        cdef const int32_t[:, ::1] entries_view = entries
-        # The kernel's own copy of the flags marks the tokens that may start a match (a
-        # single-token key in play, or phrase children), so that the first pass of the scan
-        # reads one small table. A vocabulary's own flags never use that bit: cleared anyway.
-        may_start = (entries[:, 0] >= 0) | (entries[:, 1] >= 0)
-        scan_flags = (np.asarray(arrays["flags"]) & np.uint8(0xFF ^ LF_KEY_START)) | np.where(
-            may_start, np.uint8(LF_KEY_START), np.uint8(0))
-        flags = scan_flags
-        self._keep = (arrays, entries, edge_table, scan_flags)
-        self.tables.edge_table = <const lf_edge_slot *> &edge_slots[0, 0]
-        self.tables.edge_table_bits = edge_table[1]
-        self.tables.all_keys_in_play = bool(np.all(np.asarray(arrays["key_lang_mask"]) & selected_mask))
-        self.tables.root = <const RootEntry *> &entries_view[0, 0]
-        self.tables.flags = &flags[0]
-        self.tables.vocab_size = flags.shape[0]
-        self.tables.node_key = &node_key[0]
-        self.tables.node_edge_start = &node_edge_start[0]
-        self.tables.node_edge_count = &node_edge_count[0]
+    def __cinit__(self, *, const uint8_t[::1] scan_flags, const int32_t[:, ::1] root,
+                  const int32_t[::1] node_key, const int32_t[::1] node_edge_start,
+                  const int32_t[::1] node_edge_count, const uint32_t[::1] edge_token,
+                  const int32_t[::1] edge_node, const int32_t[:, ::1] edge_table, uint32_t edge_table_bits,
+                  const uint32_t[::1] key_lang_mask, const int64_t[::1] key_trans_start,
+                  const int32_t[::1] key_trans, const int64_t[::1] trans_offsets,
+                  const uint32_t[::1] trans_tokens, int32_t n_languages, bint all_keys_in_play):
+        if not 1 <= n_languages <= LF_MAX_LANGUAGES:
+            raise ValueError(f"between 1 and {LF_MAX_LANGUAGES} languages are supported, got {n_languages}")
+        if root.shape[0] != scan_flags.shape[0] or root.shape[1] != 2:
+            raise ValueError("root must have one (key, descend) row per token of scan_flags")
+        if edge_table.shape[0] != (<int64_t> 1 << edge_table_bits) * LF_BUCKET_SLOTS or edge_table.shape[1] != 4:
+            raise ValueError("edge_table must have 2**edge_table_bits buckets of LF_BUCKET_SLOTS (node, token, child, child_key) rows")
+        self._keep = (scan_flags, root, node_key, node_edge_start, node_edge_count, edge_token, edge_node,
+                      edge_table, key_lang_mask, key_trans_start, key_trans, trans_offsets, trans_tokens)
+        self.tables.flags = &scan_flags[0] if scan_flags.shape[0] else NULL
+        self.tables.vocab_size = scan_flags.shape[0]
+        self.tables.root = <const RootEntry *> &root[0, 0] if root.shape[0] else NULL
+        self.tables.node_key = &node_key[0] if node_key.shape[0] else NULL
+        self.tables.node_edge_start = &node_edge_start[0] if node_edge_start.shape[0] else NULL
+        self.tables.node_edge_count = &node_edge_count[0] if node_edge_count.shape[0] else NULL
         self.tables.edge_token = &edge_token[0] if edge_token.shape[0] else NULL
         self.tables.edge_node = &edge_node[0] if edge_node.shape[0] else NULL
+        self.tables.edge_table = <const lf_edge_slot *> &edge_table[0, 0]
+        self.tables.edge_table_bits = edge_table_bits
+        self.tables.all_keys_in_play = all_keys_in_play
         self.tables.key_lang_mask = &key_lang_mask[0] if key_lang_mask.shape[0] else NULL
         self.tables.key_trans_start = &key_trans_start[0]
         self.tables.key_trans = &key_trans[0] if key_trans.shape[0] else NULL
@@ -417,27 +433,64 @@ cdef class KernelTables:
         self.tables.trans_tokens = &trans_tokens[0] if trans_tokens.shape[0] else NULL
         self.tables.n_languages = n_languages
 
+    @property
+    def vocab_size(self):
+        return self.tables.vocab_size
 
-def substitute(KernelTables tables, const token_in[::1] tokens, const int64_t[::1] offsets,
-               int64_t first_doc, dict sampling, object out_dtype, bint want_mask):
-    """Plan, resolve, render. Returns (out_tokens, out_offsets, mask or None, counters dict).
+    @property
+    def n_languages(self):
+        return self.tables.n_languages
 
-    ``offsets`` must be non-decreasing and within ``tokens`` (checked by the caller). Bad data
-    is reported through the counters, for the caller to raise on: a token id outside the
-    vocabulary (``bad_token_position`` >= 0) or an emitted id too large for ``out_dtype``
-    (``max_emitted_id``). In both cases the arrays are None: no truncated ids can escape.
+
+cdef class KernelSampling:
+    """The sampling parameters as the kernel reads them, resolved to integers by
+    link_fast.kernel_tables.kernel_sampling."""
+
+    cdef SamplingParams params
+    cdef Py_ssize_t n_weights
+    cdef object _keep
+
+    def __cinit__(self, *, uint64_t base, uint64_t portion_threshold, uint64_t ratio_threshold, double ratio,
+                  bint ratio_basis_words, bint lang_scope_document, uint32_t selected_mask,
+                  const uint32_t[::1] lang_weight):
+        if lang_weight.shape[0] == 0 or lang_weight.shape[0] > LF_MAX_LANGUAGES:
+            raise ValueError(f"lang_weight needs 1 to {LF_MAX_LANGUAGES} weights, got {lang_weight.shape[0]}")
+        cdef Py_ssize_t lang, n = lang_weight.shape[0]
+        if selected_mask == 0 or (n < 32 and selected_mask >> n):
+            raise ValueError("selected_mask must select some of the lang_weight languages and no others")
+        for lang in range(n):
+            if (selected_mask >> lang) & 1 and lang_weight[lang] == 0:
+                raise ValueError(f"selected language {lang} has weight 0")
+        self._keep = lang_weight
+        self.n_weights = n
+        self.params.base = base
+        self.params.portion_threshold = portion_threshold
+        self.params.ratio_threshold = ratio_threshold
+        self.params.ratio = ratio
+        self.params.ratio_basis_words = ratio_basis_words
+        self.params.lang_scope_document = lang_scope_document
+        self.params.selected_mask = selected_mask
+        self.params.lang_weight = &lang_weight[0]
+
+    @property
+    def base(self):
+        return self.params.base
+
+    @property
+    def lang_weight(self):
+        return np.asarray(self._keep)
+
+
+def substitute(KernelTables tables not None, KernelSampling sampling not None, const token_in[::1] tokens,
+               const int64_t[::1] offsets, int64_t first_doc, object out_dtype, bint want_mask):
+    """Plan, resolve, render. Returns (out_tokens, out_offsets, mask or None, counters).
+
+    ``offsets`` must be non-decreasing and within ``tokens`` (checked by the caller). Raises
+    InputError for a token id outside the vocabulary or an emitted translation id that does
+    not fit ``out_dtype``: no truncated ids can escape.
     """
-    cdef const uint32_t[::1] weights = sampling["lang_weight"]
-    cdef Sampling s
-    s.base = sampling["base"]
-    s.portion_threshold = sampling["portion_threshold"]
-    s.ratio_threshold = sampling["ratio_threshold"]
-    s.ratio = sampling["ratio"]
-    s.ratio_basis_words = sampling["ratio_basis_words"]
-    s.lang_scope_document = sampling["lang_scope_document"]
-    s.selected_mask = sampling["selected_mask"]
-    s.lang_weight = &weights[0]
-
+    if sampling.n_weights != tables.tables.n_languages:
+        raise ValueError(f"the sampling weighs {sampling.n_weights} languages, the tables have {tables.tables.n_languages}")
     cdef int64_t n_docs = offsets.shape[0] - 1
     out_offsets = np.empty(n_docs + 1, dtype=np.int64)
     cdef int64_t[::1] out_offsets_view = out_offsets
@@ -450,27 +503,20 @@ def substitute(KernelTables tables, const token_in[::1] tokens, const int64_t[::
         with nogil:
             c.bad_token_position = first_bad_token(token_ptr, begin, finish, tables.tables.vocab_size)
             if c.bad_token_position < 0:
-                plan_edits(&tables.tables, &s, token_ptr, &offsets[0], n_docs, first_doc, &edits, &c)
+                plan_edits(&tables.tables, &sampling.params, token_ptr, &offsets[0], n_docs, first_doc, &edits, &c)
                 resolve_edits(&tables.tables, edits.data, edits.size)
                 c.tokens_out = output_offsets(&offsets[0], n_docs, edits.data, edits.size, &out_offsets_view[0])
-        out = mask = None
-        if c.bad_token_position < 0:
-            out = np.empty(c.tokens_out, dtype=out_dtype)
-            mask = np.zeros(c.tokens_out, dtype=np.uint8) if want_mask else None
-            c.max_emitted_id = _render(&tables.tables, token_ptr, begin, finish, &edits, out, mask)
-        counters = {
-            "words": c.words,
-            "candidates": c.candidates,
-            "eligible_documents": c.eligible_documents,
-            "eligible_candidates": c.eligible_candidates,
-            "tokens_in": finish - begin,
-            "tokens_out": c.tokens_out,
-            "max_emitted_id": c.max_emitted_id,
-            "bad_token_position": c.bad_token_position,
-            "substitutions": [c.substitutions[i] for i in range(tables.tables.n_languages)],
-        }
-        if c.bad_token_position >= 0 or c.max_emitted_id > <uint64_t> np.iinfo(out_dtype).max:
-            return None, None, None, counters
+        if c.bad_token_position >= 0:
+            raise InputError(f"token id {tokens[c.bad_token_position]} at position {c.bad_token_position} is "
+                             f"outside the vocabulary of {tables.tables.vocab_size} ids")
+        out = np.empty(c.tokens_out, dtype=out_dtype)
+        mask = np.zeros(c.tokens_out, dtype=np.uint8) if want_mask else None
+        c.max_emitted_id = _render(&tables.tables, token_ptr, begin, finish, &edits, out, mask)
+        if c.max_emitted_id > <uint64_t> np.iinfo(out.dtype).max:
+            raise InputError(f"a translation token id ({c.max_emitted_id}) does not fit {out.dtype}: "
+                             f"choose a wider output dtype (--out-dtype int32)")
+        counters = Counts(c.words, c.candidates, c.eligible_documents, c.eligible_candidates, finish - begin,
+                          c.tokens_out, [c.substitutions[i] for i in range(tables.tables.n_languages)])
         return out, out_offsets, mask, counters
     finally:
         free(edits.data)
@@ -566,20 +612,38 @@ def build_edge_table(dict arrays):
     return table, bits
 
 
-def lookup_edges(tuple edge_table, const uint32_t[::1] nodes, const uint32_t[::1] tokens):
-    """The (child, child_key) of each edge (nodes[i], tokens[i]) in a build_edge_table table,
-    or (-1, -1) where there is none. For tests: the kernel makes the same lookups inline."""
-    cdef const int32_t[:, ::1] slots = edge_table[0]
-    cdef uint32_t bits = edge_table[1]
-    if nodes.shape[0] != tokens.shape[0]:
-        raise ValueError("nodes and tokens differ in length")
-    found = np.full((nodes.shape[0], 2), -1, dtype=np.int32)
-    cdef int32_t[:, ::1] out = found
-    cdef const lf_edge_slot *slot
+def draws(uint64_t base, uint64_t domain, uint64_t doc, int64_t count, uint64_t first=0):
+    """``lf_draw(base, domain, doc, c)`` for c in range(first, first + count), as uint64: the
+    draws text mode makes, from the same C as token mode's."""
+    if count < 0:
+        raise ValueError(f"count must be >= 0, got {count}")
+    out = np.empty(count, dtype=np.uint64)
+    cdef uint64_t[::1] view = out
+    cdef uint64_t stream = lf_draw_stream(base, domain, doc)
+    cdef int64_t i
+    with nogil:
+        for i in range(count):
+            view[i] = lf_draw_at(stream, first + <uint64_t> i)
+    return out
+
+
+def draws_at(uint64_t base, uint64_t domain, uint64_t doc, const uint64_t[::1] candidates):
+    """``lf_draw(base, domain, doc, c)`` for each c of ``candidates``, as uint64."""
+    out = np.empty(candidates.shape[0], dtype=np.uint64)
+    cdef uint64_t[::1] view = out
+    cdef uint64_t stream = lf_draw_stream(base, domain, doc)
     cdef Py_ssize_t i
-    for i in range(nodes.shape[0]):
-        slot = lf_find_edge(<const lf_edge_slot *> &slots[0, 0], bits, nodes[i], tokens[i])
-        if slot != NULL:
-            out[i, 0] = slot.child
-            out[i, 1] = slot.child_key
-    return found
+    with nogil:
+        for i in range(candidates.shape[0]):
+            view[i] = lf_draw_at(stream, candidates[i])
+    return out
+
+
+def draw(uint64_t base, uint64_t domain, uint64_t doc, uint64_t cand):
+    """``lf_draw``: one 64-bit draw."""
+    return lf_draw(base, domain, doc, cand)
+
+
+def mix64(uint64_t z):
+    """``lf_mix64``: SplitMix64's finaliser."""
+    return lf_mix64(z)

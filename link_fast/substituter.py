@@ -2,43 +2,27 @@
 
 from __future__ import annotations
 
-import hashlib
 from dataclasses import dataclass, field
-from typing import Literal, Mapping, Sequence
+from typing import Any, Literal, Sequence
 
 import numpy as np
 
-from ._kernel import KernelTables, substitute
+from ._kernel import substitute
 from .errors import InputError
+from .kernel_tables import kernel_sampling, kernel_tables
+from .sampling import Sampling
 from .vocab import Vocab
 
-MASK64 = (1 << 64) - 1
-ALWAYS = 1 << 53  # a Bernoulli threshold that always succeeds (draws keep 53 bits)
-WEIGHT_SCALE = 1 << 24  # language weights become integers up to this
 TOKEN_DTYPES = (np.dtype(np.uint16), np.dtype(np.int32), np.dtype(np.uint32))
-
-
-def mix64(z: int) -> int:
-    """SplitMix64's finaliser, as ``lf_mix64`` in csrc/link_fast.h."""
-    z = ((z ^ (z >> 30)) * 0xBF58476D1CE4E5B9) & MASK64
-    z = ((z ^ (z >> 27)) * 0x94D049BB133111EB) & MASK64
-    return z ^ (z >> 31)
-
-
-def stream_base(seed: int, stream_key: str) -> int:
-    """The 64-bit base every draw of one stream starts from: seed and stream key mixed."""
-    digest = hashlib.blake2b(stream_key.encode("utf-8"), digest_size=8).digest()
-    return mix64((seed & MASK64) ^ mix64(int.from_bytes(digest, "little")))
-
-
-def probability_threshold(p: float) -> int:
-    """Bernoulli threshold on 53-bit draws for probability ``p`` (same arithmetic as the kernel)."""
-    return ALWAYS if p >= 1.0 else int(p * 9007199254740992.0)
 
 
 @dataclass
 class Stats:
-    """Counts for one batch, shard or run; ``+`` adds them up."""
+    """Counts for one batch, shard or run; ``+`` adds them up.
+
+    ``size_in`` / ``size_out`` measure the input and output in ``unit``: tokens in token mode,
+    characters in text mode; ``to_dict`` names them after the unit (``UNITS``).
+    """
 
     languages: tuple[str, ...]
     documents: int = 0
@@ -46,9 +30,43 @@ class Stats:
     words: int = 0
     candidates: int = 0
     eligible_candidates: int = 0
-    tokens_in: int = 0
-    tokens_out: int = 0
+    size_in: int = 0
+    size_out: int = 0
     substitutions: dict[str, int] = field(default_factory=dict)
+    unit: Literal["tokens", "characters"] = "tokens"
+
+    def __post_init__(self) -> None:
+        if self.unit not in UNITS:
+            raise ValueError(f"unit must be one of {', '.join(UNITS)}, got {self.unit!r}")
+
+    @classmethod
+    def zero(cls, languages: Sequence[str], unit: Literal["tokens", "characters"] = "tokens") -> "Stats":
+        """Nothing counted yet, with a 0 for every language: the start of a sum."""
+        return cls(tuple(languages), substitutions={lang: 0 for lang in languages}, unit=unit)
+
+    # Token mode's names, kept; reading or setting them on statistics in characters is an error.
+    @property
+    def tokens_in(self) -> int:
+        return self._size("tokens", self.size_in)
+
+    @tokens_in.setter
+    def tokens_in(self, value: int) -> None:
+        self._size("tokens", value)
+        self.size_in = value
+
+    @property
+    def tokens_out(self) -> int:
+        return self._size("tokens", self.size_out)
+
+    @tokens_out.setter
+    def tokens_out(self, value: int) -> None:
+        self._size("tokens", value)
+        self.size_out = value
+
+    def _size(self, unit: str, size: int) -> int:
+        if self.unit != unit:
+            raise AttributeError(f"these statistics count {self.unit}, not {unit}: use size_in / size_out")
+        return size
 
     @property
     def total_substitutions(self) -> int:
@@ -57,6 +75,8 @@ class Stats:
     def __add__(self, other: "Stats") -> "Stats":
         if self.languages != other.languages:
             raise ValueError("cannot add statistics of different language sets")
+        if self.unit != other.unit:
+            raise ValueError(f"cannot add statistics in {self.unit} to statistics in {other.unit}")
         return Stats(
             self.languages,
             self.documents + other.documents,
@@ -64,9 +84,10 @@ class Stats:
             self.words + other.words,
             self.candidates + other.candidates,
             self.eligible_candidates + other.eligible_candidates,
-            self.tokens_in + other.tokens_in,
-            self.tokens_out + other.tokens_out,
+            self.size_in + other.size_in,
+            self.size_out + other.size_out,
             {l: self.substitutions.get(l, 0) + other.substitutions.get(l, 0) for l in self.languages},
+            self.unit,
         )
 
     def to_dict(self) -> dict:
@@ -78,9 +99,13 @@ class Stats:
             "eligible_candidates": self.eligible_candidates,
             "substitutions": dict(self.substitutions),
             "total_substitutions": self.total_substitutions,
-            "tokens_in": self.tokens_in,
-            "tokens_out": self.tokens_out,
+            UNITS[self.unit][0]: self.size_in,
+            UNITS[self.unit][1]: self.size_out,
         }
+
+
+# The unit of Stats.size_in / size_out, and their names in to_dict (what run records hold).
+UNITS = {"tokens": ("tokens_in", "tokens_out"), "characters": ("chars_in", "chars_out")}
 
 
 @dataclass
@@ -101,40 +126,17 @@ class Substituter:
     index of its first document as ``first_doc``.
     """
 
-    def __init__(
-        self,
-        vocab: Vocab,
-        *,
-        ratio: float = 0.3,
-        portion: float = 1.0,
-        seed: int = 0,
-        languages: Mapping[str, float] | None = None,
-        ratio_basis: Literal["candidates", "words"] = "candidates",
-        lang_scope: Literal["word", "document"] = "word",
-        stream_key: str = "",
-    ):
-        config = checked_config(vocab.languages, ratio=ratio, portion=portion, seed=seed, languages=languages,
-                                ratio_basis=ratio_basis, lang_scope=lang_scope, stream_key=stream_key)
+    def __init__(self, vocab: Vocab, sampling: Sampling | None = None, **options: Any):
+        """``sampling``, or its options as keywords (``Sampling``'s fields); ``stream_key``
+        None means ``""``."""
         self.vocab = vocab
-        self.ratio, self.portion, self.seed = config["ratio"], config["portion"], config["seed"]
-        self.ratio_basis, self.lang_scope = config["ratio_basis"], config["lang_scope"]
-        self.stream_key, self.languages = config["stream_key"], config["languages"]
-        weights = np.asarray(integer_weights(vocab.languages, self.languages), dtype=np.uint32)
-        self.sampling = {
-            "base": stream_base(seed, self.stream_key),
-            "portion_threshold": probability_threshold(self.portion),
-            "ratio_threshold": probability_threshold(self.ratio),
-            "ratio": self.ratio,
-            "ratio_basis_words": ratio_basis == "words",
-            "lang_scope_document": lang_scope == "document",
-            "selected_mask": sum(1 << vocab.languages.index(lang) for lang in self.languages),
-            "lang_weight": weights,
-        }
-        self._tables = KernelTables(vocab.tables, vocab.edge_table, len(vocab.languages), self.sampling["selected_mask"])
+        self.sampling = Sampling.from_options(sampling, **options).for_languages(vocab.languages)
+        self._tables = kernel_tables(vocab, self.sampling)
+        self._sampling = kernel_sampling(vocab.languages, self.sampling)
 
     def config(self) -> dict:
         """The options that determine the output (for statistics files and resume checks)."""
-        return config_of(self)
+        return self.sampling.to_dict()
 
     def apply(
         self,
@@ -174,86 +176,19 @@ class Substituter:
             if len(span) and span.max() > limit:
                 position = int(offsets[0] + np.argmax(span > limit))
                 raise InputError(f"token id {int(tokens[position])} at position {position} does not fit {dtype}: "
-                                 f"choose a wider output dtype (int32)")
-        out, out_offsets, out_mask, counters = substitute(
-            self._tables, tokens, offsets, int(first_doc), self.sampling, dtype, bool(mask)
+                                 f"choose a wider output dtype (--out-dtype int32)")
+        out, out_offsets, out_mask, counts = substitute(
+            self._tables, self._sampling, tokens, offsets, int(first_doc), dtype, bool(mask)
         )
-        if counters["bad_token_position"] >= 0:
-            position = counters["bad_token_position"]
-            raise InputError(
-                f"token id {int(tokens[position])} at position {position} is outside the vocabulary "
-                f"of {self.vocab.vocab_size} ids"
-            )
-        if counters["max_emitted_id"] > np.iinfo(dtype).max:
-            raise InputError(
-                f"a translation token id ({counters['max_emitted_id']}) does not fit {dtype}: "
-                f"choose a wider output dtype (int32)"
-            )
-        languages = self.vocab.languages
         stats = Stats(
-            languages,
+            self.vocab.languages,
             documents=len(offsets) - 1,
-            eligible_documents=counters["eligible_documents"],
-            words=counters["words"],
-            candidates=counters["candidates"],
-            eligible_candidates=counters["eligible_candidates"],
-            tokens_in=counters["tokens_in"],
-            tokens_out=counters["tokens_out"],
-            substitutions=dict(zip(languages, counters["substitutions"])),
+            eligible_documents=counts.eligible_documents,
+            words=counts.words,
+            candidates=counts.candidates,
+            eligible_candidates=counts.eligible_candidates,
+            size_in=counts.tokens_in,
+            size_out=counts.tokens_out,
+            substitutions=dict(zip(self.vocab.languages, counts.substitutions)),
         )
         return Result(out, out_offsets, out_mask, stats)
-
-
-def checked_config(available: Sequence[str], *, ratio, portion, seed, languages, ratio_basis, lang_scope,
-                   stream_key="") -> dict:
-    """The sampling options checked (InputError for a bad one) and normalised, languages
-    resolved against ``available``: what determines the output, as statistics files record it.
-    Token mode, text mode and the runners all go through here."""
-    for name, value in (("ratio", ratio), ("portion", portion)):
-        if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0.0 <= float(value) <= 1.0:
-            raise InputError(f"{name} must be a number in [0, 1], got {value!r}")
-    if ratio_basis not in ("candidates", "words"):
-        raise InputError(f"ratio_basis must be 'candidates' or 'words', got {ratio_basis!r}")
-    if lang_scope not in ("word", "document"):
-        raise InputError(f"lang_scope must be 'word' or 'document', got {lang_scope!r}")
-    if not isinstance(seed, int) or not 0 <= seed <= MASK64:
-        raise InputError(f"seed must be an integer in [0, 2**64), got {seed!r}")
-    return {"ratio": float(ratio), "portion": float(portion), "seed": seed,
-            "languages": resolve_languages(tuple(available), languages), "ratio_basis": ratio_basis,
-            "lang_scope": lang_scope, "stream_key": str(stream_key)}
-
-
-def config_of(substituter) -> dict:
-    """``checked_config``'s dict of a Substituter or TextSubstituter."""
-    return {"ratio": substituter.ratio, "portion": substituter.portion, "seed": substituter.seed,
-            "languages": dict(substituter.languages), "ratio_basis": substituter.ratio_basis,
-            "lang_scope": substituter.lang_scope, "stream_key": substituter.stream_key}
-
-
-def integer_weights(available: Sequence[str], languages: Mapping[str, float]) -> list[int]:
-    """Per language of ``available``: its weight as an integer up to WEIGHT_SCALE, 0 if not in
-    play. Integers keep the kernel and the Python reference bit-identical."""
-    top = max(languages.values())
-    weights = [0] * len(available)
-    for lang, weight in languages.items():
-        weights[list(available).index(lang)] = max(1, round(weight / top * WEIGHT_SCALE))
-    return weights
-
-
-def resolve_languages(available: tuple[str, ...], languages: Mapping[str, float] | None) -> dict[str, float]:
-    """Validate the language weights: None means every language of the vocabulary, equally."""
-    if languages is None:
-        return {lang: 1.0 for lang in available}
-    if not isinstance(languages, Mapping) or not languages:
-        raise InputError(f"languages must be a non-empty mapping of language to weight, got {languages!r}")
-    resolved = {}
-    for lang, weight in languages.items():
-        if lang not in available:
-            raise InputError(f"language {lang!r} is not in the vocabulary (it has {', '.join(available)})")
-        if not isinstance(weight, (int, float)) or not weight >= 0 or weight == float("inf"):
-            raise InputError(f"weight of language {lang!r} must be a finite number >= 0, got {weight!r}")
-        if weight > 0:
-            resolved[lang] = float(weight)
-    if not resolved:
-        raise InputError("at least one language needs a weight > 0")
-    return resolved

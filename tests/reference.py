@@ -1,16 +1,19 @@
-"""A plain-Python implementation of DESIGN.md §3, the oracle the kernel is tested against.
+"""A plain-Python implementation of docs/DESIGN.md §3–§5, the oracle the kernel is tested against.
 
 It shares no code with the kernel: no trie (keys are a dict of token tuples, tried longest
-first), no C; only ``stream_base`` (seed and stream-key hashing, plain Python) is imported.
+first), no C, its own draws and stream base (tests/data/draws_kat.csv pins both to the
+kernel's, see tests/test_kernel.py).
 """
 
 from __future__ import annotations
 
-from link_fast.substituter import MASK64, stream_base
+import hashlib
+
 from link_fast.tokenizer import FLAG_END_WORD, FLAG_FUSES_RIGHT, FLAG_GLUE_LEFT, FLAG_HAS_WORD, FLAG_WS_START
 
 DOMAIN_DOCUMENT, DOMAIN_DOC_LANG, DOMAIN_REPLACE, DOMAIN_LANG, DOMAIN_TRANSLATE = 1, 2, 3, 4, 5
 TWO_53 = 1 << 53
+MASK64 = (1 << 64) - 1
 
 
 def mix64(z):
@@ -25,8 +28,13 @@ def draw(base, domain, doc, cand):
     return mix64((h + cand) & MASK64)
 
 
+def stream_base(seed, stream_key):
+    digest = hashlib.blake2b(stream_key.encode("utf-8"), digest_size=8).digest()
+    return mix64(seed ^ mix64(int.from_bytes(digest, "little")))
+
+
 def chance(h, p):
-    threshold = TWO_53 if p >= 1.0 else int(p * 9007199254740992.0)
+    threshold = TWO_53 if p >= 1.0 else int(p * TWO_53)
     return (h >> 11) < threshold
 
 

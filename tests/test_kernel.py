@@ -2,16 +2,21 @@
 
 from __future__ import annotations
 
+import csv
+from pathlib import Path
+
 import numpy as np
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from link_fast import Substituter, Vocab
+from link_fast import Substituter, Vocab, draws
+from link_fast.draws import integer_weights
 from link_fast.errors import InputError
 from link_fast.tokenizer import FLAG_SPECIAL
 from link_fast.vocab import Entry
 
+import reference
 from reference import Reference
 
 FLAG_VALUES = [0, 1, 2, 3, 4, 5, 6, 7, 16, 17, 18, 19, 20, 21, 22, 23, 32, 33, FLAG_SPECIAL]
@@ -84,7 +89,7 @@ options = st.fixed_dictionaries(
 def test_edge_table_holds_the_edges_of_the_first_two_levels_and_nothing_else(vocab_size, keys):
     """The bucketed hash table against the trie's arrays, with many edges per bucket so that
     full buckets spill into the next ones."""
-    from link_fast._kernel import build_edge_table, lookup_edges
+    from link_fast._kernel import build_edge_table
 
     keys = sorted({tuple(token % vocab_size for token in key) for key in keys})
     lexicon = {key: {0: [(0,)]} for key in keys}
@@ -105,8 +110,28 @@ def test_edge_table_holds_the_edges_of_the_first_two_levels_and_nothing_else(voc
     assert len(expected) == len({key[:n] for key in keys for n in (2, 3) if len(key) >= n})
     table = build_edge_table(tables)
     queries = [(node, token) for node in range(len(tables["node_key"])) for token in range(vocab_size)]
-    found = lookup_edges(table, *(np.array(column, dtype=np.uint32) for column in zip(*queries)))
-    assert {q: tuple(f) for q, f in zip(queries, found.tolist()) if f[0] >= 0} == expected
+    found = {query: lookup_edge(table, *query) for query in queries}
+    assert {q: f for q, f in found.items() if f is not None} == expected
+
+
+BUCKET_SLOTS = 4  # LF_BUCKET_SLOTS in csrc/link_fast.h
+
+
+def lookup_edge(edge_table, node, token):
+    """csrc/link_fast.h's lf_find_edge in Python: the (child, child_key) of edge (node, token),
+    or None. The edge is in its home bucket or, when that is full, in the next bucket that was
+    not full; a bucket whose last slot is empty ends the search."""
+    slots, bits = edge_table
+    buckets = slots.reshape(-1, BUCKET_SLOTS, 4)
+    bucket = (((node << 32) | token) * 0x9E3779B97F4A7C15 & (1 << 64) - 1) >> (64 - bits)
+    while True:
+        rows = buckets[bucket]
+        hit = np.flatnonzero((rows[:, 0].view(np.uint32) == node) & (rows[:, 1].view(np.uint32) == token))
+        if len(hit):
+            return int(rows[hit[0], 2]), int(rows[hit[0], 3])
+        if rows[-1, 2] < 0:
+            return None
+        bucket = (bucket + 1) % len(buckets)
 
 
 @settings(max_examples=400, deadline=None, suppress_health_check=[HealthCheck.too_slow])
@@ -123,7 +148,8 @@ def test_kernel_matches_reference(world, opts, data):
     dtype = data.draw(st.sampled_from([np.uint16, np.int32, np.uint32]))
     sub = Substituter(vocab, languages=languages, **opts)
 
-    int_weights = {vocab.languages.index(l): int(w) for l, w in zip(vocab.languages, sub.sampling["lang_weight"]) if w}
+    weights = integer_weights(vocab.languages, sub.sampling.languages)
+    int_weights = {lang: weight for lang, weight in enumerate(weights) if weight}
     ref = Reference(flags, lexicon, n_languages, weights=int_weights, **opts)
     want_docs, want_masks, want_stats = ref.apply(docs, first_doc)
 
@@ -297,3 +323,83 @@ def test_translation_ids_that_do_not_fit_uint16_raise_unless_widened():
     assert sub.apply(tokens, offsets, out_dtype=np.int32).tokens.tolist() == [69999, 2, 69999]
     # nothing emitted above the limit: uint16 is fine
     assert sub.apply(np.array([2, 2], dtype=np.uint16), np.array([0, 2])).tokens.dtype == np.uint16
+
+
+# -- constants and draws defined in C, pinned to their Python twins ---------------------------
+
+DATA = Path(__file__).parent / "data"
+
+
+def known_answers(name):
+    with open(DATA / name, newline="", encoding="utf-8") as f:
+        return list(csv.DictReader(f))
+
+
+def test_draws_match_the_known_answers_in_the_kernel_and_the_reference():
+    """As numpy.random pins its C generators: a table computed once, committed, and checked
+    against both implementations (the kernel's C and tests/reference.py)."""
+    rows = known_answers("draws_kat.csv")
+    for row in rows:
+        base, domain, doc, cand, want = (int(row[k]) for k in ("base", "domain", "doc", "cand", "draw"))
+        assert draws.draw(base, domain, doc, cand) == want
+        assert reference.draw(base, domain, doc, cand) == want
+        assert draws.draws_at(base, domain, doc, np.array([cand], dtype=np.uint64))[0] == want
+        if cand < 3:
+            assert draws.draws(base, domain, doc, 3)[cand] == want
+        assert draws.draws(base, domain, doc, 1, first=cand)[0] == want
+
+
+def test_stream_bases_match_the_known_answers():
+    for row in known_answers("stream_base_kat.csv"):
+        seed, key, want = int(row["seed"]), row["stream_key"], int(row["base"])
+        assert draws.stream_base(seed, key) == want
+        assert reference.stream_base(seed, key) == want
+
+
+def test_constants_defined_in_c_equal_their_python_twins():
+    from link_fast import _kernel, tokenizer, vocab
+
+    for name in ("WS_START", "GLUE_LEFT", "END_WORD", "SPECIAL", "HAS_WORD", "FUSES_RIGHT"):
+        assert getattr(tokenizer, f"FLAG_{name}") == getattr(_kernel, f"FLAG_{name}"), name
+    assert _kernel.FLAG_KEY_START & vocab.DEFINED_FLAGS == 0  # the kernel's own bit is free
+    assert vocab.MAX_LANGUAGES == _kernel.MAX_LANGUAGES
+    assert draws.ALWAYS == _kernel.ALWAYS == 2**53
+    assert {name: getattr(draws, f"DOMAIN_{name.upper()}") for name in _kernel.DOMAINS} == _kernel.DOMAINS
+    assert [draws.below(h, 7) for h in (0, 2**63, 2**64 - 1)] == [reference.below(h, 7) for h in (0, 2**63, 2**64 - 1)]
+
+
+def test_the_kernel_rejects_sampling_and_tables_that_do_not_fit():
+    vocab = make_vocab([1 | 4 | 16] * 4, {(1,): {0: [(2,)], 1: [(3,)]}}, 2)
+    sub = Substituter(vocab, ratio=1.0)
+    with pytest.raises(ValueError, match="weighs 1 languages"):
+        _kernel_substitute(sub, lang_weight=np.array([1], dtype=np.uint32), selected_mask=1)
+    with pytest.raises(ValueError, match="weight 0"):
+        _kernel_substitute(sub, lang_weight=np.array([1, 0], dtype=np.uint32), selected_mask=3)
+
+
+def _kernel_substitute(sub, **changes):
+    from link_fast._kernel import KernelSampling, substitute
+
+    params = dict(base=0, portion_threshold=draws.ALWAYS, ratio_threshold=draws.ALWAYS, ratio=1.0,
+                  ratio_basis_words=False, lang_scope_document=False, selected_mask=3,
+                  lang_weight=np.array([1, 1], dtype=np.uint32))
+    sampling = KernelSampling(**dict(params, **changes))
+    tokens = np.array([1, 2], dtype=np.uint16)
+    return substitute(sub._tables, sampling, tokens, np.array([0, 2], dtype=np.int64), 0, np.uint16, False)
+
+
+def test_stats_sum_from_zero_and_name_their_unit():
+    from link_fast.substituter import Stats
+
+    vocab = make_vocab([1 | 4 | 16] * 4, {(1,): {0: [(2, 2)]}}, 1)
+    res = Substituter(vocab, ratio=1.0).apply(np.array([1, 3, 1], dtype=np.uint16), np.array([0, 3]))
+    total = Stats.zero(vocab.languages) + res.stats
+    assert (total.tokens_in, total.tokens_out, total.substitutions) == (3, 5, {"l0": 2})
+    assert total.to_dict()["tokens_in"] == 3 and "chars_in" not in total.to_dict()
+    chars = Stats.zero(vocab.languages, unit="characters")
+    chars.size_in += 10
+    assert chars.to_dict()["chars_in"] == 10 and "tokens_in" not in chars.to_dict()
+    with pytest.raises(AttributeError, match="count characters"):
+        _ = chars.tokens_in
+    with pytest.raises(ValueError, match="characters"):
+        total + chars

@@ -12,36 +12,32 @@ vocabulary is opened on first use in each process, so the callable pickles small
 from __future__ import annotations
 
 import os
-from typing import Literal, Mapping, Sequence
+from typing import Any, Mapping, Sequence
 
 import numpy as np
 
 from ..errors import InputError
+from ..sampling import Sampling
 
 
 class LinkMap:
     """A ``Dataset.map(batched=True, with_indices=True)`` function rewriting ``column``.
 
-    ``mask_column``: also add a column of 0/1 per token, 1 where substituted.
+    ``sampling``, or its options as keywords (``Sampling``'s fields), checked here, before the
+    map starts. ``mask_column``: also add a column of 0/1 per token, 1 where substituted.
     """
 
     def __init__(
         self,
         vocab: str | os.PathLike,
+        sampling: Sampling | None = None,
         *,
-        ratio: float,
-        portion: float = 1.0,
-        seed: int = 0,
-        languages: Mapping[str, float] | None = None,
-        ratio_basis: Literal["candidates", "words"] = "candidates",
-        lang_scope: Literal["word", "document"] = "word",
-        stream_key: str = "",
         column: str = "input_ids",
         mask_column: str | None = None,
+        **options: Any,
     ):
         self.vocab_path = os.fspath(vocab)
-        self.options = dict(ratio=ratio, portion=portion, seed=seed, languages=dict(languages) if languages else None,
-                            ratio_basis=ratio_basis, lang_scope=lang_scope, stream_key=stream_key)
+        self.sampling = Sampling.from_options(sampling, **options)
         self.column = column
         self.mask_column = mask_column
         self._substituter = None
@@ -54,7 +50,7 @@ class LinkMap:
             from ..substituter import Substituter
             from ..vocab import Vocab
 
-            self._substituter = Substituter(Vocab.load(self.vocab_path), **self.options)
+            self._substituter = Substituter(Vocab.load(self.vocab_path), self.sampling)
         return self._substituter
 
     def __call__(self, batch: Mapping[str, Sequence], indices: Sequence[int]) -> dict:
