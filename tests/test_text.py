@@ -1,4 +1,4 @@
-"""Text mode (link_fast/text.py): draws, a regex-based differential reference, agreement with
+"""Text mode (link_fast/text/): draws, a regex-based differential reference, agreement with
 token mode on real data, files (JSONL, zstd, gzip, .txt), errors and the CLI."""
 
 from __future__ import annotations
@@ -20,9 +20,9 @@ from hypothesis import strategies as st
 import reference
 from link_fast import Stats, Substituter
 from link_fast.cli import main as cli_main
+from link_fast.draws import WEIGHT_SCALE, below, draw, pick, stream_base
 from link_fast.errors import InputError
-from link_fast.substituter import WEIGHT_SCALE, stream_base
-from link_fast.text import TextError, TextSubstituter, below, draw, pick, substitute_files
+from link_fast.text import TextError, TextSubstituter, substitute_files
 from link_fast.vocab import Entry, Vocab
 
 U64 = st.integers(0, (1 << 64) - 1)
@@ -241,7 +241,7 @@ def test_agreement_with_token_mode(tekken_vocab, tekken, pydoc_documents, capsys
     offsets[1:] = np.cumsum([len(doc) for doc in ids])
     token_res = token_sub.apply(tokens, offsets)
     text_res = [text_sub.apply(doc, d) for d, doc in enumerate(pydoc_documents)]  # per-document stats
-    text_stats = sum((r.stats for r in text_res), Stats(tekken_vocab.languages, substitutions={"de": 0, "fr": 0}))
+    text_stats = sum((r.stats for r in text_res), Stats.zero(tekken_vocab.languages, unit="characters"))
     agree, categories, examples = 0, Counter(), {}
     for d, (doc, res) in enumerate(zip(pydoc_documents, text_res)):
         want = token_res.tokens[token_res.offsets[d]:token_res.offsets[d + 1]].tolist()

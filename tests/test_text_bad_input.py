@@ -1,4 +1,4 @@
-"""Text mode on bad and huge input (link_fast/text.py): a one-line ``path:line`` error or a
+"""Text mode on bad and huge input (link_fast/text/): a one-line ``path:line`` error or a
 counted skip, never a traceback; ``--max-line-bytes``, checked while the line streams past;
 memory a few times a long line's size; the long-document path gives the short path's bytes."""
 
@@ -18,7 +18,9 @@ import zstandard
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-import link_fast.text as text_module
+import link_fast.text.matcher as matcher_module
+import link_fast.text.records as records_module
+import link_fast.text.substituter as substituter_module
 from link_fast.cli import main as cli_main
 from link_fast.errors import InputError
 from link_fast.text import DEFAULT_MAX_LINE_BYTES, LongLine, TextError, TextSubstituter, iter_lines, substitute_files
@@ -200,11 +202,11 @@ def test_iter_lines_holds_no_more_than_the_limit(tmp_path):
 
 def _small_windows(monkeypatch):
     """Every long-document path on short texts: windows, settling, blocks, output pieces."""
-    monkeypatch.setattr(text_module, "_LONG_TEXT", 1)
-    monkeypatch.setattr(text_module, "_AUTOMATON_WINDOW", 4)
-    monkeypatch.setattr(text_module, "_SETTLE_AT", 1)
-    monkeypatch.setattr(text_module, "_CANDIDATE_BLOCK", 2)
-    monkeypatch.setattr(text_module, "_EMIT_CHARS", 3)
+    monkeypatch.setattr(records_module, "LONG_TEXT", 1)
+    monkeypatch.setattr(matcher_module, "AUTOMATON_WINDOW", 4)
+    monkeypatch.setattr(matcher_module, "SETTLE_AT", 1)
+    monkeypatch.setattr(substituter_module, "CANDIDATE_BLOCK", 2)
+    monkeypatch.setattr(substituter_module, "EMIT_CHARS", 3)
 
 
 TEXTS = st.lists(st.sampled_from(PIECES + ["😀", "\u2028"]), max_size=60).map("".join)
