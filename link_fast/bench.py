@@ -23,9 +23,9 @@ import statistics
 import sys
 import tempfile
 import time
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Sequence
 
 import numpy as np
 
@@ -50,7 +50,7 @@ class Corpus:
     def n_tokens(self) -> int:
         return int(self.offsets[-1] - self.offsets[0])
 
-    def head(self, n_tokens: int) -> "Corpus":
+    def head(self, n_tokens: int) -> Corpus:
         """The first documents, at least ``n_tokens`` tokens of them (all if fewer)."""
         n_docs = int(min(len(self.offsets) - 1, np.searchsorted(self.offsets, self.offsets[0] + n_tokens) + 1))
         offsets = self.offsets[: n_docs + 1]
@@ -199,123 +199,170 @@ def run_bench(
     difference would overstate the rate. ``tokenizer`` enables the text pipeline baseline and
     text mode.
     """
-    from .runner import DEFAULT_CHUNK_TOKENS, apply_shards
-    from .substituter import Substituter
-
     if not 0.0 <= ratio <= 1.0:
         raise InputError(f"ratio must be in [0, 1], got {ratio}")
     if any(not isinstance(w, int) or w < 1 for w in workers):
         raise InputError(f"workers must be positive integers, got {list(workers)}")
     rows: dict[str, Row] = {}
     memory: dict[str, float] = {}
-    n = corpus.n_tokens
-    sample = corpus.head(sample_tokens)
-
     # apply first: this process's peak memory is then apply's, not the baselines'.
     with tempfile.TemporaryDirectory(prefix="link_fast_bench_") as tmp:
-        from .shards import ShardWriter, open_shard
+        shards, sizes, out_bytes = _bench_shards(Path(tmp), vocab, corpus, shard, apply_tokens)
+        vocab_path = vocab.path if vocab.path is not None else vocab.save(Path(tmp) / "vocab.lfv")
+        _bench_disk(rows, Path(tmp), out_bytes, sizes["large"], repeat, log)
+        bench = _ApplyBench(Path(tmp), vocab_path, shards, sizes, ratio, seed, repeat, log,
+                            chunk_tokens=_chunk_tokens(sizes["large"], workers))
+        for w in workers:
+            bench.run(w, rows, memory)
+    stats = _bench_kernel(rows, vocab, corpus, ratio, seed, repeat, log)
+    _bench_baselines(rows, vocab, corpus.head(sample_tokens), tokenizer, ratio, seed, log)
+    return {
+        "corpus": {"name": corpus.name, "documents": len(corpus.offsets) - 1, "tokens": corpus.n_tokens},
+        "vocab": {"path": str(vocab.path or ""), "keys": vocab.n_keys, "languages": list(vocab.languages)},
+        "ratio": ratio,
+        "substituted_share": stats.total_substitutions / max(1, stats.eligible_candidates),
+        "machine": machine(),
+        "rows": [{"name": r.name, "tokens": r.tokens, "seconds": r.seconds, "mtok_s": r.mtok_s, "note": r.note}
+                 for r in sorted(rows.values(), key=lambda r: r.name.startswith(("write", "apply")))],
+        "ratios": _ratios(rows, workers),
+        "memory_mb": memory,
+    }
 
-        vocab_path = vocab.path
-        if vocab_path is None:
-            vocab_path = vocab.save(Path(tmp) / "vocab.lfv")
-        # Two sizes of the same documents: the difference of their times is the rate of a
-        # large shard, without the fixed cost of starting workers and mapping the vocabulary.
+
+def _bench_shards(tmp: Path, vocab: Vocab, corpus: Corpus, shard: str | None,
+                  apply_tokens: int) -> tuple[dict[str, str], dict[str, int], int]:
+    """The shards apply runs on ({label: prefix}, {label: tokens}, the large output's bytes).
+    Two sizes of the same documents: the difference of their times is the rate of a large
+    shard, without the fixed cost of starting workers and mapping the vocabulary."""
+    from .shards import ShardWriter, open_shard
+
+    n = corpus.n_tokens
+    if shard is not None and n >= apply_tokens:
+        shards = {"large": shard}
+    else:
         dtype = np.uint16 if vocab.vocab_size <= 65536 else np.int32
         tokens = corpus.tokens[corpus.offsets[0] : corpus.offsets[-1]].astype(dtype)
         copies = max(4, -(-apply_tokens // n))
         shards = {}
         for label, count in (("small", copies // 4), ("large", copies)):
-            if shard is not None and n >= apply_tokens:
-                break
             shards[label] = os.path.join(tmp, f"corpus_{label}")
             with ShardWriter(shards[label], dtype) as writer:
                 for _ in range(count):
                     writer.write(tokens, corpus.offsets - corpus.offsets[0])
-        if shard is not None and n >= apply_tokens:
-            shards = {"large": shard}
-        sizes = {}
-        for label, prefix in shards.items():
-            with open_shard(prefix) as opened:
-                sizes[label] = opened.n_tokens
-                out_bytes = opened.n_tokens * np.dtype(opened.dtype).itemsize
-        chunk_tokens = max(1, min(DEFAULT_CHUNK_TOKENS, sizes["large"] // (4 * max(workers, default=1))))
+    sizes = {}
+    for label, prefix in shards.items():
+        with open_shard(prefix) as opened:
+            sizes[label] = opened.n_tokens
+            out_bytes = opened.n_tokens * np.dtype(opened.dtype).itemsize
+    return shards, sizes, out_bytes
 
-        log(f"write and fsync {out_bytes / 1e6:,.0f} MB (the disk's share of file to file)")
-        junk = np.zeros(out_bytes, dtype=np.uint8)
 
-        def write_and_sync():
-            with open(os.path.join(tmp, "disk"), "wb") as f:
-                f.write(memoryview(junk))
-                f.flush()
-                os.fsync(f.fileno())
+def _chunk_tokens(large: int, workers: Sequence[int]) -> int:
+    """Apply's chunks: its default, or smaller so the large shard makes 4 per worker."""
+    from .runner import DEFAULT_CHUNK_TOKENS
 
-        rows["write + fsync"] = Row("write + fsync", sizes["large"], best_of(write_and_sync, repeat),
-                                    note="the output's bytes, for the disk's ceiling")
-        junk = None  # 100s of MB: free before apply runs
-        for w in workers:
-            log(f"link-fast apply, {w} worker{'s' if w > 1 else ''}, file to file")
+    return max(1, min(DEFAULT_CHUNK_TOKENS, large // (4 * max(workers, default=1))))
 
-            def apply_once(label):
-                started = time.perf_counter()
-                out_dir = Path(tmp) / f"out{w}{label}"
-                for record in apply_shards(vocab_path, [shards[label]], out_dir, ratio=ratio, seed=seed, workers=w,
-                                           chunk_tokens=chunk_tokens, progress=False).values():
-                    for role, usage in record["memory_mb"].items():
-                        for key, value in usage.items():
-                            name = f"apply {w}w {role} {key}"
-                            memory[name] = max(memory.get(name, 0.0), value)
-                seconds = time.perf_counter() - started
-                for path in out_dir.iterdir():
-                    path.unlink()
-                return seconds
 
-            for label in shards:
-                apply_once(label)  # warms the page cache
-            # The two sizes run in pairs, one right after the other, and the rate comes from the
-            # median pair: the machine's speed drifts less within a pair than across the run.
-            pairs = [{label: apply_once(label) for label in shards} for _ in range(max(1, repeat))]
-            rows[f"apply {w}w"] = Row(f"apply {w}w", sizes["large"], min(pair["large"] for pair in pairs),
-                                      note=f"file to file, warm cache, with start-up, {chunk_tokens:,}-token chunks")
-            if "small" in shards:
-                difference = statistics.median(pair["large"] - pair["small"] for pair in pairs)
-                if difference > 0:
-                    rows[f"apply {w}w large"] = Row(f"apply {w}w large", sizes["large"] - sizes["small"], difference,
-                                                    note="the same, less start-up: the rate on a large shard")
-                else:
-                    log(f"apply {w}w: the two sizes took as long as each other (start-up dominates), "
-                        f"no large-shard rate: raise --apply-tokens")
+def _bench_disk(rows: dict, tmp: Path, out_bytes: int, tokens: int, repeat: int, log) -> None:
+    log(f"write and fsync {out_bytes / 1e6:,.0f} MB (the disk's share of file to file)")
+    junk = np.zeros(out_bytes, dtype=np.uint8)  # 100s of MB: freed before apply runs
 
+    def write_and_sync():
+        with open(tmp / "disk", "wb") as f:
+            f.write(memoryview(junk))
+            f.flush()
+            os.fsync(f.fileno())
+
+    rows["write + fsync"] = Row("write + fsync", tokens, best_of(write_and_sync, repeat),
+                                note="the output's bytes, for the disk's ceiling")
+
+
+class _ApplyBench:
+    """``link-fast apply``, file to file, on the bench's shards."""
+
+    def __init__(self, tmp: Path, vocab_path, shards: dict, sizes: dict, ratio: float, seed: int, repeat: int,
+                 log, *, chunk_tokens: int):
+        self.tmp, self.vocab_path, self.shards, self.sizes = tmp, vocab_path, shards, sizes
+        self.ratio, self.seed, self.repeat, self.log, self.chunk_tokens = ratio, seed, repeat, log, chunk_tokens
+
+    def once(self, workers: int, label: str, memory: dict) -> float:
+        from .runner import apply_shards
+
+        started = time.perf_counter()
+        out_dir = self.tmp / f"out{workers}{label}"
+        records = apply_shards(self.vocab_path, [self.shards[label]], out_dir, ratio=self.ratio, seed=self.seed,
+                               workers=workers, chunk_tokens=self.chunk_tokens, progress=False)
+        for record in records.values():
+            for role, usage in record["memory_mb"].items():
+                for key, value in usage.items():
+                    name = f"apply {workers}w {role} {key}"
+                    memory[name] = max(memory.get(name, 0.0), value)
+        seconds = time.perf_counter() - started
+        for path in out_dir.iterdir():
+            path.unlink()
+        return seconds
+
+    def run(self, w: int, rows: dict, memory: dict) -> None:
+        self.log(f"link-fast apply, {w} worker{'s' if w > 1 else ''}, file to file")
+        for label in self.shards:
+            self.once(w, label, memory)  # warms the page cache
+        # The two sizes run in pairs, one right after the other, and the rate comes from the
+        # median pair: the machine's speed drifts less within a pair than across the run.
+        pairs = [{label: self.once(w, label, memory) for label in self.shards} for _ in range(max(1, self.repeat))]
+        large = self.sizes["large"]
+        rows[f"apply {w}w"] = Row(f"apply {w}w", large, min(pair["large"] for pair in pairs),
+                                  note=f"file to file, warm cache, with start-up, {self.chunk_tokens:,}-token chunks")
+        if "small" not in self.shards:
+            return
+        difference = statistics.median(pair["large"] - pair["small"] for pair in pairs)
+        if difference > 0:
+            rows[f"apply {w}w large"] = Row(f"apply {w}w large", large - self.sizes["small"], difference,
+                                            note="the same, less start-up: the rate on a large shard")
+        else:
+            self.log(f"apply {w}w: the two sizes took as long as each other (start-up dominates), "
+                     f"no large-shard rate: raise --apply-tokens")
+
+
+def _bench_kernel(rows: dict, vocab: Vocab, corpus: Corpus, ratio: float, seed: int, repeat: int, log):
+    """The numpy copy and the kernel on the whole corpus; the kernel's statistics."""
+    from .substituter import Substituter
+
+    n = corpus.n_tokens
     log(f"numpy copy of {n:,} tokens")
     rows["numpy copy"] = Row("numpy copy", n, best_of(lambda: corpus.tokens.copy(), repeat * 3))
-
     log("kernel (Substituter.apply, one core)")
     substituter = Substituter(vocab, ratio=ratio, seed=seed)
     # 3x the runs, as the numpy copy: every ratio rests on this figure, and a run takes 0.1 s
     rows["kernel"] = Row("kernel", n, best_of(lambda: substituter.apply(corpus.tokens, corpus.offsets), repeat * 3),
                          note=f"ratio {ratio}")
-    stats = substituter.apply(corpus.tokens, corpus.offsets).stats
+    return substituter.apply(corpus.tokens, corpus.offsets).stats
 
+
+def _bench_baselines(rows: dict, vocab: Vocab, sample: Corpus, tokenizer, ratio: float, seed: int, log) -> None:
+    """The python id loop, and with a tokenizer the text pipeline and text mode, on ``sample``."""
     log(f"python id loop on {sample.n_tokens:,} tokens")
     ids = id_table(vocab, sample)
     flags = np.asarray(vocab.tables["flags"])
     rows["python id loop"] = Row("python id loop", sample.n_tokens,
                                  best_of(lambda: python_id_loop(sample, ids, flags, ratio, seed), 1),
                                  note=f"longest key first, {len(ids):,} keys that can occur")
+    if tokenizer is None or sample.texts is None:
+        return
+    log(f"text pipeline on {sample.n_tokens:,} tokens")
+    words = word_table(vocab)
+    rows["text pipeline"] = Row("text pipeline", sample.n_tokens,
+                                best_of(lambda: text_pipeline(sample, tokenizer, words, ratio, seed), 1),
+                                note=f"decode, {len(words):,} words, re-encode")
+    from .text import TextSubstituter
 
-    if tokenizer is not None and sample.texts is not None:
-        log(f"text pipeline on {sample.n_tokens:,} tokens")
-        words = word_table(vocab)
-        rows["text pipeline"] = Row("text pipeline", sample.n_tokens,
-                                    best_of(lambda: text_pipeline(sample, tokenizer, words, ratio, seed), 1),
-                                    note=f"decode, {len(words):,} words, re-encode")
-        from .text import TextSubstituter
+    log("text mode (TextSubstituter)")
+    texter = TextSubstituter(vocab, ratio=ratio, seed=seed, tokenizer=tokenizer)
+    rows["text mode"] = Row("text mode", sample.n_tokens, best_of(lambda: texter.apply_batch(sample.texts), 1),
+                            note="link-fast text, per token of the same documents")
 
-        log("text mode (TextSubstituter)")
-        texter = TextSubstituter(vocab, ratio=ratio, seed=seed, tokenizer=tokenizer)
-        rows["text mode"] = Row("text mode", sample.n_tokens,
-                                best_of(lambda: texter.apply_batch(sample.texts), 1),
-                                note="link-fast text, per token of the same documents")
 
+def _ratios(rows: dict, workers: Sequence[int]) -> dict[str, float]:
     kernel = rows["kernel"].mtok_s
     ratios = {
         "kernel / python id loop": kernel / rows["python id loop"].mtok_s,
@@ -333,17 +380,7 @@ def run_bench(
         ratios[f"{name} / kernel"] = rows[name].mtok_s / kernel
         if w != workers[0] and first in rows:
             ratios[f"{name} / {first}"] = rows[name].mtok_s / rows[first].mtok_s
-    return {
-        "corpus": {"name": corpus.name, "documents": len(corpus.offsets) - 1, "tokens": n},
-        "vocab": {"path": str(vocab.path or ""), "keys": vocab.n_keys, "languages": list(vocab.languages)},
-        "ratio": ratio,
-        "substituted_share": stats.total_substitutions / max(1, stats.eligible_candidates),
-        "machine": machine(),
-        "rows": [{"name": r.name, "tokens": r.tokens, "seconds": r.seconds, "mtok_s": r.mtok_s, "note": r.note}
-                 for r in sorted(rows.values(), key=lambda r: r.name.startswith(("write", "apply")))],
-        "ratios": ratios,
-        "memory_mb": memory,
-    }
+    return ratios
 
 
 def machine() -> dict:

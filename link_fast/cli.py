@@ -101,6 +101,13 @@ def _sampling_from_args(args) -> dict:
             "ratio_basis": args.ratio_basis, "lang_scope": args.lang_scope, "stream_key": args.stream_key}
 
 
+def _sampling(args):
+    """The ``Sampling`` of a command's sampling options."""
+    from .sampling import Sampling
+
+    return Sampling(**_sampling_from_args(args))
+
+
 def _progress(quiet: bool):
     if quiet:
         return None
@@ -173,7 +180,7 @@ def cmd_apply(args) -> int:
 
     started = time.perf_counter()
     results = apply_shards(
-        args.vocab, args.inputs, args.output, **_sampling_from_args(args),
+        args.vocab, args.inputs, args.output, _sampling(args),
         workers=args.workers, mask=args.mask, out_dtype=args.out_dtype,
         chunk_tokens=args.chunk_tokens, resume=args.resume, rank=args.rank, world_size=args.world_size,
         progress=False if args.quiet else None,
@@ -193,7 +200,7 @@ def cmd_text(args) -> int:
 
     started = time.perf_counter()
     results = substitute_files(
-        args.vocab, args.inputs, args.output, **_sampling_from_args(args),
+        args.vocab, args.inputs, args.output, _sampling(args),
         field=args.field, substitutions_field=args.substitutions_field, on_error=args.on_error,
         workers=args.workers, tokenizer=args.tokenizer,
         **({} if args.max_line_bytes is None else {"max_line_bytes": args.max_line_bytes}),
@@ -282,13 +289,7 @@ def cmd_demo(args) -> int:
     return run_demo(ratio=args.ratio, seed=args.seed, color=args.color)
 
 
-def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
-        prog="link-fast",
-        description="LINK lexical substitution on token ids: compile a dictionary for a tokenizer, rewrite tokenized corpora.",
-    )
-    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-
+def _add_compile_parser(sub) -> None:
     p = sub.add_parser("compile", help="compile dictionaries for one tokenizer into a vocabulary file")
     p.add_argument("--tokenizer", required=True, metavar="PATH",
                    help="HF tokenizer.json, SentencePiece .model, Tekken JSON or .tiktoken file")
@@ -303,6 +304,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("-q", "--quiet", action="store_true", help="no progress or summary on stderr")
     p.set_defaults(func=cmd_compile)
 
+
+def _add_apply_parser(sub) -> None:
     p = sub.add_parser("apply", help="rewrite tokenized shards (Megatron .bin/.idx or datatrove .ds)")
     p.add_argument("inputs", nargs="+", metavar="INPUT", help="shard prefix, shard file, directory or glob")
     p.add_argument("--vocab", required=True, type=Path, metavar="VOCAB", help="compiled vocabulary (link-fast compile)")
@@ -322,6 +325,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("-q", "--quiet", action="store_true", help="no progress bar or summary")
     p.set_defaults(func=cmd_apply)
 
+
+def _add_text_parser(sub) -> None:
     p = sub.add_parser("text", help="substitute in text files (.jsonl, .jsonl.gz, .jsonl.zst, .txt: one document a line)")
     p.add_argument("inputs", nargs="+", metavar="INPUT", help="text files")
     p.add_argument("--vocab", required=True, type=Path, metavar="VOCAB", help="compiled vocabulary (link-fast compile)")
@@ -335,7 +340,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="a bad line (not UTF-8, malformed or too deeply nested JSON, a missing or non-string "
                         "field, a lone surrogate, over --max-line-bytes): fail (default, no output) or skip it "
                         "and count it in the summary and OUTPUT.link.json")
-    # default: link_fast.text.DEFAULT_MAX_LINE_BYTES (not imported here: numpy and the kernel)
+    # default: link_fast.text.files.DEFAULT_MAX_LINE_BYTES (not imported here: numpy and the kernel)
     p.add_argument("--max-line-bytes", type=_byte_size, default=None, metavar="N",
                    help="a longer line is a bad line (see --on-error), counted as it streams past, never held; "
                         "a line takes about 5-10x its size in memory while rewritten (more with "
@@ -347,15 +352,21 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("-q", "--quiet", action="store_true", help="no summary on stderr")
     p.set_defaults(func=cmd_text)
 
+
+def _add_validate_parser(sub) -> None:
     p = sub.add_parser("validate", help="check shards' headers, counts, pointers and sizes")
     p.add_argument("inputs", nargs="+", metavar="INPUT")
     p.set_defaults(func=cmd_validate)
 
+
+def _add_info_parser(sub) -> None:
     p = sub.add_parser("info", help="describe a compiled vocabulary")
     p.add_argument("vocab", type=Path, metavar="VOCAB")
     p.add_argument("--json", action="store_true", help="print the whole header as JSON")
     p.set_defaults(func=cmd_info)
 
+
+def _add_bench_parser(sub) -> None:
     p = sub.add_parser("bench", help="measure throughput against the usual text and id-level scripts, in one run")
     p.add_argument("--tokenizer", default=None, metavar="PATH",
                    help="tokenizer: compiles --dict for it, enables the text baselines (default: the demo's Tekken)")
@@ -377,12 +388,29 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true", help="print the report as JSON (no progress)")
     p.set_defaults(func=cmd_bench)
 
+
+def _add_demo_parser(sub) -> None:
     p = sub.add_parser("demo", help="run LINK on a small bundled sample and show the result")
     p.add_argument("--ratio", type=float, default=0.5, help="share of dictionary words replaced (default 0.5)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--color", choices=("auto", "always", "never"), default="auto",
                    help="highlight substitutions with colour (default: when printing to a terminal)")
     p.set_defaults(func=cmd_demo)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="link-fast",
+        description="LINK lexical substitution on token ids: compile a dictionary for a tokenizer, rewrite tokenized corpora.",
+    )
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    _add_compile_parser(sub)
+    _add_apply_parser(sub)
+    _add_text_parser(sub)
+    _add_validate_parser(sub)
+    _add_info_parser(sub)
+    _add_bench_parser(sub)
+    _add_demo_parser(sub)
     return parser
 
 

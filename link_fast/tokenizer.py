@@ -13,7 +13,7 @@ Formats (detected from the file's content, not its name):
 Every adapter answers the same questions: vocabulary size, special-token ids, encode a string as
 running text (no BOS/EOS, special-token strings in the text are treated as plain text), each
 token's decoded bytes, and a fingerprint of the vocabulary. ``token_flags`` turns the decoded bytes
-into the per-token word-boundary flags the vocabulary compiler and the kernel use (DESIGN.md §3).
+into the per-token word-boundary flags the vocabulary compiler and the kernel use (docs/DESIGN.md §3).
 
 The optional libraries (``tokenizers``, ``sentencepiece``, ``tiktoken``) are imported only by the
 loader of their format, so a user who only needs one of them installs only that one.
@@ -57,6 +57,8 @@ __all__ = [
 # Boundary flags
 # ---------------------------------------------------------------------------------------------
 
+# The same bits as csrc/link_fast.h's LF_* (exported as link_fast._kernel.FLAG_*); tests/test_kernel.py
+# pins the two equal.
 FLAG_WS_START = 1  # decoded text starts with whitespace
 FLAG_GLUE_LEFT = 2  # first character is a word character -> token continues the previous word
 FLAG_END_WORD = 4  # last character is a word character
@@ -87,7 +89,7 @@ def _is_word_char(ch: str) -> bool:
 def flags_for_bytes(b: bytes) -> int:
     """Boundary flags of a non-special token from its decoded bytes.
 
-    Rules (DESIGN.md §3): ``FLAG_WS_START`` if the text starts with whitespace; ``FLAG_GLUE_LEFT``
+    Rules (docs/DESIGN.md §3): ``FLAG_WS_START`` if the text starts with whitespace; ``FLAG_GLUE_LEFT``
     if its first character is a word character (``unicodedata.category`` L*, N* or M*);
     ``FLAG_HAS_WORD`` if the first character after any leading whitespace is one;
     ``FLAG_END_WORD`` if the last character is one. A token that starts with a UTF-8 continuation

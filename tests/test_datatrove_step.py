@@ -75,15 +75,18 @@ def test_step_pickles_without_opening_the_vocabulary(corpus, tmp_path):
 def test_task_killed_midway_leaves_no_finished_output_and_reruns(corpus, tmp_path):
     vocab, inputs, expected = corpus
     code = (
-        "import sys; sys.path.insert(0, {tests!r}); from test_datatrove_step import pipeline;"
+        "import sys; sys.path.insert(0, {tests!r}); from test_datatrove_step import pipeline; import faults;"
+        "faults.install({fault!r}) if {fault!r} else None;"
         "pipeline({vocab!r}, {inputs!r}, {out!r}, {logs!r}, tasks=1, workers=1, chunk_tokens=3000).run()"
-    ).format(tests=str(Path(__file__).parent), vocab=str(vocab), inputs=str(inputs),
-             out=str(tmp_path / "out"), logs=str(tmp_path / "logs"))
-    env = dict(os.environ, LINK_FAST_FAULT_AFTER_CHUNKS="9")  # SIGKILL after 9 chunks: inside shard 1 or 2
+    )
+    paths = dict(tests=str(Path(__file__).parent), vocab=str(vocab), inputs=str(inputs),
+                 out=str(tmp_path / "out"), logs=str(tmp_path / "logs"))
+    killing = code.format(fault="after-chunks=9", **paths)  # SIGKILL after 9 chunks: inside shard 1 or 2
+    rerunning = code.format(fault="", **paths)
     # No pipes: datatrove's Manager process outlives the killed task and would hold them open.
     # Its own session, so that orphan is killed with the group afterwards.
     with open(tmp_path / "killed.log", "w") as log:
-        killed = subprocess.Popen([sys.executable, "-c", code], env=env, stdout=log, stderr=log, start_new_session=True)
+        killed = subprocess.Popen([sys.executable, "-c", killing], stdout=log, stderr=log, start_new_session=True)
         try:
             assert killed.wait(timeout=300) == -9, (tmp_path / "killed.log").read_text()
         finally:
@@ -95,7 +98,7 @@ def test_task_killed_midway_leaves_no_finished_output_and_reruns(corpus, tmp_pat
     assert 0 < len(done) < 7 and not (tmp_path / "logs" / "completions").exists()
     for name in done:  # what looks finished is finished
         assert read_bytes(tmp_path / "out" / name) == read_bytes(expected / name)
-    rerun = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
+    rerun = subprocess.run([sys.executable, "-c", rerunning], capture_output=True, text=True, timeout=300)
     assert rerun.returncode == 0, rerun.stderr
     for k in range(7):
         assert read_bytes(tmp_path / "out" / f"shard{k}") == read_bytes(expected / f"shard{k}")

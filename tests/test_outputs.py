@@ -225,7 +225,7 @@ def test_a_crash_inside_the_commit_leaves_an_output_that_resume_redoes(tmp_path,
     out = tmp_path / "out"
     # an earlier finished run with other options: its record must not vouch for the new files
     assert run_cli(*common, "--seed", "9", "-o", out).returncode == 0
-    killed = run_cli(*common, "--mask", "-o", out, env={"LINK_FAST_FAULT_IN_COMMIT": fault})
+    killed = run_cli(*common, "--mask", "-o", out, fault=f"commit={fault}")
     assert killed.returncode == -9, killed.stderr
     assert not (out / "a.link.json").exists()  # the old record went first: nothing looks finished
     proc = run_cli(*common, "--mask", "-o", out, "--resume")

@@ -1,4 +1,4 @@
-"""Acceptance tests on real material (DESIGN.md §3): Mistral's Tekken and SentencePiece v1
+"""Acceptance tests on real material (docs/DESIGN.md §3): Mistral's Tekken and SentencePiece v1
 tokenizers, FreeDict eng-deu / eng-fra, and ~400 documents of English prose from the Python
 documentation. Needs ``LINK_FAST_FIXTURES`` (see ``scripts/fetch_fixtures.sh`` and conftest.py).
 

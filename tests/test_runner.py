@@ -120,8 +120,13 @@ def test_rank_and_world_size_split_the_sorted_inputs(tmp_path, vocab_path):
     assert done == [{"part_0", "part_2", "part_4"}, {"part_1", "part_3"}]
 
 
-def run_cli(*args, env=None, cwd=None):
-    return subprocess.run([sys.executable, "-m", "link_fast", *map(str, args)], capture_output=True, text=True,
+FAULTS = Path(__file__).with_name("faults.py")
+
+
+def run_cli(*args, env=None, cwd=None, fault=None):
+    """``link-fast ARGS``; ``fault``: killed at that point (tests/faults.py)."""
+    command = ["-m", "link_fast"] if fault is None else [str(FAULTS), fault]
+    return subprocess.run([sys.executable, *command, *map(str, args)], capture_output=True, text=True,
                           env=dict(os.environ, **(env or {})), cwd=cwd)
 
 
@@ -132,7 +137,7 @@ def test_sigkill_then_resume_gives_identical_outputs(tmp_path, vocab_path):
               "--chunk-tokens", "20000", "--mask", "-q"]
     clean = run_cli(*common, "-o", tmp_path / "clean")
     assert clean.returncode == 0, clean.stderr
-    killed = run_cli(*common, "-o", tmp_path / "crash", env={"LINK_FAST_FAULT_AFTER_CHUNKS": "30"})
+    killed = run_cli(*common, "-o", tmp_path / "crash", fault="after-chunks=30")
     assert killed.returncode == -9
     left = sorted(p.name for p in (tmp_path / "crash").iterdir())
     # shard a (about 20 chunks) finished; b was killed mid-way: nothing of it looks finished

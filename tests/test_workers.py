@@ -183,19 +183,19 @@ def test_sigkill_of_a_worker_fails_apply_quickly_then_resume_finishes(big_shard,
 
 CRASH_WRAPPER = """
 import ctypes, multiprocessing, os, sys
-import link_fast.runner as runner
+from link_fast.runner.chunks import WorkerState
 
 # Imported as __mp_main__ by every spawned worker too: there, chunks from sequence CRASH_AT on
 # crash the process with SIGSEGV, as a bug in native code would.
 CRASH_AT = int(os.environ["TEST_CRASH_AT_SEQUENCE"])
-_substitute_chunk = runner._substitute_chunk
+substitute = WorkerState.substitute
 
-def crashing(prefix, start, stop, options):
+def crashing(self, prefix, start, stop, options):
     if multiprocessing.parent_process() is not None and start <= CRASH_AT < stop:
         ctypes.string_at(0)
-    return _substitute_chunk(prefix, start, stop, options)
+    return substitute(self, prefix, start, stop, options)
 
-runner._substitute_chunk = crashing
+WorkerState.substitute = crashing
 
 if __name__ == "__main__":
     from link_fast.cli import main
@@ -275,16 +275,16 @@ def test_text_workers_killed_or_interrupted(big_text, tmp_path, fault):
 
 DATATROVE_RUN = """
 import ctypes, multiprocessing, os, sys
-import link_fast.runner as runner
+from link_fast.runner.chunks import WorkerState
 
-_substitute_chunk = runner._substitute_chunk
+substitute = WorkerState.substitute
 
-def crashing(prefix, start, stop, options):  # workers only, as in CRASH_WRAPPER
+def crashing(self, prefix, start, stop, options):  # workers only, as in CRASH_WRAPPER
     if multiprocessing.parent_process() is not None and start <= 3000 < stop:
         ctypes.string_at(0)
-    return _substitute_chunk(prefix, start, stop, options)
+    return substitute(self, prefix, start, stop, options)
 
-runner._substitute_chunk = crashing
+WorkerState.substitute = crashing
 
 if __name__ == "__main__":
     from datatrove.executor import LocalPipelineExecutor

@@ -26,14 +26,15 @@ from __future__ import annotations
 import os
 import tempfile
 from pathlib import Path
-from typing import Iterator, Literal, Mapping
+from typing import Any, Iterator, Literal
 
 from datatrove.data import Document, DocumentsPipeline
 from datatrove.io import DataFolderLike, get_datafolder
 from datatrove.pipeline.base import PipelineStep
 
 from ..runner import DEFAULT_CHUNK_TOKENS, apply_shards
-from ..shards import _DATATROVE_SUFFIXES, _MEGATRON_SUFFIXES
+from ..sampling import Sampling
+from ..shards import SHARD_SUFFIXES
 
 _INDEX_SUFFIXES = (".idx", ".ds")  # one file that names each shard once
 
@@ -49,13 +50,8 @@ class LinkShards(PipelineStep):
         input_folder: DataFolderLike | None,
         output_folder: DataFolderLike | None,
         vocab: str | os.PathLike,
+        sampling: Sampling | None = None,
         *,
-        ratio: float,
-        portion: float = 1.0,
-        seed: int = 0,
-        languages: Mapping[str, float] | None = None,
-        ratio_basis: Literal["candidates", "words"] = "candidates",
-        lang_scope: Literal["word", "document"] = "word",
         glob_pattern: str | None = None,
         rank_files: bool = False,
         workers: int = 1,
@@ -64,8 +60,12 @@ class LinkShards(PipelineStep):
         chunk_tokens: int = DEFAULT_CHUNK_TOKENS,
         ids_field: str = "input_ids",
         local_working_dir: str | os.PathLike | None = None,
+        **options: Any,
     ):
+        """``sampling``: a ``Sampling``, or its options as keywords (``ratio`` is required)."""
         super().__init__()
+        if sampling is None and "ratio" not in options:
+            raise TypeError("LinkShards needs sampling= or ratio=")
         if (input_folder is None) != (output_folder is None):
             raise ValueError("give both input_folder and output_folder, or neither (documents only)")
         # Only paths and options here: the step is pickled to every task, and the vocabulary
@@ -73,8 +73,7 @@ class LinkShards(PipelineStep):
         self.input_folder = get_datafolder(input_folder) if input_folder is not None else None
         self.output_folder = get_datafolder(output_folder) if output_folder is not None else None
         self.vocab_path = os.fspath(vocab)
-        self.options = dict(ratio=ratio, portion=portion, seed=seed, languages=dict(languages) if languages else None,
-                            ratio_basis=ratio_basis, lang_scope=lang_scope)
+        self.sampling = Sampling.from_options(sampling, **options)
         self.glob_pattern = glob_pattern
         self.rank_files = rank_files
         self.workers = workers
@@ -110,7 +109,7 @@ class LinkShards(PipelineStep):
                           else os.path.join(work, "out"))
             with self.track_time(unit="shard"):
                 records = apply_shards(
-                    self.vocab_path, inputs, output_dir, **self.options, workers=self.workers, mask=self.mask,
+                    self.vocab_path, inputs, output_dir, self.sampling, workers=self.workers, mask=self.mask,
                     out_dtype=self.out_dtype, chunk_tokens=self.chunk_tokens, resume=True, progress=False,
                 )
             if not self.output_folder.is_local():
@@ -129,7 +128,7 @@ class LinkShards(PipelineStep):
         if self.input_folder.is_local():
             return os.path.join(self.input_folder.path, prefix)
         into.mkdir(parents=True, exist_ok=True)
-        for suffix in _MEGATRON_SUFFIXES + _DATATROVE_SUFFIXES:
+        for suffix in SHARD_SUFFIXES:
             if self.input_folder.exists(prefix + suffix):
                 local = str(into / (os.path.basename(prefix) + suffix))
                 self.input_folder.get_file(prefix + suffix, local)
@@ -162,7 +161,9 @@ class LinkShards(PipelineStep):
             ids = document.metadata.get(self.ids_field)
             if ids is not None:
                 if substituter is None:
-                    substituter = Substituter(Vocab.load(self.vocab_path), **self.options, stream_key=f"rank{rank}")
+                    sampling = self.sampling if self.sampling.stream_key is not None else self.sampling.replace(
+                        stream_key=f"rank{rank}")
+                    substituter = Substituter(Vocab.load(self.vocab_path), sampling)
                 tokens = np.asarray(ids, dtype=np.int32)
                 result = substituter.apply(tokens, np.array([0, len(tokens)]), first_doc=index)
                 document.metadata[self.ids_field] = result.tokens.tolist()

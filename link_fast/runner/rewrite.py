@@ -1,0 +1,119 @@
+"""Rewriting one shard into one output (``rewrite_shard``): hand its chunks to the pool through
+a bounded window, account their results strictly in order, then commit the output."""
+
+from __future__ import annotations
+
+import time
+from collections import deque
+from pathlib import Path
+
+import numpy as np
+
+from .. import __version__
+from ..io import temporary_path
+from ..pool import WorkerDied
+from ..shards import ShardError, ShardWriter
+from ..substituter import Stats
+from .chunks import chunk_bounds, run_chunk
+from .commit import commit_output
+from .memory import memory_mb
+
+
+class _Output:
+    """The writers of one output and what its chunks have added up to."""
+
+    def __init__(self, shard, paths: dict, options: dict):
+        dtype = np.dtype(options["out_dtype"])
+        self.data = ShardWriter(paths["data"], dtype, format=shard.format, document_indices=shard.document_indices)
+        self.mask = (ShardWriter(paths["mask"], np.uint8, format=shard.format,
+                                 document_indices=shard.document_indices) if options["mask"] else None)
+        self.writers = [w for w in (self.data, self.mask) if w is not None]
+        self.stats = None
+        self.worker_memory: dict[str, float] = {}
+
+    def abort(self) -> None:
+        for writer in self.writers:
+            writer.abort()
+
+
+def account_chunk(output: _Output, result: tuple) -> int:
+    """Add one chunk's result, in order, to its output; the number of input tokens it covered."""
+    _start, tokens, offsets, mask, chunk_stats, written, memory = result
+    for key, value in memory.items():
+        output.worker_memory[key] = max(output.worker_memory.get(key, 0.0), value)
+    if written:  # the worker wrote the chunk into the writers' files itself
+        for writer in output.writers:
+            writer.extend_written(np.diff(offsets))
+    else:
+        output.data.write(tokens, offsets)
+        if output.mask is not None:
+            output.mask.write(mask, offsets)
+    output.stats = chunk_stats if output.stats is None else output.stats + chunk_stats
+    return chunk_stats.tokens_in
+
+
+def _direct_options(output: _Output, paths: dict, sizes_path: Path, n_chunks: int) -> dict:
+    """Where pool workers write their chunks (``WorkerState.run_chunk``)."""
+    np.full(n_chunks, -1, dtype="<i8").tofile(sizes_path)
+    return {"sizes": str(sizes_path), "data": output.data.temp_data_path,
+            "mask": output.mask.temp_data_path if output.mask else None, "name": str(paths["data"])}
+
+
+def _run_chunks(shard, output: _Output, tasks: list, pool, workers: int, bar) -> None:
+    """Submit the tasks, at most ``2 x workers`` ahead, and account their results in order."""
+    window: deque = deque()
+    next_task = 0
+    while next_task < len(tasks) or window:
+        try:
+            while next_task < len(tasks) and len(window) < 2 * workers:
+                window.append((next_task, pool.submit(next_task, run_chunk, tasks[next_task])))
+                next_task += 1
+            result = pool.result(window[0][1])
+        except WorkerDied as died:  # the pool is stopped already: name the chunk the worker held
+            lost = died.task if died.task is not None else window[0][0] if window else next_task
+            raise ShardError(shard.paths[0], f"a worker process died ({died.how}) while rewriting sequences "
+                             f"{tasks[lost][1]}..{tasks[lost][2] - 1} (chunk {lost + 1} of {len(tasks)}); "
+                             "--resume continues from this shard") from None
+        window.popleft()
+        bar.update(account_chunk(output, result), shard.name)
+
+
+def _record(shard, paths: dict, output: _Output, outputs: dict, expected: dict, started: float) -> dict:
+    stats = output.stats
+    if stats is None:  # an empty shard
+        stats = Stats.zero(tuple(expected["vocab"]["languages"]))
+    return dict(expected, inputs=list(shard.paths), outputs=[str(p) for p in outputs],
+                output_files={Path(p).name: size for p, size in outputs.items()},
+                mask_shard=paths["mask"].name if output.mask is not None else None,
+                stats=stats.to_dict(), seconds=round(time.perf_counter() - started, 3),
+                memory_mb={"main": memory_mb(), "worker": output.worker_memory or memory_mb()},
+                link_fast_version=__version__)
+
+
+def rewrite_shard(shard, paths: dict, options: dict, expected: dict, pool, workers: int, chunk_tokens: int,
+                  bar) -> dict:
+    """Rewrite ``shard`` into the output at ``paths`` and commit it; its record."""
+    started = time.perf_counter()
+    bounds = chunk_bounds(np.asarray(shard.sizes), chunk_tokens)
+    output = _Output(shard, paths, options)
+    sizes_path = temporary_path(paths["data"], ".sizes")
+    try:
+        if workers > 1:  # workers write their chunks into the writers' files
+            options = dict(options, direct=_direct_options(output, paths, sizes_path, len(bounds) - 1))
+        tasks = [(shard.prefix, int(a), int(b), options, i) for i, (a, b) in enumerate(zip(bounds[:-1], bounds[1:]))]
+        _run_chunks(shard, output, tasks, pool, workers, bar)
+        outputs = {}
+        for writer in output.writers:  # complete and synced under temporary names; commit_output renames
+            outputs.update(writer.prepare())
+    except BaseException:  # workers still writing write into removed files, then are stopped (apply_shards)
+        output.abort()
+        raise
+    finally:
+        sizes_path.unlink(missing_ok=True)
+    try:
+        record = _record(shard, paths, output, outputs, expected, started)
+        commit_output(paths, output.writers, record)
+    except BaseException:
+        output.abort()
+        raise
+    return record
