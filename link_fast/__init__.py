@@ -5,6 +5,7 @@ tokenized documents with ``Substituter.apply``; see README.md.
 """
 
 from .errors import DictionaryError, InputError, LinkFastError, TokenizerError, VocabError
+from .sampling import Sampling
 from .substituter import Result, Stats, Substituter
 from .vocab import Vocab
 
@@ -15,6 +16,7 @@ __all__ = [
     "InputError",
     "LinkFastError",
     "Result",
+    "Sampling",
     "Stats",
     "Substituter",
     "TokenizerError",

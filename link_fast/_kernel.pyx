@@ -44,8 +44,9 @@ cdef enum:
     AHEAD = 16
     # how many start positions ahead the scan prefetches a root entry (ROOT_AHEAD), reads it
     # and prefetches its edge-table bucket (PREFETCH_AHEAD), and looks the edge up once the
-    # bucket is cached (LOOKUP_AHEAD). PREFETCH_AHEAD / LOOKUP_AHEAD at 8 / 4, 24 / 12, 12 / 6
-    # and 16 / 10 measured no faster; ROOT_AHEAD only needs to stay ahead of PREFETCH_AHEAD
+    # bucket is cached (LOOKUP_AHEAD): far enough to cover a memory latency, near enough that
+    # the lines are still cached at use (docs/PERFORMANCE.md has the distances tried). ROOT_AHEAD
+    # only needs to stay ahead of PREFETCH_AHEAD
     ROOT_AHEAD = 24
     PREFETCH_AHEAD = 16
     LOOKUP_AHEAD = 6

@@ -82,6 +82,7 @@ def best_of(fn: Callable[[], object], repeat: int) -> float:
 
 # -- baselines ------------------------------------------------------------------------------
 
+
 def id_table(vocab: Vocab, corpus: Corpus, lang: int = 0) -> dict[tuple[int, ...], tuple[int, ...]]:
     """Keys as id tuples -> the token ids of their first translation in language ``lang``.
 
@@ -101,8 +102,12 @@ def id_table(vocab: Vocab, corpus: Corpus, lang: int = 0) -> dict[tuple[int, ...
     trans = np.asarray(t["key_trans"])[starts[keys * n_languages + lang]]
     offsets = np.asarray(t["trans_offsets"])
     blob = np.asarray(t["trans_tokens"])
-    return {tuple(key_tokens[key_offsets[k] : key_offsets[k + 1]].tolist()): tuple(blob[offsets[r] : offsets[r + 1]].tolist())
-            for k, r in zip(keys.tolist(), trans.tolist())}
+    return {
+        tuple(key_tokens[key_offsets[k] : key_offsets[k + 1]].tolist()): tuple(
+            blob[offsets[r] : offsets[r + 1]].tolist()
+        )
+        for k, r in zip(keys.tolist(), trans.tolist())
+    }
 
 
 def word_table(vocab: Vocab, lang: int = 0) -> dict[str, str]:
@@ -125,8 +130,9 @@ def word_table(vocab: Vocab, lang: int = 0) -> dict[str, str]:
     return table
 
 
-def python_id_loop(corpus: Corpus, table: dict[tuple[int, ...], tuple[int, ...]], flags: np.ndarray,
-                   ratio: float, seed: int = 0) -> list[int]:
+def python_id_loop(
+    corpus: Corpus, table: dict[tuple[int, ...], tuple[int, ...]], flags: np.ndarray, ratio: float, seed: int = 0
+) -> list[int]:
     """Baseline (b): the id-level script one would write. At each token, try the longest key
     first (one tuple lookup per length), with the same word-boundary flags as the kernel."""
     from .tokenizer import FLAG_END_WORD, FLAG_GLUE_LEFT, FLAG_WS_START
@@ -174,6 +180,7 @@ def text_pipeline(corpus: Corpus, tokenizer, table: dict[str, str], ratio: float
 
 # -- the run --------------------------------------------------------------------------------
 
+
 def run_bench(
     vocab: Vocab,
     corpus: Corpus,
@@ -210,8 +217,17 @@ def run_bench(
         shards, sizes, out_bytes = _bench_shards(Path(tmp), vocab, corpus, shard, apply_tokens)
         vocab_path = vocab.path if vocab.path is not None else vocab.save(Path(tmp) / "vocab.lfv")
         _bench_disk(rows, Path(tmp), out_bytes, sizes["large"], repeat, log)
-        bench = _ApplyBench(Path(tmp), vocab_path, shards, sizes, ratio, seed, repeat, log,
-                            chunk_tokens=_chunk_tokens(sizes["large"], workers))
+        bench = _ApplyBench(
+            Path(tmp),
+            vocab_path,
+            shards,
+            sizes,
+            ratio,
+            seed,
+            repeat,
+            log,
+            chunk_tokens=_chunk_tokens(sizes["large"], workers),
+        )
         for w in workers:
             bench.run(w, rows, memory)
     stats = _bench_kernel(rows, vocab, corpus, ratio, seed, repeat, log)
@@ -222,15 +238,18 @@ def run_bench(
         "ratio": ratio,
         "substituted_share": stats.total_substitutions / max(1, stats.eligible_candidates),
         "machine": machine(),
-        "rows": [{"name": r.name, "tokens": r.tokens, "seconds": r.seconds, "mtok_s": r.mtok_s, "note": r.note}
-                 for r in sorted(rows.values(), key=lambda r: r.name.startswith(("write", "apply")))],
+        "rows": [
+            {"name": r.name, "tokens": r.tokens, "seconds": r.seconds, "mtok_s": r.mtok_s, "note": r.note}
+            for r in sorted(rows.values(), key=lambda r: r.name.startswith(("write", "apply")))
+        ],
         "ratios": _ratios(rows, workers),
         "memory_mb": memory,
     }
 
 
-def _bench_shards(tmp: Path, vocab: Vocab, corpus: Corpus, shard: str | None,
-                  apply_tokens: int) -> tuple[dict[str, str], dict[str, int], int]:
+def _bench_shards(
+    tmp: Path, vocab: Vocab, corpus: Corpus, shard: str | None, apply_tokens: int
+) -> tuple[dict[str, str], dict[str, int], int]:
     """The shards apply runs on ({label: prefix}, {label: tokens}, the large output's bytes).
     Two sizes of the same documents: the difference of their times is the rate of a large
     shard, without the fixed cost of starting workers and mapping the vocabulary."""
@@ -270,19 +289,31 @@ def _bench_disk(rows: dict, tmp: Path, out_bytes: int, tokens: int, repeat: int,
 
     def write_and_sync():
         with open(tmp / "disk", "wb") as f:
-            f.write(memoryview(junk))
+            f.write(junk.data)
             f.flush()
             os.fsync(f.fileno())
 
-    rows["write + fsync"] = Row("write + fsync", tokens, best_of(write_and_sync, repeat),
-                                note="the output's bytes, for the disk's ceiling")
+    rows["write + fsync"] = Row(
+        "write + fsync", tokens, best_of(write_and_sync, repeat), note="the output's bytes, for the disk's ceiling"
+    )
 
 
 class _ApplyBench:
     """``link-fast apply``, file to file, on the bench's shards."""
 
-    def __init__(self, tmp: Path, vocab_path, shards: dict, sizes: dict, ratio: float, seed: int, repeat: int,
-                 log, *, chunk_tokens: int):
+    def __init__(
+        self,
+        tmp: Path,
+        vocab_path,
+        shards: dict,
+        sizes: dict,
+        ratio: float,
+        seed: int,
+        repeat: int,
+        log,
+        *,
+        chunk_tokens: int,
+    ):
         self.tmp, self.vocab_path, self.shards, self.sizes = tmp, vocab_path, shards, sizes
         self.ratio, self.seed, self.repeat, self.log, self.chunk_tokens = ratio, seed, repeat, log, chunk_tokens
 
@@ -291,8 +322,16 @@ class _ApplyBench:
 
         started = time.perf_counter()
         out_dir = self.tmp / f"out{workers}{label}"
-        records = apply_shards(self.vocab_path, [self.shards[label]], out_dir, ratio=self.ratio, seed=self.seed,
-                               workers=workers, chunk_tokens=self.chunk_tokens, progress=False)
+        records = apply_shards(
+            self.vocab_path,
+            [self.shards[label]],
+            out_dir,
+            ratio=self.ratio,
+            seed=self.seed,
+            workers=workers,
+            chunk_tokens=self.chunk_tokens,
+            progress=False,
+        )
         for record in records.values():
             for role, usage in record["memory_mb"].items():
                 for key, value in usage.items():
@@ -311,17 +350,27 @@ class _ApplyBench:
         # median pair: the machine's speed drifts less within a pair than across the run.
         pairs = [{label: self.once(w, label, memory) for label in self.shards} for _ in range(max(1, self.repeat))]
         large = self.sizes["large"]
-        rows[f"apply {w}w"] = Row(f"apply {w}w", large, min(pair["large"] for pair in pairs),
-                                  note=f"file to file, warm cache, with start-up, {self.chunk_tokens:,}-token chunks")
+        rows[f"apply {w}w"] = Row(
+            f"apply {w}w",
+            large,
+            min(pair["large"] for pair in pairs),
+            note=f"file to file, warm cache, with start-up, {self.chunk_tokens:,}-token chunks",
+        )
         if "small" not in self.shards:
             return
         difference = statistics.median(pair["large"] - pair["small"] for pair in pairs)
         if difference > 0:
-            rows[f"apply {w}w large"] = Row(f"apply {w}w large", large - self.sizes["small"], difference,
-                                            note="the same, less start-up: the rate on a large shard")
+            rows[f"apply {w}w large"] = Row(
+                f"apply {w}w large",
+                large - self.sizes["small"],
+                difference,
+                note="the same, less start-up: the rate on a large shard",
+            )
         else:
-            self.log(f"apply {w}w: the two sizes took as long as each other (start-up dominates), "
-                     f"no large-shard rate: raise --apply-tokens")
+            self.log(
+                f"apply {w}w: the two sizes took as long as each other (start-up dominates), "
+                f"no large-shard rate: raise --apply-tokens"
+            )
 
 
 def _bench_kernel(rows: dict, vocab: Vocab, corpus: Corpus, ratio: float, seed: int, repeat: int, log):
@@ -334,8 +383,12 @@ def _bench_kernel(rows: dict, vocab: Vocab, corpus: Corpus, ratio: float, seed: 
     log("kernel (Substituter.apply, one core)")
     substituter = Substituter(vocab, ratio=ratio, seed=seed)
     # 3x the runs, as the numpy copy: every ratio rests on this figure, and a run takes 0.1 s
-    rows["kernel"] = Row("kernel", n, best_of(lambda: substituter.apply(corpus.tokens, corpus.offsets), repeat * 3),
-                         note=f"ratio {ratio}")
+    rows["kernel"] = Row(
+        "kernel",
+        n,
+        best_of(lambda: substituter.apply(corpus.tokens, corpus.offsets), repeat * 3),
+        note=f"ratio {ratio}",
+    )
     return substituter.apply(corpus.tokens, corpus.offsets).stats
 
 
@@ -344,22 +397,33 @@ def _bench_baselines(rows: dict, vocab: Vocab, sample: Corpus, tokenizer, ratio:
     log(f"python id loop on {sample.n_tokens:,} tokens")
     ids = id_table(vocab, sample)
     flags = np.asarray(vocab.tables["flags"])
-    rows["python id loop"] = Row("python id loop", sample.n_tokens,
-                                 best_of(lambda: python_id_loop(sample, ids, flags, ratio, seed), 1),
-                                 note=f"longest key first, {len(ids):,} keys that can occur")
+    rows["python id loop"] = Row(
+        "python id loop",
+        sample.n_tokens,
+        best_of(lambda: python_id_loop(sample, ids, flags, ratio, seed), 1),
+        note=f"longest key first, {len(ids):,} keys that can occur",
+    )
     if tokenizer is None or sample.texts is None:
         return
     log(f"text pipeline on {sample.n_tokens:,} tokens")
     words = word_table(vocab)
-    rows["text pipeline"] = Row("text pipeline", sample.n_tokens,
-                                best_of(lambda: text_pipeline(sample, tokenizer, words, ratio, seed), 1),
-                                note=f"decode, {len(words):,} words, re-encode")
+    rows["text pipeline"] = Row(
+        "text pipeline",
+        sample.n_tokens,
+        best_of(lambda: text_pipeline(sample, tokenizer, words, ratio, seed), 1),
+        note=f"decode, {len(words):,} words, re-encode",
+    )
     from .text import TextSubstituter
 
     log("text mode (TextSubstituter)")
     texter = TextSubstituter(vocab, ratio=ratio, seed=seed, tokenizer=tokenizer)
-    rows["text mode"] = Row("text mode", sample.n_tokens, best_of(lambda: texter.apply_batch(sample.texts), 1),
-                            note="link-fast text, per token of the same documents")
+    texts = sample.texts  # not None (checked above), for the lambda
+    rows["text mode"] = Row(
+        "text mode",
+        sample.n_tokens,
+        best_of(lambda: texter.apply_batch(texts), 1),
+        note="link-fast text, per token of the same documents",
+    )
 
 
 def _ratios(rows: dict, workers: Sequence[int]) -> dict[str, float]:
@@ -411,8 +475,10 @@ def format_report(report: dict) -> str:
     for name, value in report["ratios"].items():
         lines.append(f"{name:<28}{value:>10.2f}x" if value >= 1 else f"{name:<28}{value:>10.3f}x")
     lines.append("")
-    lines.append("memory of link-fast apply, MB (peak_rss: peak resident, mapped files included; "
-                 "anon_rss: the heap, at the end of a chunk)")
+    lines.append(
+        "memory of link-fast apply, MB (peak_rss: peak resident, mapped files included; "
+        "anon_rss: the heap, at the end of a chunk)"
+    )
     for name, value in report["memory_mb"].items():
         lines.append(f"  {name:<34}{value:>8.0f}")
     return "\n".join(lines)

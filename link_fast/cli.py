@@ -50,21 +50,47 @@ def _add_cleaning_options(p: argparse.ArgumentParser) -> None:
 
     d = CleaningOptions()
     g = p.add_argument_group("dictionary cleaning")
-    g.add_argument("--max-translations", type=int, default=d.max_translations, metavar="N",
-                   help=f"keep at most N translations per source word, first in file order; 0 = all (default {d.max_translations})")
-    g.add_argument("--max-translation-words", type=int, default=d.max_translation_words, metavar="N",
-                   help=f"drop translations of more than N words; 0 = no limit (default {d.max_translation_words})")
-    g.add_argument("--max-source-words", type=int, default=d.max_source_words, metavar="N",
-                   help=f"drop source phrases of more than N words (default {d.max_source_words})")
-    g.add_argument("--min-source-length", type=int, default=d.min_source_length, metavar="N",
-                   help=f"drop source words shorter than N characters (default {d.min_source_length})")
+    g.add_argument(
+        "--max-translations",
+        type=int,
+        default=d.max_translations,
+        metavar="N",
+        help="keep at most N translations per source word, first in file order; 0 = all "
+        f"(default {d.max_translations})",
+    )
+    g.add_argument(
+        "--max-translation-words",
+        type=int,
+        default=d.max_translation_words,
+        metavar="N",
+        help=f"drop translations of more than N words; 0 = no limit (default {d.max_translation_words})",
+    )
+    g.add_argument(
+        "--max-source-words",
+        type=int,
+        default=d.max_source_words,
+        metavar="N",
+        help=f"drop source phrases of more than N words (default {d.max_source_words})",
+    )
+    g.add_argument(
+        "--min-source-length",
+        type=int,
+        default=d.min_source_length,
+        metavar="N",
+        help=f"drop source words shorter than N characters (default {d.min_source_length})",
+    )
     g.add_argument("--keep-identity", action="store_true", help="keep pairs whose translation equals the source")
     g.add_argument("--keep-digits", action="store_true", help="keep translations that contain digits")
     g.add_argument("--keep-brackets", action="store_true", help="keep translations that contain brackets")
     g.add_argument("--keep-abbreviations", action="store_true", help="keep translations with abbreviation dots")
-    g.add_argument("--skip-words", metavar="FILE|en", action="append", default=[],
-                   help="never substitute these source words: a file, one word a line, or 'en' for the "
-                        "bundled English stopword list (repeatable)")
+    g.add_argument(
+        "--skip-words",
+        metavar="FILE|en",
+        action="append",
+        default=[],
+        help="never substitute these source words: a file, one word a line, or 'en' for the "
+        "bundled English stopword list (repeatable)",
+    )
 
 
 def _cleaning_from_args(args):
@@ -89,16 +115,28 @@ def _add_sampling_options(p: argparse.ArgumentParser, stream_key_default: str) -
     p.add_argument("--ratio", type=float, required=True, help="probability that a candidate word is replaced")
     p.add_argument("--portion", type=float, default=1.0, help="probability that a document is eligible (default 1)")
     p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--languages", type=_languages, default=None, metavar="LANG=W,...",
-                   help="target languages and weights, e.g. de=0.7,fr=0.3 (default: all, equal)")
+    p.add_argument(
+        "--languages",
+        type=_languages,
+        default=None,
+        metavar="LANG=W,...",
+        help="target languages and weights, e.g. de=0.7,fr=0.3 (default: all, equal)",
+    )
     p.add_argument("--ratio-basis", choices=("candidates", "words"), default="candidates")
     p.add_argument("--lang-scope", choices=("word", "document"), default="word")
     p.add_argument("--stream-key", default=None, help=f"random stream key (default: {stream_key_default})")
 
 
 def _sampling_from_args(args) -> dict:
-    return {"ratio": args.ratio, "portion": args.portion, "seed": args.seed, "languages": args.languages,
-            "ratio_basis": args.ratio_basis, "lang_scope": args.lang_scope, "stream_key": args.stream_key}
+    return {
+        "ratio": args.ratio,
+        "portion": args.portion,
+        "seed": args.seed,
+        "languages": args.languages,
+        "ratio_basis": args.ratio_basis,
+        "lang_scope": args.lang_scope,
+        "stream_key": args.stream_key,
+    }
 
 
 def _sampling(args):
@@ -123,8 +161,14 @@ def cmd_compile(args) -> int:
         if lang in dictionaries:
             raise LinkFastError(f"language {lang!r} given twice in --dict")
         dictionaries[lang] = path
-    vocab = compile_vocab(args.tokenizer, dictionaries, cases=args.cases, spacings=args.spacings,
-                          cleaning=_cleaning_from_args(args), progress=_progress(args.quiet))
+    vocab = compile_vocab(
+        args.tokenizer,
+        dictionaries,
+        cases=args.cases,
+        spacings=args.spacings,
+        cleaning=_cleaning_from_args(args),
+        progress=_progress(args.quiet),
+    )
     vocab.save(args.output)
     if not args.quiet:
         print(_describe(vocab, args.output), file=sys.stderr)
@@ -136,14 +180,17 @@ def _describe(vocab, path) -> str:
     tok = m.get("tokenizer", {})
     lines = [
         f"{path}: link_fast vocabulary, format {m['format_version']}",
-        f"  tokenizer   {tok.get('name', '?')} ({tok.get('kind', '?')}, {m['vocab_size']:,} ids, fingerprint {str(tok.get('fingerprint', ''))[:16]})",
+        f"  tokenizer   {tok.get('name', '?')} ({tok.get('kind', '?')}, {m['vocab_size']:,} ids, "
+        f"fingerprint {str(tok.get('fingerprint', ''))[:16]})",
         f"  languages   {', '.join(m['languages'])}",
-        f"  keys        {m['counts']['keys']:,} ({m['counts']['nodes']:,} trie nodes, {m['counts']['translations']:,} translations)",
+        f"  keys        {m['counts']['keys']:,} ({m['counts']['nodes']:,} trie nodes, "
+        f"{m['counts']['translations']:,} translations)",
     ]
     for lang, r in m.get("report", {}).get("languages", {}).items():
         lines.append(
             f"  {lang:<11} {r['sources']:,} source words -> {r['forms_kept']:,} of {r['forms']:,} forms kept "
-            f"({r['forms_not_context_free']:,} not context-free, {r['forms_without_translation']:,} without a usable translation), "
+            f"({r['forms_not_context_free']:,} not context-free, "
+            f"{r['forms_without_translation']:,} without a usable translation), "
             f"{r['keys']:,} keys, {r['phrases']:,} phrases"
         )
     if "seconds" in m.get("report", {}):
@@ -180,9 +227,17 @@ def cmd_apply(args) -> int:
 
     started = time.perf_counter()
     results = apply_shards(
-        args.vocab, args.inputs, args.output, _sampling(args),
-        workers=args.workers, mask=args.mask, out_dtype=args.out_dtype,
-        chunk_tokens=args.chunk_tokens, resume=args.resume, rank=args.rank, world_size=args.world_size,
+        args.vocab,
+        args.inputs,
+        args.output,
+        _sampling(args),
+        workers=args.workers,
+        mask=args.mask,
+        out_dtype=args.out_dtype,
+        chunk_tokens=args.chunk_tokens,
+        resume=args.resume,
+        rank=args.rank,
+        world_size=args.world_size,
         progress=False if args.quiet else None,
         log=None if args.quiet else lambda m: print(m, file=sys.stderr),
     )
@@ -190,8 +245,11 @@ def cmd_apply(args) -> int:
         tokens = sum(r["stats"]["tokens_in"] for r in results.values())
         subs = sum(r["stats"]["total_substitutions"] for r in results.values())
         seconds = time.perf_counter() - started
-        print(f"{len(results)} shard(s), {tokens:,} tokens, {subs:,} substitutions in {seconds:.1f} s "
-              f"({tokens / max(seconds, 1e-9) / 1e6:.1f} M tokens/s) -> {args.output}", file=sys.stderr)
+        print(
+            f"{len(results)} shard(s), {tokens:,} tokens, {subs:,} substitutions in {seconds:.1f} s "
+            f"({tokens / max(seconds, 1e-9) / 1e6:.1f} M tokens/s) -> {args.output}",
+            file=sys.stderr,
+        )
     return 0
 
 
@@ -200,9 +258,15 @@ def cmd_text(args) -> int:
 
     started = time.perf_counter()
     results = substitute_files(
-        args.vocab, args.inputs, args.output, _sampling(args),
-        field=args.field, substitutions_field=args.substitutions_field, on_error=args.on_error,
-        workers=args.workers, tokenizer=args.tokenizer,
+        args.vocab,
+        args.inputs,
+        args.output,
+        _sampling(args),
+        field=args.field,
+        substitutions_field=args.substitutions_field,
+        on_error=args.on_error,
+        workers=args.workers,
+        tokenizer=args.tokenizer,
         **({} if args.max_line_bytes is None else {"max_line_bytes": args.max_line_bytes}),
         progress=False if args.quiet else None,
         log=None if args.quiet else lambda m: print(m, file=sys.stderr),
@@ -213,9 +277,13 @@ def cmd_text(args) -> int:
         subs = sum(r["stats"]["total_substitutions"] for r in results.values())
         skipped = sum(r["skipped_lines"] for r in results.values())
         seconds = time.perf_counter() - started
-        print(f"{len(results)} file(s), {docs:,} documents, {subs:,} substitutions"
-              + (f", {skipped:,} bad lines skipped" if skipped else "") + f" in {seconds:.1f} s "
-              f"({docs / max(seconds, 1e-9):,.0f} docs/s, {size / max(seconds, 1e-9) / 1e6:.1f} MB/s)", file=sys.stderr)
+        print(
+            f"{len(results)} file(s), {docs:,} documents, {subs:,} substitutions"
+            + (f", {skipped:,} bad lines skipped" if skipped else "")
+            + f" in {seconds:.1f} s "
+            f"({docs / max(seconds, 1e-9):,.0f} docs/s, {size / max(seconds, 1e-9) / 1e6:.1f} MB/s)",
+            file=sys.stderr,
+        )
     return 0
 
 
@@ -270,9 +338,18 @@ def cmd_bench(args) -> int:
         corpus = bench.corpus_from_texts("bundled fables", demo_documents(), tokenizer, min_tokens=args.min_tokens)
     else:
         raise LinkFastError("--vocab without --shard needs --tokenizer, to tokenize the bundled sample")
-    report = bench.run_bench(vocab, corpus, tokenizer=tokenizer, shard=args.shard, workers=args.workers,
-                             ratio=args.ratio, seed=args.seed, repeat=args.repeat, apply_tokens=args.apply_tokens,
-                             log=say or (lambda m: None))
+    report = bench.run_bench(
+        vocab,
+        corpus,
+        tokenizer=tokenizer,
+        shard=args.shard,
+        workers=args.workers,
+        ratio=args.ratio,
+        seed=args.seed,
+        repeat=args.repeat,
+        apply_tokens=args.apply_tokens,
+        log=say or (lambda m: None),
+    )
     report["compile_seconds"] = compile_seconds
     if args.json:
         print(json.dumps(report, indent=2))
@@ -291,14 +368,32 @@ def cmd_demo(args) -> int:
 
 def _add_compile_parser(sub) -> None:
     p = sub.add_parser("compile", help="compile dictionaries for one tokenizer into a vocabulary file")
-    p.add_argument("--tokenizer", required=True, metavar="PATH",
-                   help="HF tokenizer.json, SentencePiece .model, Tekken JSON or .tiktoken file")
-    p.add_argument("--dict", required=True, action="append", type=_lang_path, metavar="LANG=PATH",
-                   help="a dictionary: MUSE pairs (.txt/.gz/.zst) or FreeDict dictd (.index); repeat per language")
-    p.add_argument("--cases", type=_csv(("lower", "title", "upper")), default=("lower", "title", "upper"),
-                   help="case variants of each word (default lower,title,upper)")
-    p.add_argument("--spacings", type=_csv(("space", "bare")), default=("space", "bare"),
-                   help="forms with a leading space, without, or both (default space,bare)")
+    p.add_argument(
+        "--tokenizer",
+        required=True,
+        metavar="PATH",
+        help="HF tokenizer.json, SentencePiece .model, Tekken JSON or .tiktoken file",
+    )
+    p.add_argument(
+        "--dict",
+        required=True,
+        action="append",
+        type=_lang_path,
+        metavar="LANG=PATH",
+        help="a dictionary: MUSE pairs (.txt/.gz/.zst) or FreeDict dictd (.index); repeat per language",
+    )
+    p.add_argument(
+        "--cases",
+        type=_csv(("lower", "title", "upper")),
+        default=("lower", "title", "upper"),
+        help="case variants of each word (default lower,title,upper)",
+    )
+    p.add_argument(
+        "--spacings",
+        type=_csv(("space", "bare")),
+        default=("space", "bare"),
+        help="forms with a leading space, without, or both (default space,bare)",
+    )
     _add_cleaning_options(p)
     p.add_argument("-o", "--output", required=True, type=Path, metavar="VOCAB", help="vocabulary file to write")
     p.add_argument("-q", "--quiet", action="store_true", help="no progress or summary on stderr")
@@ -309,17 +404,31 @@ def _add_apply_parser(sub) -> None:
     p = sub.add_parser("apply", help="rewrite tokenized shards (Megatron .bin/.idx or datatrove .ds)")
     p.add_argument("inputs", nargs="+", metavar="INPUT", help="shard prefix, shard file, directory or glob")
     p.add_argument("--vocab", required=True, type=Path, metavar="VOCAB", help="compiled vocabulary (link-fast compile)")
-    p.add_argument("-o", "--output", required=True, type=Path, metavar="OUTDIR", help="directory for the rewritten shards")
+    p.add_argument(
+        "-o", "--output", required=True, type=Path, metavar="OUTDIR", help="directory for the rewritten shards"
+    )
     _add_sampling_options(p, stream_key_default="each shard's name")
     p.add_argument("--workers", type=int, default=1, help="worker processes (default 1)")
-    p.add_argument("--chunk-tokens", type=int, default=4_000_000, metavar="N",
-                   help="tokens per work unit; memory is about N x workers (default 4000000)")
+    p.add_argument(
+        "--chunk-tokens",
+        type=int,
+        default=4_000_000,
+        metavar="N",
+        help="tokens per work unit; memory is about N x workers (default 4000000)",
+    )
     p.add_argument("--mask", action="store_true", help="also write NAME_mask: uint8, 1 where a token was substituted")
-    p.add_argument("--out-dtype", choices=("auto", "uint16", "int32", "uint32"), default="auto",
-                   help="token dtype of the output (default: the input's)")
-    p.add_argument("--resume", action="store_true",
-                   help="skip inputs whose outputs are verified finished with the same options "
-                        "(NAME.link.json matches the options, the vocabulary, the input and the output files)")
+    p.add_argument(
+        "--out-dtype",
+        choices=("auto", "uint16", "int32", "uint32"),
+        default="auto",
+        help="token dtype of the output (default: the input's)",
+    )
+    p.add_argument(
+        "--resume",
+        action="store_true",
+        help="skip inputs whose outputs are verified finished with the same options "
+        "(NAME.link.json matches the options, the vocabulary, the input and the output files)",
+    )
     p.add_argument("--rank", type=int, default=0, help="this job's index among --world-size jobs")
     p.add_argument("--world-size", type=int, default=1, help="split the sorted inputs across this many jobs")
     p.add_argument("-q", "--quiet", action="store_true", help="no progress bar or summary")
@@ -327,27 +436,52 @@ def _add_apply_parser(sub) -> None:
 
 
 def _add_text_parser(sub) -> None:
-    p = sub.add_parser("text", help="substitute in text files (.jsonl, .jsonl.gz, .jsonl.zst, .txt: one document a line)")
+    p = sub.add_parser(
+        "text", help="substitute in text files (.jsonl, .jsonl.gz, .jsonl.zst, .txt: one document a line)"
+    )
     p.add_argument("inputs", nargs="+", metavar="INPUT", help="text files")
     p.add_argument("--vocab", required=True, type=Path, metavar="VOCAB", help="compiled vocabulary (link-fast compile)")
-    p.add_argument("-o", "--output", required=True, type=Path, metavar="OUTPUT",
-                   help="output file (one input, same format) or directory (inputs keep their names)")
+    p.add_argument(
+        "-o",
+        "--output",
+        required=True,
+        type=Path,
+        metavar="OUTPUT",
+        help="output file (one input, same format) or directory (inputs keep their names)",
+    )
     _add_sampling_options(p, stream_key_default="each file's name without extensions")
     p.add_argument("--field", default="text", help="JSONL field holding the document (default text)")
-    p.add_argument("--substitutions-field", default=None, metavar="NAME",
-                   help="also write, in this JSONL field, the list of substitutions (offsets in the output text)")
-    p.add_argument("--on-error", choices=("skip", "fail"), default="fail",
-                   help="a bad line (not UTF-8, malformed or too deeply nested JSON, a missing or non-string "
-                        "field, a lone surrogate, over --max-line-bytes): fail (default, no output) or skip it "
-                        "and count it in the summary and OUTPUT.link.json")
+    p.add_argument(
+        "--substitutions-field",
+        default=None,
+        metavar="NAME",
+        help="also write, in this JSONL field, the list of substitutions (offsets in the output text)",
+    )
+    p.add_argument(
+        "--on-error",
+        choices=("skip", "fail"),
+        default="fail",
+        help="a bad line (not UTF-8, malformed or too deeply nested JSON, a missing or non-string "
+        "field, a lone surrogate, over --max-line-bytes): fail (default, no output) or skip it "
+        "and count it in the summary and OUTPUT.link.json",
+    )
     # default: link_fast.text.files.DEFAULT_MAX_LINE_BYTES (not imported here: numpy and the kernel)
-    p.add_argument("--max-line-bytes", type=_byte_size, default=None, metavar="N",
-                   help="a longer line is a bad line (see --on-error), counted as it streams past, never held; "
-                        "a line takes about 5-10x its size in memory while rewritten (more with "
-                        "--substitutions-field). Suffixes K, M, G "
-                        "(x1024); 0 = no limit (default 64M)")
-    p.add_argument("--tokenizer", default=None, metavar="PATH",
-                   help="the vocabulary's tokenizer: match only where token mode would (same boundaries)")
+    p.add_argument(
+        "--max-line-bytes",
+        type=_byte_size,
+        default=None,
+        metavar="N",
+        help="a longer line is a bad line (see --on-error), counted as it streams past, never held; "
+        "a line takes about 5-10x its size in memory while rewritten (more with "
+        "--substitutions-field). Suffixes K, M, G "
+        "(x1024); 0 = no limit (default 64M)",
+    )
+    p.add_argument(
+        "--tokenizer",
+        default=None,
+        metavar="PATH",
+        help="the vocabulary's tokenizer: match only where token mode would (same boundaries)",
+    )
     p.add_argument("--workers", type=int, default=1, help="worker processes (default 1)")
     p.add_argument("-q", "--quiet", action="store_true", help="no summary on stderr")
     p.set_defaults(func=cmd_text)
@@ -368,20 +502,43 @@ def _add_info_parser(sub) -> None:
 
 def _add_bench_parser(sub) -> None:
     p = sub.add_parser("bench", help="measure throughput against the usual text and id-level scripts, in one run")
-    p.add_argument("--tokenizer", default=None, metavar="PATH",
-                   help="tokenizer: compiles --dict for it, enables the text baselines (default: the demo's Tekken)")
-    p.add_argument("--dict", action="append", type=_lang_path, metavar="LANG=PATH",
-                   help="dictionaries to compile (timed); default: the bundled demo dictionaries")
+    p.add_argument(
+        "--tokenizer",
+        default=None,
+        metavar="PATH",
+        help="tokenizer: compiles --dict for it, enables the text baselines (default: the demo's Tekken)",
+    )
+    p.add_argument(
+        "--dict",
+        action="append",
+        type=_lang_path,
+        metavar="LANG=PATH",
+        help="dictionaries to compile (timed); default: the bundled demo dictionaries",
+    )
     p.add_argument("--vocab", type=Path, default=None, metavar="VOCAB", help="a compiled vocabulary instead of --dict")
-    p.add_argument("--shard", default=None, metavar="PREFIX",
-                   help="measure on this shard (default: the bundled fables, repeated to --min-tokens)")
-    p.add_argument("--min-tokens", type=int, default=2_000_000, metavar="N",
-                   help="size of the default corpus (default 2000000)")
-    p.add_argument("--apply-tokens", type=int, default=20_000_000, metavar="N",
-                   help="apply runs on the corpus repeated to N tokens and N/4, unless --shard is larger "
-                        "(default 20000000)")
-    p.add_argument("--workers", type=_workers_list, default=(1, 2) if (os.cpu_count() or 1) > 1 else (1,),
-                   metavar="N,N,...", help="worker counts to run link-fast apply with (default 1,2)")
+    p.add_argument(
+        "--shard",
+        default=None,
+        metavar="PREFIX",
+        help="measure on this shard (default: the bundled fables, repeated to --min-tokens)",
+    )
+    p.add_argument(
+        "--min-tokens", type=int, default=2_000_000, metavar="N", help="size of the default corpus (default 2000000)"
+    )
+    p.add_argument(
+        "--apply-tokens",
+        type=int,
+        default=20_000_000,
+        metavar="N",
+        help="apply runs on the corpus repeated to N tokens and N/4, unless --shard is larger (default 20000000)",
+    )
+    p.add_argument(
+        "--workers",
+        type=_workers_list,
+        default=(1, 2) if (os.cpu_count() or 1) > 1 else (1,),
+        metavar="N,N,...",
+        help="worker counts to run link-fast apply with (default 1,2)",
+    )
     p.add_argument("--ratio", type=float, default=0.3, help="substitution ratio (default 0.3)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--repeat", type=int, default=3, help="runs per measurement; the best counts (default 3)")
@@ -393,15 +550,20 @@ def _add_demo_parser(sub) -> None:
     p = sub.add_parser("demo", help="run LINK on a small bundled sample and show the result")
     p.add_argument("--ratio", type=float, default=0.5, help="share of dictionary words replaced (default 0.5)")
     p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--color", choices=("auto", "always", "never"), default="auto",
-                   help="highlight substitutions with colour (default: when printing to a terminal)")
+    p.add_argument(
+        "--color",
+        choices=("auto", "always", "never"),
+        default="auto",
+        help="highlight substitutions with colour (default: when printing to a terminal)",
+    )
     p.set_defaults(func=cmd_demo)
 
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="link-fast",
-        description="LINK lexical substitution on token ids: compile a dictionary for a tokenizer, rewrite tokenized corpora.",
+        description="LINK lexical substitution on token ids: compile a dictionary for a tokenizer, "
+        "rewrite tokenized corpora.",
     )
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     _add_compile_parser(sub)

@@ -22,9 +22,9 @@ import multiprocessing as mp
 import os
 import time
 from array import array
+from collections.abc import Callable, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
-from typing import Callable, Mapping, Sequence
 
 import numpy as np
 
@@ -41,6 +41,7 @@ SPACINGS = ("space", "bare")
 # word, a bare form starts a line. The form is kept only if the encoding of the whole splits
 # into prefix ids + form ids + suffix ids, i.e. the form's ids do not depend on its neighbours.
 CONTEXTS = {"space": ("a", "."), "bare": ("\n", ".")}
+
 
 def apply_case(text: str, case: str) -> str:
     """``text`` in case variant ``case``; "lower" and "exact" keep the dictionary's spelling."""
@@ -73,6 +74,7 @@ _FORK_STATE: tuple | None = None  # (tokenizer, texts, frames) inherited by fork
 
 def _encode_range(bounds: tuple[int, int]) -> tuple[np.ndarray, np.ndarray]:
     """Encode texts[start:stop] of the inherited state; (lengths with -1 for rejected, ids)."""
+    assert _FORK_STATE is not None  # set by the parent before the workers fork
     tokenizer, texts, frames, spacings = _FORK_STATE
     start, stop = bounds
     specials = tokenizer.special_ids
@@ -108,7 +110,9 @@ def encode_forms(
             raise InputError(f"{tokenizer.name}: context {prefix!r}+{suffix!r} is not stable for this tokenizer")
         frames[spacing] = (len(before), before, with_suffix[len(before) :])
     texts = [
-        f"{CONTEXTS[sp][0]} {surface}{CONTEXTS[sp][1]}" if sp == "space" else f"{CONTEXTS[sp][0]}{surface}{CONTEXTS[sp][1]}"
+        f"{CONTEXTS[sp][0]} {surface}{CONTEXTS[sp][1]}"
+        if sp == "space"
+        else f"{CONTEXTS[sp][0]}{surface}{CONTEXTS[sp][1]}"
         for sp, surface in zip(spacings, surfaces)
     ]
     n = len(texts)
@@ -124,8 +128,11 @@ def encode_forms(
                 parts = [pool.result(f) for f in futures]
             except WorkerDied as died:
                 a, b = ranges[died.task if died.task is not None else 0]
-                raise WorkerDied(died.how, died.task, f"a worker process died ({died.how}) while encoding "
-                                 f"dictionary forms {a}..{b - 1}") from None
+                raise WorkerDied(
+                    died.how,
+                    died.task,
+                    f"a worker process died ({died.how}) while encoding dictionary forms {a}..{b - 1}",
+                ) from None
             except BaseException:
                 pool.stop()
                 raise
@@ -170,7 +177,7 @@ def compile_vocab(
     *,
     cases: Sequence[str] = CASES,
     spacings: Sequence[str] = SPACINGS,
-    cleaning: CleaningOptions = CleaningOptions(),
+    cleaning: CleaningOptions | None = None,
     workers: int | None = None,
     progress: Callable[[str], None] | None = None,
 ) -> Vocab:
@@ -178,12 +185,13 @@ def compile_vocab(
 
     ``cases`` and ``spacings`` choose the surface forms (module docstring); ``cleaning`` applies
     to dictionaries given as paths; ``workers`` processes encode the forms (default: the
-    machine's cores, at most 8); ``progress`` receives one line per stage. The vocabulary's ``meta["report"]`` says, per language, how many source words were used,
-    how many surface forms were kept, how many were dropped as not context-free, and how many
+    machine's cores, at most 8); ``progress`` receives one line per stage. The vocabulary's
+    ``meta["report"]`` says, per language, how many source words were used, how many surface
+    forms were kept, how many were dropped as not context-free, and how many
     keys and phrases resulted.
     """
     with _gc_paused():
-        return _compile(tokenizer, dictionaries, cases, spacings, cleaning, workers, progress)
+        return _compile(tokenizer, dictionaries, cases, spacings, cleaning or CleaningOptions(), workers, progress)
 
 
 def _compile(tokenizer, dictionaries, cases, spacings, cleaning, workers, progress) -> Vocab:
@@ -206,8 +214,16 @@ def _compile(tokenizer, dictionaries, cases, spacings, cleaning, workers, progre
     trans_offsets, trans_tokens = _gather(form_offsets, form_tokens, distinct)
     key_texts = [records.text(f) for f in key_source_form.tolist()]
     tables = tables_from_arrays(
-        token_flags(tokenizer), len(languages), key_offsets, key_tokens, key_texts, key_trans_start,
-        key_trans.astype(np.int32), trans_offsets, trans_tokens, [records.text(f) for f in distinct.tolist()],
+        token_flags(tokenizer),
+        len(languages),
+        key_offsets,
+        key_tokens,
+        key_texts,
+        key_trans_start,
+        key_trans.astype(np.int32),
+        trans_offsets,
+        trans_tokens,
+        [records.text(f) for f in distinct.tolist()],
     )
     if not len(key_source_form):
         raise InputError(f"no dictionary word has a context-free encoding with {tokenizer.name}")
@@ -215,13 +231,23 @@ def _compile(tokenizer, dictionaries, cases, spacings, cleaning, workers, progre
     vocab = Vocab.from_tables(
         tables,
         languages,
-        tokenizer={"name": tokenizer.name, "kind": tokenizer.kind, "fingerprint": tokenizer.fingerprint,
-                   "vocab_size": tokenizer.vocab_size},
-        options={"cases": list(cases), "spacings": list(spacings),
-                 "cleaning": {k: sorted(v) if isinstance(v, frozenset) else v for k, v in asdict(cleaning).items()},
-                 "dictionaries": {lang: lex.path for lang, lex in zip(languages, lexicons)}},
-        report={"languages": report, "lexicons": {lang: lex.report for lang, lex in zip(languages, lexicons)},
-                "seconds": round(time.perf_counter() - started, 3)},
+        tokenizer={
+            "name": tokenizer.name,
+            "kind": tokenizer.kind,
+            "fingerprint": tokenizer.fingerprint,
+            "vocab_size": tokenizer.vocab_size,
+        },
+        options={
+            "cases": list(cases),
+            "spacings": list(spacings),
+            "cleaning": {k: sorted(v) if isinstance(v, frozenset) else v for k, v in asdict(cleaning).items()},
+            "dictionaries": {lang: lex.path for lang, lex in zip(languages, lexicons)},
+        },
+        report={
+            "languages": report,
+            "lexicons": {lang: lex.report for lang, lex in zip(languages, lexicons)},
+            "seconds": round(time.perf_counter() - started, 3),
+        },
     )
     say(f"compiled {len(key_source_form):,} keys in {time.perf_counter() - started:.1f} s")
     return vocab

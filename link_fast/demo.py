@@ -70,25 +70,32 @@ def run_demo(ratio: float = 0.5, seed: int = 0, color: str = "auto", out=None) -
     tokens = np.concatenate(encoded)
     substituter = Substituter(vocab, ratio=ratio, seed=seed, stream_key="demo")
     result = substituter.apply(tokens, offsets, mask=True)
+    assert result.mask is not None  # mask=True
 
     w = out.write
-    w(f"link_fast demo: {len(documents)} fables from Aesop, tokenizer {tokenizer.name} "
-      f"({tokenizer.vocab_size:,} ids), dictionaries en-de and en-fr ({vocab.n_keys:,} token-id keys), "
-      f"ratio={ratio}, seed={seed}\n\n")
+    w(
+        f"link_fast demo: {len(documents)} fables from Aesop, tokenizer {tokenizer.name} "
+        f"({tokenizer.vocab_size:,} ids), dictionaries en-de and en-fr ({vocab.n_keys:,} token-id keys), "
+        f"ratio={ratio}, seed={seed}\n\n"
+    )
     for d in range(min(2, len(documents))):
         before = tokens[offsets[d] : offsets[d + 1]]
         a, b = result.offsets[d], result.offsets[d + 1]
         w(f"--- before (document {d}, {len(before)} tokens)\n{tokenizer.decode(before)}\n")
-        w(f"+++ after ({b - a} tokens; substitutions marked)\n"
-          f"{_highlight(tokenizer, result.tokens[a:b], result.mask[a:b], use_color)}\n\n")
+        w(
+            f"+++ after ({b - a} tokens; substitutions marked)\n"
+            f"{_highlight(tokenizer, result.tokens[a:b], result.mask[a:b], use_color)}\n\n"
+        )
     s = result.stats
     w("statistics\n")
     w(f"  documents            {s.documents} ({s.eligible_documents} eligible)\n")
     w(f"  words                {s.words}\n")
     w(f"  candidates           {s.candidates} dictionary words found\n")
     shares = ", ".join(f"{lang} {n}" for lang, n in s.substitutions.items())
-    w(f"  substitutions        {s.total_substitutions} ({shares}): "
-      f"{s.total_substitutions / max(1, s.eligible_candidates):.1%} of candidates\n")
+    w(
+        f"  substitutions        {s.total_substitutions} ({shares}): "
+        f"{s.total_substitutions / max(1, s.eligible_candidates):.1%} of candidates\n"
+    )
     w(f"  tokens               {s.tokens_in} in, {s.tokens_out} out\n")
     w(f"  time                 compile {compiled - started:.2f} s, substitute {time.perf_counter() - compiled:.3f} s\n")
     return 0

@@ -11,7 +11,7 @@ the scalar helpers text mode applies to single draws.
 from __future__ import annotations
 
 import hashlib
-from typing import Mapping, Sequence
+from collections.abc import Mapping, Sequence
 
 import numpy as np
 

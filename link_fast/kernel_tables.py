@@ -7,7 +7,7 @@ languages play, and turning probabilities into thresholds, happens here, once pe
 
 from __future__ import annotations
 
-from typing import Mapping, Sequence
+from collections.abc import Mapping, Sequence
 
 import numpy as np
 

@@ -42,9 +42,10 @@ import re
 import struct
 import unicodedata
 import zlib
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import BinaryIO, Iterable, Iterator
+from typing import BinaryIO, cast
 
 from .errors import DictionaryError
 from .io import zstd_chunks
@@ -141,7 +142,7 @@ def load_lexicon(path, lang: str, options: CleaningOptions = CleaningOptions()) 
     report = cleaner.report(stats)
     if not cleaner.entries:
         dropped = ", ".join(
-            f"{key[len('dropped_'):]} {n}" for key, n in report.items() if key.startswith("dropped_") and n
+            f"{key[len('dropped_') :]} {n}" for key, n in report.items() if key.startswith("dropped_") and n
         )
         raise DictionaryError(
             shown_path, f"no usable word pairs ({report['pairs_read']} read; dropped: {dropped or 'none'})"
@@ -273,7 +274,7 @@ class _Cleaner:
             if verdict is _UNJUDGED:
                 verdict = verdicts[source] = self._judge_source(source)
             if verdict is not None:
-                counts[verdict] += len(translations)
+                counts[cast(str, verdict)] += len(translations)
                 continue
             folded = source.casefold()
             kept = entries.get(source)
@@ -354,7 +355,7 @@ def _raw_lines(path: Path, raw: BinaryIO) -> Iterator[bytes]:
     if name.endswith(".zst"):
         yield from _chunks_to_lines(zstd_chunks(raw, lambda problem: DictionaryError(path, problem)))
         return
-    stream: BinaryIO = gzip.GzipFile(fileobj=raw, mode="rb") if name.endswith(".gz") else raw
+    stream: BinaryIO | gzip.GzipFile = gzip.GzipFile(fileobj=raw, mode="rb") if name.endswith(".gz") else raw
     try:
         yield from stream
     except (EOFError, gzip.BadGzipFile, zlib.error) as exc:
@@ -386,7 +387,9 @@ def _pair_entries(path: Path, stats: dict[str, int]) -> Iterator[tuple[str, list
                 line = data.decode("utf-8")
             except UnicodeDecodeError as exc:
                 shown = _shorten(data.decode("utf-8", errors="replace").rstrip("\r\n"))
-                raise DictionaryError(path, f"line is not valid UTF-8 (byte {exc.start}): {shown}", line=number) from None
+                raise DictionaryError(
+                    path, f"line is not valid UTF-8 (byte {exc.start}): {shown}", line=number
+                ) from None
             if number == 1:
                 line = line.removeprefix("\ufeff")
             stripped = line.strip()
@@ -613,7 +616,9 @@ def _dictd_entries(index_path: Path, data_path: Path, stats: dict[str, int]) -> 
                 f"entry at offset {offset}+{length} lies past the end of {data_path.name} ({size} bytes)",
                 line=_index_line_number(index_text, row),
             )
-        first, rest = head_match(data, offset, end).groups()
+        head = head_match(data, offset, end)
+        assert head is not None  # every part of the pattern is optional: it matches any text
+        first, rest = head.groups()
         entry_of[offset] = len(firsts)
         firsts.append(first)
         rests.append(rest)

@@ -23,6 +23,7 @@ import threading
 import time
 from concurrent.futures.process import BrokenProcessPool
 from contextlib import contextmanager
+from typing import cast
 
 from .errors import LinkFastError
 
@@ -141,8 +142,11 @@ class Pool:
         self._slots = ctx.RawArray("q", 2 * workers)  # per worker: pid (0: free), task (-1: none)
         self._processes: dict[int, mp.process.BaseProcess] = {}
         self._executor = concurrent.futures.ProcessPoolExecutor(
-            workers, mp_context=ctx, initializer=_start,
-            initargs=(self._slots, ctx.Lock(), os.getpid(), initializer, initargs))
+            workers,
+            mp_context=ctx,
+            initializer=_start,
+            initargs=(self._slots, ctx.Lock(), os.getpid(), initializer, initargs),
+        )
         self._closed = False
 
     def submit(self, task: int, fn, *args) -> concurrent.futures.Future:
@@ -169,7 +173,7 @@ class Pool:
         ended = [p for p in self._processes.values() if p.exitcode is not None]
         culprits = [p for p in ended if p.exitcode != -signal.SIGTERM] or ended
         tasks = {int(self._slots[i]): int(self._slots[i + 1]) for i in range(0, len(self._slots), 2)}
-        held = sorted((tasks.get(p.pid, -1), p.exitcode) for p in culprits)
+        held = sorted((tasks.get(cast(int, p.pid), -1), p.exitcode) for p in culprits)  # ended: started, has a pid
         running = [(task, code) for task, code in held if task >= 0]
         if running:
             return WorkerDied(describe_exit(running[0][1]), running[0][0])

@@ -9,8 +9,9 @@ CLI) takes one; the outer API also accepts the options as keywords and forwards 
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, Literal, Mapping, Sequence
+from typing import Any, Literal
 
 from .errors import InputError
 

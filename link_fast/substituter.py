@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any, Literal, Sequence
+from typing import Any, Literal
 
 import numpy as np
 
@@ -40,7 +41,7 @@ class Stats:
             raise ValueError(f"unit must be one of {', '.join(UNITS)}, got {self.unit!r}")
 
     @classmethod
-    def zero(cls, languages: Sequence[str], unit: Literal["tokens", "characters"] = "tokens") -> "Stats":
+    def zero(cls, languages: Sequence[str], unit: Literal["tokens", "characters"] = "tokens") -> Stats:
         """Nothing counted yet, with a 0 for every language: the start of a sum."""
         return cls(tuple(languages), substitutions={lang: 0 for lang in languages}, unit=unit)
 
@@ -72,7 +73,7 @@ class Stats:
     def total_substitutions(self) -> int:
         return sum(self.substitutions.values())
 
-    def __add__(self, other: "Stats") -> "Stats":
+    def __add__(self, other: Stats) -> Stats:
         if self.languages != other.languages:
             raise ValueError("cannot add statistics of different language sets")
         if self.unit != other.unit:
@@ -155,7 +156,9 @@ class Substituter:
         """
         tokens = np.asarray(tokens)
         if tokens.ndim != 1 or tokens.dtype not in TOKEN_DTYPES:
-            raise InputError(f"tokens must be a 1-D uint16, int32 or uint32 array, got {tokens.dtype} with shape {tokens.shape}")
+            raise InputError(
+                f"tokens must be a 1-D uint16, int32 or uint32 array, got {tokens.dtype} with shape {tokens.shape}"
+            )
         offsets = np.asarray(offsets)
         if offsets.ndim != 1 or len(offsets) < 1 or offsets.dtype.kind not in "iu":
             raise InputError("offsets must be a 1-D integer array with documents + 1 entries")
@@ -175,8 +178,10 @@ class Substituter:
             span = tokens[offsets[0] : offsets[-1]]
             if len(span) and span.max() > limit:
                 position = int(offsets[0] + np.argmax(span > limit))
-                raise InputError(f"token id {int(tokens[position])} at position {position} does not fit {dtype}: "
-                                 f"choose a wider output dtype (--out-dtype int32)")
+                raise InputError(
+                    f"token id {int(tokens[position])} at position {position} does not fit {dtype}: "
+                    f"choose a wider output dtype (--out-dtype int32)"
+                )
         out, out_offsets, out_mask, counts = substitute(
             self._tables, self._sampling, tokens, offsets, int(first_doc), dtype, bool(mask)
         )

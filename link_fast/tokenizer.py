@@ -29,8 +29,9 @@ import os
 import re
 import struct
 import unicodedata
+from collections.abc import Iterable, Sequence
 from pathlib import Path
-from typing import Any, Iterable, Sequence
+from typing import Any
 
 import numpy as np
 
@@ -116,7 +117,7 @@ def flags_for_bytes(b: bytes) -> int:
     return flags
 
 
-def token_flags(tok: "Tokenizer") -> np.ndarray:
+def token_flags(tok: Tokenizer) -> np.ndarray:
     """``uint8[vocab_size]`` boundary flags of every token id of ``tok``.
 
     Special ids get ``FLAG_SPECIAL`` alone; ids the vocabulary does not use (holes) get 0.
@@ -143,7 +144,7 @@ def token_flags(tok: "Tokenizer") -> np.ndarray:
     return out
 
 
-def _fusing_tokens(tok: "Tokenizer", all_bytes: list[bytes], probes_per_prefix: int = 2000) -> list[int]:
+def _fusing_tokens(tok: Tokenizer, all_bytes: list[bytes], probes_per_prefix: int = 2000) -> list[int]:
     """Ids whose text the tokenizer merges with a following word (see ``token_flags``)."""
     texts = [b.decode("utf-8", "surrogateescape") for b in all_bytes]
     ids_of: dict[str, set[int]] = {}  # several ids can share a text (SentencePiece '▁' and <0x20>)
@@ -346,6 +347,7 @@ class HFTokenizer(Tokenizer):
             raise TokenizerError(path, "HF tokenizer has an empty vocabulary")
         size = max(vocab.values()) + 1
         pieces: list[str | None] = [None] * size
+        piece: str | None
         for piece, i in vocab.items():
             pieces[i] = piece
         specials = _hf_specials(data, model, mtype, vocab, size)
@@ -356,6 +358,7 @@ class HFTokenizer(Tokenizer):
             if byte_level:
                 out[i] = _byte_level_bytes(piece)
             else:
+                assert replacement is not None  # _hf_text_mapping raises when neither is known
                 m = _BYTE_PIECE.fullmatch(piece) if byte_fallback else None
                 if m is not None:
                     out[i] = bytes([int(m.group(1), 16)])
@@ -422,9 +425,14 @@ def _hf_text_mapping(path, data: dict, model: dict) -> tuple[bool, str | None, b
                 break
         for comp in normalizers:
             pat = comp.get("pattern")
-            if replacement is None and comp.get("type") == "Replace" and isinstance(pat, dict):
-                if pat.get("String") == " " and comp.get("content"):
-                    replacement = comp["content"]
+            if (
+                replacement is None
+                and comp.get("type") == "Replace"
+                and isinstance(pat, dict)
+                and pat.get("String") == " "
+                and comp.get("content")
+            ):
+                replacement = comp["content"]
     if not byte_level and replacement is None:
         raise TokenizerError(
             path,
@@ -655,10 +663,7 @@ def _load_tiktoken_file(path: str | os.PathLike, raw: bytes, pattern: str | None
 # Detection
 # ---------------------------------------------------------------------------------------------
 
-_EXPECTED = (
-    "expected a Hugging Face tokenizer.json, a SentencePiece .model, "
-    "a Mistral Tekken .json or a .tiktoken file"
-)
+_EXPECTED = "expected a Hugging Face tokenizer.json, a SentencePiece .model, a Mistral Tekken .json or a .tiktoken file"
 _DIR_CANDIDATES = ("tokenizer.json", "tekken.json", "tokenizer.model")
 
 

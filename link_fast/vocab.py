@@ -38,9 +38,9 @@ import json
 import mmap
 import os
 import struct
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterable, Mapping, Sequence
 
 import numpy as np
 
@@ -109,7 +109,15 @@ HEADER_FIELDS: dict[str, type] = {
 }
 HEADER_KIND_NAMES = {int: "an integer", list: "a list", dict: "an object"}
 # The per-language counts of a compiled vocabulary's report that ``link-fast info`` prints.
-REPORT_COUNTS = ("sources", "forms", "forms_kept", "forms_not_context_free", "forms_without_translation", "keys", "phrases")
+REPORT_COUNTS = (
+    "sources",
+    "forms",
+    "forms_kept",
+    "forms_not_context_free",
+    "forms_without_translation",
+    "keys",
+    "phrases",
+)
 
 
 @dataclass(frozen=True)
@@ -162,7 +170,7 @@ def _build_trie(vocab_size: int, key_offsets: np.ndarray, key_tokens: np.ndarray
     node_key = np.full(n_nodes, -1, dtype=np.int32)
     node_key[node_of_key] = np.arange(n_keys, dtype=np.int32)
     if n_keys and len(np.unique(node_of_key)) != n_keys:
-        seen = {}
+        seen: dict[int, int] = {}
         for key, node in enumerate(node_of_key.tolist()):
             if node in seen:
                 raise ValueError(f"duplicate key {texts[key]!r} (same token ids as {texts[seen[node]]!r})")
@@ -213,7 +221,7 @@ def tables_from_arrays(
     key_lang_mask = _lang_masks(np.asarray(key_trans_start), n_keys, n_languages)
     if n_keys and key_lang_mask.min() == 0:
         raise ValueError(f"key {key_texts[int(np.argmin(key_lang_mask))]!r} has no translation")
-    tables = {
+    tables: dict[str, np.ndarray] = {
         "flags": np.ascontiguousarray(flags, dtype=np.uint8),
         "key_offsets": np.asarray(key_offsets, dtype=np.int64),
         "key_tokens": np.asarray(key_tokens, dtype=np.uint32),
@@ -225,7 +233,9 @@ def tables_from_arrays(
     }
     tables.update(_build_trie(len(flags), tables["key_offsets"], tables["key_tokens"], key_texts))
     tables["key_text_offsets"], tables["key_text"] = _offsets_and_blob([t.encode("utf-8") for t in key_texts], np.uint8)
-    tables["trans_text_offsets"], tables["trans_text"] = _offsets_and_blob([t.encode("utf-8") for t in trans_texts], np.uint8)
+    tables["trans_text_offsets"], tables["trans_text"] = _offsets_and_blob(
+        [t.encode("utf-8") for t in trans_texts], np.uint8
+    )
     return tables
 
 
@@ -244,9 +254,16 @@ def build_tables(flags: np.ndarray, entries: Sequence[Entry], n_languages: int) 
     key_offsets, key_tokens = _offsets_and_blob([e.tokens for e in entries], np.uint32)
     trans_offsets, trans_tokens = _offsets_and_blob([ids for ids, _ in trans_index], np.uint32)
     return tables_from_arrays(
-        flags, n_languages, key_offsets, key_tokens, [e.text for e in entries],
-        np.asarray(starts, dtype=np.int64), np.asarray(key_trans, dtype=np.int32),
-        trans_offsets, trans_tokens, [text for _, text in trans_index],
+        flags,
+        n_languages,
+        key_offsets,
+        key_tokens,
+        [e.text for e in entries],
+        np.asarray(starts, dtype=np.int64),
+        np.asarray(key_trans, dtype=np.int32),
+        trans_offsets,
+        trans_tokens,
+        [text for _, text in trans_index],
     )
 
 
@@ -261,7 +278,7 @@ class Vocab:
         self.meta = dict(meta)
         self.path = path
         self.identity: FileIdentity | None = None  # of the file it was loaded from
-        self._mmap = None
+        self._mmap: mmap.mmap | None = None
 
     @classmethod
     def from_entries(
@@ -273,10 +290,11 @@ class Vocab:
         tokenizer: Mapping | None = None,
         options: Mapping | None = None,
         report: Mapping | None = None,
-    ) -> "Vocab":
+    ) -> Vocab:
         """Build a vocabulary in memory from unique keys (the compiler's last step, and tests')."""
-        return cls.from_tables(build_tables(flags, entries, len(languages)), languages,
-                               tokenizer=tokenizer, options=options, report=report)
+        return cls.from_tables(
+            build_tables(flags, entries, len(languages)), languages, tokenizer=tokenizer, options=options, report=report
+        )
 
     @classmethod
     def from_tables(
@@ -287,7 +305,7 @@ class Vocab:
         tokenizer: Mapping | None = None,
         options: Mapping | None = None,
         report: Mapping | None = None,
-    ) -> "Vocab":
+    ) -> Vocab:
         """Wrap tables built by ``tables_from_arrays`` / ``build_tables`` with their metadata."""
         languages = list(languages)
         if len(set(languages)) != len(languages):
@@ -396,7 +414,7 @@ class Vocab:
         return path
 
     @classmethod
-    def load(cls, path, *, tokenizer=None, validated: FileIdentity | None = None) -> "Vocab":
+    def load(cls, path, *, tokenizer=None, validated: FileIdentity | None = None) -> Vocab:
         """Memory-map a saved vocabulary. With ``tokenizer``, check it was compiled for that one.
 
         The file is untrusted input: every invariant the kernel and text mode rely on is
@@ -509,7 +527,9 @@ def _read_header(mm: mmap.mmap, size: int) -> tuple[dict, dict, int]:
     if magic != MAGIC:
         raise _Corrupt("not a link_fast vocabulary (bad magic)")
     if version != FORMAT_VERSION:
-        raise _Corrupt(f"vocabulary format version {version}, this link_fast reads version {FORMAT_VERSION}: recompile it")
+        raise _Corrupt(
+            f"vocabulary format version {version}, this link_fast reads version {FORMAT_VERSION}: recompile it"
+        )
     if _PREFIX.size + header_length > size:
         raise _Corrupt("truncated vocabulary (header runs past the end of the file)")
     try:
@@ -531,9 +551,12 @@ def _check_header(meta) -> None:
         _require_header(ok, f"{field!r} is not {HEADER_KIND_NAMES[kind]}")
     _require_header(meta["format_version"] == FORMAT_VERSION, f"'format_version' is not {FORMAT_VERSION}")
     languages = meta["languages"]
-    _require_header(1 <= len(languages) <= MAX_LANGUAGES and all(isinstance(lang, str) and lang for lang in languages)
-                    and len(set(languages)) == len(languages),
-                    f"'languages' is not a list of 1 to {MAX_LANGUAGES} distinct names")
+    _require_header(
+        1 <= len(languages) <= MAX_LANGUAGES
+        and all(isinstance(lang, str) and lang for lang in languages)
+        and len(set(languages)) == len(languages),
+        f"'languages' is not a list of 1 to {MAX_LANGUAGES} distinct names",
+    )
     _require_header(meta["vocab_size"] >= 1, "'vocab_size' is not positive")
     for field in ("name", "kind", "fingerprint"):
         _require_header(isinstance(meta["tokenizer"].get(field, ""), str), f"'tokenizer.{field}' is not a string")
@@ -544,11 +567,15 @@ def _check_header(meta) -> None:
 def _check_report(report: dict, languages: list) -> None:
     """The per-language counts ``link-fast info`` prints, where there are any."""
     per_language = report.get("languages", {})
-    _require_header(isinstance(per_language, dict) and set(per_language) <= set(languages),
-                    "'report.languages' is not an object of the vocabulary's languages")
+    _require_header(
+        isinstance(per_language, dict) and set(per_language) <= set(languages),
+        "'report.languages' is not an object of the vocabulary's languages",
+    )
     for lang, counts in per_language.items():
-        _require_header(isinstance(counts, dict) and all(_is_int(counts.get(name)) for name in REPORT_COUNTS),
-                        f"'report.languages.{lang}' lacks integer counts {', '.join(REPORT_COUNTS)}")
+        _require_header(
+            isinstance(counts, dict) and all(_is_int(counts.get(name)) for name in REPORT_COUNTS),
+            f"'report.languages.{lang}' lacks integer counts {', '.join(REPORT_COUNTS)}",
+        )
 
 
 def _check_layout(layout: dict) -> None:
@@ -556,9 +583,12 @@ def _check_layout(layout: dict) -> None:
     for name in ARRAY_DTYPES:
         entry = layout.get(name)
         _require_header(isinstance(entry, dict), f"table {name!r} missing from 'arrays'")
+        assert entry is not None  # _require_header raised otherwise
         offset, count = entry.get("offset"), entry.get("count")
-        _require_header(_is_int(offset) and offset >= 0 and offset % _ALIGN == 0,
-                        f"table {name!r} has no {_ALIGN}-byte aligned offset")
+        _require_header(
+            _is_int(offset) and offset >= 0 and offset % _ALIGN == 0,
+            f"table {name!r} has no {_ALIGN}-byte aligned offset",
+        )
         _require_header(_is_int(count) and count >= 0, f"table {name!r} has no count")
 
 
@@ -593,8 +623,10 @@ def _check_tables(tables: Mapping[str, np.ndarray], meta: Mapping) -> None:
     _require(np.all(masks != 0), "key_trans_start", "leaves a key without translations")
     for blob, offsets in (("key_text", "key_text_offsets"), ("trans_text", "trans_text_offsets")):
         _check_utf8(tables, blob, offsets)
-    _require_header(meta["counts"] == table_counts(tables) and all(map(_is_int, meta["counts"].values())),
-                    "'counts' do not match the tables")
+    _require_header(
+        meta["counts"] == table_counts(tables) and all(map(_is_int, meta["counts"].values())),
+        "'counts' do not match the tables",
+    )
 
 
 def _check_sizes(t: Mapping[str, np.ndarray], meta: Mapping) -> None:
@@ -604,9 +636,16 @@ def _check_sizes(t: Mapping[str, np.ndarray], meta: Mapping) -> None:
     for name in ("flags", "root_child"):
         _require(len(t[name]) == V, name, f"has {len(t[name])} entries, not vocab_size {V}")
     _require(1 <= N < MAX_NODES, "node_key", f"has {N} nodes, not 1 to {MAX_NODES - 1}")
-    for name, n in (("node_edge_start", N), ("node_edge_count", N), ("edge_node", E), ("key_trans_start", K * L + 1),
-                    ("trans_offsets", max(T, 0) + 1), ("trans_text_offsets", max(T, 0) + 1),
-                    ("key_offsets", K + 1), ("key_text_offsets", K + 1)):
+    for name, n in (
+        ("node_edge_start", N),
+        ("node_edge_count", N),
+        ("edge_node", E),
+        ("key_trans_start", K * L + 1),
+        ("trans_offsets", max(T, 0) + 1),
+        ("trans_text_offsets", max(T, 0) + 1),
+        ("key_offsets", K + 1),
+        ("key_text_offsets", K + 1),
+    ):
         _require(len(t[name]) == n, name, f"has {len(t[name])} entries, not {n}")
 
 
@@ -625,13 +664,20 @@ def _check_indices(t: Mapping[str, np.ndarray], vocab_size: int) -> None:
     """Token ids are inside the vocabulary, translation and key indices inside their tables
     (node ids are checked with the trie's shape)."""
     for name in ("edge_token", "trans_tokens", "key_tokens"):
-        _require(int(t[name].max(initial=0)) < vocab_size, name, f"has token ids outside the vocabulary of {vocab_size}")
+        _require(
+            int(t[name].max(initial=0)) < vocab_size, name, f"has token ids outside the vocabulary of {vocab_size}"
+        )
     n_trans = len(t["trans_offsets"]) - 1
     if len(t["key_trans"]):
-        _require(t["key_trans"].min() >= 0 and t["key_trans"].max() < n_trans, "key_trans",
-                 f"points outside the {n_trans} translations")
+        _require(
+            t["key_trans"].min() >= 0 and t["key_trans"].max() < n_trans,
+            "key_trans",
+            f"points outside the {n_trans} translations",
+        )
     n_keys = len(t["key_lang_mask"])
-    _require(t["node_key"].min() >= -1 and t["node_key"].max() < n_keys, "node_key", f"points outside the {n_keys} keys")
+    _require(
+        t["node_key"].min() >= -1 and t["node_key"].max() < n_keys, "node_key", f"points outside the {n_keys} keys"
+    )
 
 
 def _check_root_children(t: Mapping[str, np.ndarray]) -> int:
@@ -648,18 +694,29 @@ def _check_edges(t: Mapping[str, np.ndarray], n_first: int) -> None:
     leads to node n_first + 1 + e: every node below the first depth has exactly one parent."""
     start, count, edge_node = t["node_edge_start"], t["node_edge_count"], t["edge_node"]
     n_nodes, n_edges = len(count), len(edge_node)
-    _require(count.min() >= 0 and count[0] == 0, "node_edge_count",
-             "is negative, or gives the root edges (its children are in root_child)")
+    _require(
+        count.min() >= 0 and count[0] == 0,
+        "node_edge_count",
+        "is negative, or gives the root edges (its children are in root_child)",
+    )
     ends = np.cumsum(count, dtype=np.int64)
     _require(ends[-1] == n_edges, "node_edge_count", f"does not add up to the {n_edges} edges")
-    _require(start[0] == 0 and np.array_equal(start[1:], ends[:-1]), "node_edge_start",
-             "is not where the previous node's edges end")
-    _require(n_edges == n_nodes - 1 - n_first and np.array_equal(edge_node, np.arange(n_first + 1, n_nodes, dtype=np.int32)),
-             "edge_node", "does not number the nodes depth by depth, after root_child's")
+    _require(
+        start[0] == 0 and np.array_equal(start[1:], ends[:-1]),
+        "node_edge_start",
+        "is not where the previous node's edges end",
+    )
+    _require(
+        n_edges == n_nodes - 1 - n_first and np.array_equal(edge_node, np.arange(n_first + 1, n_nodes, dtype=np.int32)),
+        "edge_node",
+        "does not number the nodes depth by depth, after root_child's",
+    )
     slice_start = np.zeros(n_edges + 1, dtype=bool)
     slice_start[start] = True  # the first edge of a node may be smaller than the edge before it
     tokens = t["edge_token"]
-    _require(np.all((tokens[1:] > tokens[:-1]) | slice_start[1:-1]), "edge_token", "is not sorted within a node's edges")
+    _require(
+        np.all((tokens[1:] > tokens[:-1]) | slice_start[1:-1]), "edge_token", "is not sorted within a node's edges"
+    )
 
 
 def _trie_depths(t: Mapping[str, np.ndarray], n_first: int) -> list[int]:
@@ -688,25 +745,34 @@ def _check_node_keys(t: Mapping[str, np.ndarray], n_first: int, depths: list[int
     keyed = np.flatnonzero(node_key >= 0)
     key_node = np.full(n_keys, -1, dtype=np.int32)
     key_node[node_key[keyed]] = keyed
-    _require(node_key[0] == -1 and len(keyed) == n_keys and np.all(key_node >= 0), "node_key",
-             "does not give each key exactly one node")
+    _require(
+        node_key[0] == -1 and len(keyed) == n_keys and np.all(key_node >= 0),
+        "node_key",
+        "does not give each key exactly one node",
+    )
     _require(np.all((count[1:] > 0) | (node_key[1:] >= 0)), "node_key", "leaves a leaf without a key")
     offsets = t["key_offsets"]
     lengths = np.diff(offsets)
     first_of_depth = np.asarray(depths)
-    _require(len(depths) - 2 == lengths.max(initial=0) and np.all(
-        (first_of_depth[lengths] <= key_node) & (key_node < first_of_depth[lengths + 1])),
-        "key_offsets", "does not give each key the length of its node's depth in the trie (node_key)")
+    _require(
+        len(depths) - 2 == lengths.max(initial=0)
+        and np.all((first_of_depth[lengths] <= key_node) & (key_node < first_of_depth[lengths + 1])),
+        "key_offsets",
+        "does not give each key the length of its node's depth in the trie (node_key)",
+    )
     # the token that reaches each node: node i <= n_first from the root, node i > n_first by edge i - n_first - 1
     first_tokens = np.flatnonzero(t["root_child"] >= 0).astype(np.uint32)
     node_token = np.concatenate([np.zeros(1, dtype=np.uint32), first_tokens, t["edge_token"]])
-    _require(np.array_equal(node_token[key_node], t["key_tokens"][offsets[1:] - 1]), "key_tokens",
-             "does not end each key with the token that reaches its node (node_key, root_child, edge_token)")
+    _require(
+        np.array_equal(node_token[key_node], t["key_tokens"][offsets[1:] - 1]),
+        "key_tokens",
+        "does not end each key with the token that reaches its node (node_key, root_child, edge_token)",
+    )
 
 
 def _check_utf8(t: Mapping[str, np.ndarray], blob_name: str, offsets_name: str) -> None:
     """The strings decode: the blob is UTF-8 and no offset falls inside a character."""
-    blob, data = t[blob_name], memoryview(t[blob_name])
+    blob, data = t[blob_name], t[blob_name].data
     decoder = codecs.getincrementaldecoder("utf-8")()
     # In chunks: the text is dropped at once, and a chunk of ASCII stays one byte a character
     # (a single character above U+00FF would make a whole-blob string two or four).
@@ -714,7 +780,9 @@ def _check_utf8(t: Mapping[str, np.ndarray], blob_name: str, offsets_name: str) 
         try:
             decoder.decode(data[begin : begin + _UTF8_CHUNK], final=begin + _UTF8_CHUNK >= len(blob))
         except UnicodeDecodeError as exc:
-            raise _Corrupt(f"corrupt vocabulary: table {blob_name!r} is not UTF-8 (near byte {begin + exc.start})") from None
+            raise _Corrupt(
+                f"corrupt vocabulary: table {blob_name!r} is not UTF-8 (near byte {begin + exc.start})"
+            ) from None
     offsets = t[offsets_name]
     inside = offsets[: np.searchsorted(offsets, len(blob))]  # rising: the ones at the end come last
     _require(not np.any((blob[inside] & 0xC0) == 0x80), offsets_name, "splits a UTF-8 character")

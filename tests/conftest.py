@@ -41,8 +41,15 @@ N_DOCUMENTS = 400
 
 
 # Fixtures that read the fetched material: a test using any of them is marked real_data.
-REAL_DATA_FIXTURES = {"fixtures_dir", "freedict_dir", "real_lexicons", "pydoc_documents", "tekken_vocab_path",
-                      "tekken_vocab", "sp_v1_vocab"}
+REAL_DATA_FIXTURES = {
+    "fixtures_dir",
+    "freedict_dir",
+    "real_lexicons",
+    "pydoc_documents",
+    "tekken_vocab_path",
+    "tekken_vocab",
+    "sp_v1_vocab",
+}
 
 
 def pytest_collection_modifyitems(items):
@@ -70,8 +77,12 @@ def fixtures_dir() -> Path:
 @pytest.fixture(scope="session")
 def freedict_dir(fixtures_dir) -> Path:
     path = fixtures_dir / "freedict"
-    missing = [f"{name}.{ext}" for name in FREEDICT.values() for ext in ("index", "dict.dz")
-               if not (path / f"{name}.{ext}").is_file()]
+    missing = [
+        f"{name}.{ext}"
+        for name in FREEDICT.values()
+        for ext in ("index", "dict.dz")
+        if not (path / f"{name}.{ext}").is_file()
+    ]
     if missing:
         pytest.fail(f"{path} lacks {', '.join(missing)}: run scripts/fetch_fixtures.sh {fixtures_dir}")
     return path
@@ -173,7 +184,9 @@ def _cache_key(name: str, langs, freedict_dir: Path) -> str:
     """What a compiled vocabulary depends on: tokenizer file, dictionaries, link_fast's code."""
     h = hashlib.sha256(f"{name} {TOKENIZER_FILES[name]} {langs}".encode())
     package = Path(__import__("link_fast").__file__).parent
-    for path in sorted([*package.glob("*.py"), *package.glob("*.pyx"), *package.glob("*.pxd"), *package.glob("data/*")]):
+    for path in sorted(
+        [*package.glob("*.py"), *package.glob("*.pyx"), *package.glob("*.pxd"), *package.glob("data/*")]
+    ):
         h.update(path.name.encode() + path.read_bytes())
     for lang in langs:
         for ext in ("index", "dict.dz"):
@@ -198,7 +211,14 @@ def _real_vocab_files(real_lexicons, freedict_dir, tmp_path_factory):
         lexicons = out_dir / f"{name}.lexicons.pickle"
         with open(lexicons, "wb") as f:
             pickle.dump({lang: real_lexicons[lang] for lang in langs}, f, protocol=pickle.HIGHEST_PROTOCOL)
-        command = [sys.executable, "-c", _COMPILE_CHILD, str(mistral_data() / TOKENIZER_FILES[name]), str(lexicons), str(target)]
+        command = [
+            sys.executable,
+            "-c",
+            _COMPILE_CHILD,
+            str(mistral_data() / TOKENIZER_FILES[name]),
+            str(lexicons),
+            str(target),
+        ]
         log = open(out_dir / f"{name}.log", "w+")
         jobs[name] = (subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT), log, lexicons, cached)
     for name, (process, log, lexicons, cached) in jobs.items():

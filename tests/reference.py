@@ -55,8 +55,20 @@ def pick(h, weights):
 class Reference:
     """``lexicon``: {key tokens tuple: {lang index: [translation tokens tuple, ...]}}."""
 
-    def __init__(self, flags, lexicon, n_languages, *, ratio, portion, seed, weights=None,
-                 ratio_basis="candidates", lang_scope="word", stream_key=""):
+    def __init__(
+        self,
+        flags,
+        lexicon,
+        n_languages,
+        *,
+        ratio,
+        portion,
+        seed,
+        weights=None,
+        ratio_basis="candidates",
+        lang_scope="word",
+        stream_key="",
+    ):
         self.flags = list(flags)
         self.n_languages = n_languages
         self.weights = weights or {l: 1 for l in range(n_languages)}  # lang index -> int weight > 0
@@ -69,7 +81,8 @@ class Reference:
     def words(self, doc):
         f = self.flags
         return sum(
-            1 for p, t in enumerate(doc)
+            1
+            for p, t in enumerate(doc)
             if f[t] & FLAG_HAS_WORD and (f[t] & FLAG_WS_START or p == 0 or not f[doc[p - 1]] & FLAG_END_WORD)
         )
 
@@ -134,8 +147,13 @@ class Reference:
         return out, mask
 
     def apply(self, docs, first_doc=0):
-        stats = {"words": 0, "candidates": 0, "eligible_documents": 0, "eligible_candidates": 0,
-                 "substitutions": [0] * self.n_languages}
+        stats = {
+            "words": 0,
+            "candidates": 0,
+            "eligible_documents": 0,
+            "eligible_candidates": 0,
+            "substitutions": [0] * self.n_languages,
+        }
         outs, masks = [], []
         for d, doc in enumerate(docs):
             out, mask = self.apply_doc(doc, first_doc + d, stats)

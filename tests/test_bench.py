@@ -12,15 +12,38 @@ pytest.importorskip("mistral_common")
 
 def test_bench_cli_reports_rates_ratios_and_memory(tmp_path):
     proc = subprocess.run(
-        [sys.executable, "-m", "link_fast", "bench", "--min-tokens", "20000", "--apply-tokens", "80000",
-         "--repeat", "1", "--workers", "1,2", "--json"],
-        capture_output=True, text=True, cwd=tmp_path,
+        [
+            sys.executable,
+            "-m",
+            "link_fast",
+            "bench",
+            "--min-tokens",
+            "20000",
+            "--apply-tokens",
+            "80000",
+            "--repeat",
+            "1",
+            "--workers",
+            "1,2",
+            "--json",
+        ],
+        capture_output=True,
+        text=True,
+        cwd=tmp_path,
     )
     assert proc.returncode == 0, proc.stderr
     report = json.loads(proc.stdout)
     rows = {r["name"]: r for r in report["rows"]}
-    for name in ("numpy copy", "kernel", "python id loop", "text pipeline", "text mode", "write + fsync",
-                 "apply 1w", "apply 2w"):
+    for name in (
+        "numpy copy",
+        "kernel",
+        "python id loop",
+        "text pipeline",
+        "text mode",
+        "write + fsync",
+        "apply 1w",
+        "apply 2w",
+    ):
         assert rows[name]["mtok_s"] > 0, name
     assert rows["kernel"]["tokens"] >= 20000
     # A large-shard rate is the difference of a 80k- and a 20k-token run: present unless noise
@@ -28,8 +51,9 @@ def test_bench_cli_reports_rates_ratios_and_memory(tmp_path):
     for w in (1, 2):
         if f"apply {w}w large" in rows:
             assert rows[f"apply {w}w large"]["tokens"] == rows[f"apply {w}w"]["tokens"] * 3 // 4
-    assert {"kernel / python id loop", "kernel / text pipeline", "kernel / numpy copy",
-            "apply 1w / kernel"} <= {name.replace(" large", "") for name in report["ratios"]}
+    assert {"kernel / python id loop", "kernel / text pipeline", "kernel / numpy copy", "apply 1w / kernel"} <= {
+        name.replace(" large", "") for name in report["ratios"]
+    }
     assert abs(report["substituted_share"] - 0.3) < 0.05
     assert report["memory_mb"]["apply 2w worker peak_rss"] > 0
     assert report["compile_seconds"] > 0
@@ -37,8 +61,9 @@ def test_bench_cli_reports_rates_ratios_and_memory(tmp_path):
 
 
 def test_bench_rejects_bad_workers():
-    proc = subprocess.run([sys.executable, "-m", "link_fast", "bench", "--workers", "0"],
-                          capture_output=True, text=True)
+    proc = subprocess.run(
+        [sys.executable, "-m", "link_fast", "bench", "--workers", "0"], capture_output=True, text=True
+    )
     assert proc.returncode == 2 and "worker counts" in proc.stderr
 
 
@@ -57,6 +82,8 @@ def test_baselines_leave_text_alone_at_ratio_zero_and_substitute_at_one():
     assert python_id_loop(corpus, ids, flags, 1.0) != original
     words = word_table(vocab)
     assert text_pipeline(corpus, tokenizer, words, 0.0) == [
-        tokenizer.encode(tokenizer.decode(corpus.tokens[a:b].tolist())) for a, b in zip(corpus.offsets[:-1], corpus.offsets[1:])]
+        tokenizer.encode(tokenizer.decode(corpus.tokens[a:b].tolist()))
+        for a, b in zip(corpus.offsets[:-1], corpus.offsets[1:])
+    ]
     changed = text_pipeline(corpus, tokenizer, words, 1.0)
     assert "Fuchs" in tokenizer.decode(sum(changed, [])) or "renard" in tokenizer.decode(sum(changed, []))

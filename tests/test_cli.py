@@ -50,8 +50,11 @@ def test_compile_and_info(tmp_path, tekken_path):
     [
         ({"de.txt": "cat\tKatze\nbroken\n"}, ["--dict", "de=de.txt"], "de.txt:2: line has no translation"),
         ({"de.txt": "cat\tKatze\n"}, ["--dict", "de=missing.txt"], "missing.txt: no such file"),
-        ({"de.txt": "cat\tKatze\n", "tok.json": "{}"}, ["--dict", "de=de.txt", "--tokenizer", "tok.json"],
-         "tok.json: JSON of unknown shape"),
+        (
+            {"de.txt": "cat\tKatze\n", "tok.json": "{}"},
+            ["--dict", "de=de.txt", "--tokenizer", "tok.json"],
+            "tok.json: JSON of unknown shape",
+        ),
     ],
 )
 def test_compile_errors_are_one_line_and_leave_no_output(tmp_path, tekken_path, files, args, message):
@@ -68,7 +71,9 @@ def test_compile_errors_are_one_line_and_leave_no_output(tmp_path, tekken_path, 
 
 def test_unwritable_output_and_bad_vocab(tmp_path, tekken_path):
     (tmp_path / "de.txt").write_text("cat\tKatze\n", encoding="utf-8")
-    proc = run("compile", "--tokenizer", tekken_path, "--dict", "de=de.txt", "-o", "no/such/dir/v.lfv", "-q", cwd=tmp_path)
+    proc = run(
+        "compile", "--tokenizer", tekken_path, "--dict", "de=de.txt", "-o", "no/such/dir/v.lfv", "-q", cwd=tmp_path
+    )
     assert proc.returncode != 0 and "no/such/dir" in proc.stderr and "Traceback" not in proc.stderr
     (tmp_path / "bad.lfv").write_bytes(b"garbage")
     proc = run("info", str(tmp_path / "bad.lfv"))

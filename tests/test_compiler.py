@@ -38,8 +38,14 @@ def keys_by_text(vocab):
 
 def test_source_cases_follow_the_source_spelling():
     assert source_cases("cat", ("lower", "title", "upper")) == [
-        ("lower", "cat", True), ("title", "Cat", False), ("upper", "CAT", False)]
-    assert source_cases("Easter", ("lower", "title", "upper")) == [("title", "Easter", True), ("upper", "EASTER", False)]
+        ("lower", "cat", True),
+        ("title", "Cat", False),
+        ("upper", "CAT", False),
+    ]
+    assert source_cases("Easter", ("lower", "title", "upper")) == [
+        ("title", "Easter", True),
+        ("upper", "EASTER", False),
+    ]
     assert source_cases("US", ("lower", "title", "upper")) == [("exact", "US", True)]
     assert source_cases("ice cream", ("lower",)) == [("lower", "ice cream", True)]
     assert apply_case("chat noir", "title") == "Chat noir" and apply_case("straße", "upper") == "STRASSE"
@@ -50,11 +56,18 @@ def test_forms_cases_spacings_and_phrases(tmp_path, tekken):
     vocab = compile_vocab(tekken, {"de": de})
     keys = keys_by_text(vocab)
     expected = {
-        " cat": " Katze", "cat": "Katze", " Cat": " Katze", " CAT": " KATZE",
-        " ice cream": " Eis", "Ice cream": "Eis", " ICE CREAM": " EIS",
-        " us": " uns", " Us": " Uns",
+        " cat": " Katze",
+        "cat": "Katze",
+        " Cat": " Katze",
+        " CAT": " KATZE",
+        " ice cream": " Eis",
+        "Ice cream": "Eis",
+        " ICE CREAM": " EIS",
+        " us": " uns",
+        " Us": " Uns",
         " US": " USA",  # the source spelled US owns the form, not the UPPER of "us"
-        " Easter": " Ostern", " EASTER": " OSTERN",
+        " Easter": " Ostern",
+        " EASTER": " OSTERN",
     }
     for form, translation in expected.items():
         assert form in keys, form
@@ -73,7 +86,9 @@ def test_compiled_vocab_substitutes_real_text(tmp_path, tekken):
     text = "The cat ate ice cream.\nCat food, CATS and a cat's toy; concatenate (cat)\n(cat"
     tokens = np.array(tekken.encode(text), dtype=np.uint32)
     res = Substituter(vocab, ratio=1.0, languages={"de": 1}).apply(tokens, np.array([0, len(tokens)]))
-    assert tekken.decode(res.tokens) == "The Katze ate Eis.\nKatze food, CATS and a Katze's toy; concatenate (Katze)\n(cat"
+    assert (
+        tekken.decode(res.tokens) == "The Katze ate Eis.\nKatze food, CATS and a Katze's toy; concatenate (Katze)\n(cat"
+    )
     # ' (cat' is ' (' + 'cat', a bare form after a token that never fuses with a word;
     # '(cat' after a newline is '(c' + 'at': not the form, left alone
 
@@ -128,9 +143,13 @@ def expected_table(tokenizer, lexicons, cases=("lower", "title", "upper"), spaci
     def ids(spacing, surface):
         prefix, suffix = CONTEXTS[spacing]
         text = (" " if spacing == "space" else "") + surface
-        before, after = tokenizer.encode(prefix), tokenizer.encode(prefix + suffix)[len(tokenizer.encode(prefix)):]
+        before, after = tokenizer.encode(prefix), tokenizer.encode(prefix + suffix)[len(tokenizer.encode(prefix)) :]
         full = tokenizer.encode(prefix + text + suffix)
-        if full[: len(before)] != before or full[len(full) - len(after):] != after or len(full) <= len(before) + len(after):
+        if (
+            full[: len(before)] != before
+            or full[len(full) - len(after) :] != after
+            or len(full) <= len(before) + len(after)
+        ):
             return None
         return tuple(full[len(before) : len(full) - len(after)])
 
@@ -158,12 +177,20 @@ def expected_table(tokenizer, lexicons, cases=("lower", "title", "upper"), spaci
 @pytest.mark.parametrize("workers", [1, 2])
 def test_compiled_table_equals_plain_python_restatement(tmp_path, tekken, workers, monkeypatch):
     from link_fast import compiler
-    from link_fast.lexicon import load_lexicon
     from link_fast.demo import DEMO_LANGUAGES
+    from link_fast.lexicon import load_lexicon
 
     monkeypatch.setattr(compiler, "PARALLEL_MIN_FORMS", 10)  # exercise the forked encoders too
-    extra = write(tmp_path, "extra.txt", "cat\tKatze\ncat\tMieze\ncat\tkatze\nkitty\tKatze\nus\tuns\nUS\tUSA\nus\twir\nGrapes\tTrauben\n")
-    lexicons = [load_lexicon(DEMO_LANGUAGES["de"], "de"), load_lexicon(DEMO_LANGUAGES["fr"], "fr"), load_lexicon(extra, "xx")]
+    extra = write(
+        tmp_path,
+        "extra.txt",
+        "cat\tKatze\ncat\tMieze\ncat\tkatze\nkitty\tKatze\nus\tuns\nUS\tUSA\nus\twir\nGrapes\tTrauben\n",
+    )
+    lexicons = [
+        load_lexicon(DEMO_LANGUAGES["de"], "de"),
+        load_lexicon(DEMO_LANGUAGES["fr"], "fr"),
+        load_lexicon(extra, "xx"),
+    ]
     vocab = compile_vocab(tekken, {lex.lang: lex for lex in lexicons}, workers=workers)
     got = {
         vocab.key_tokens(k): {l: vocab.translations(k, l) for l in range(3) if vocab.translations(k, l)}

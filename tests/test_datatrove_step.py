@@ -36,8 +36,12 @@ def pipeline(vocab, inputs, output, logs, tasks=4, workers=2, **extra):
 
     from link_fast.integrations.datatrove import LinkShards
 
-    return LocalPipelineExecutor([LinkShards(str(inputs), str(output), vocab, **OPTIONS, **extra)],
-                                 tasks=tasks, workers=workers, logging_dir=str(logs))
+    return LocalPipelineExecutor(
+        [LinkShards(str(inputs), str(output), vocab, **OPTIONS, **extra)],
+        tasks=tasks,
+        workers=workers,
+        logging_dir=str(logs),
+    )
 
 
 def outputs(folder):
@@ -51,10 +55,13 @@ def test_local_executor_matches_apply_and_skips_completed_tasks(corpus, tmp_path
     for k in range(7):
         assert read_bytes(tmp_path / "out" / f"shard{k}") == read_bytes(expected / f"shard{k}")
     assert len(os.listdir(tmp_path / "logs" / "completions")) == 4
-    logged = sum(json.loads(path.read_text())[0]["stats"]["substitutions"]["total"]
-                 for path in (tmp_path / "logs" / "stats").glob("*.json"))
-    assert logged == sum(json.loads(p.read_text())["stats"]["total_substitutions"]
-                         for p in expected.glob("*.link.json"))
+    logged = sum(
+        json.loads(path.read_text())[0]["stats"]["substitutions"]["total"]
+        for path in (tmp_path / "logs" / "stats").glob("*.json")
+    )
+    assert logged == sum(
+        json.loads(p.read_text())["stats"]["total_substitutions"] for p in expected.glob("*.link.json")
+    )
     stamps = {p.name: p.stat().st_mtime_ns for p in (tmp_path / "out").iterdir()}
     pipeline(vocab, inputs, tmp_path / "out", tmp_path / "logs").run()  # every task is done: nothing runs
     assert stamps == {p.name: p.stat().st_mtime_ns for p in (tmp_path / "out").iterdir()}
@@ -79,8 +86,13 @@ def test_task_killed_midway_leaves_no_finished_output_and_reruns(corpus, tmp_pat
         "faults.install({fault!r}) if {fault!r} else None;"
         "pipeline({vocab!r}, {inputs!r}, {out!r}, {logs!r}, tasks=1, workers=1, chunk_tokens=3000).run()"
     )
-    paths = dict(tests=str(Path(__file__).parent), vocab=str(vocab), inputs=str(inputs),
-                 out=str(tmp_path / "out"), logs=str(tmp_path / "logs"))
+    paths = dict(
+        tests=str(Path(__file__).parent),
+        vocab=str(vocab),
+        inputs=str(inputs),
+        out=str(tmp_path / "out"),
+        logs=str(tmp_path / "logs"),
+    )
     killing = code.format(fault="after-chunks=9", **paths)  # SIGKILL after 9 chunks: inside shard 1 or 2
     rerunning = code.format(fault="", **paths)
     # No pipes: datatrove's Manager process outlives the killed task and would hold them open.
@@ -118,8 +130,12 @@ def test_after_a_datatrove_tokenizer_each_task_takes_its_own_files(tmp_path):
     assert [Path(p).name for p in step.shards_for_rank(2, 3)] == ["00000_00002_unshuffled"]
     for _ in step.run(None, rank=2, world_size=3):
         pass
-    assert outputs(tmp_path / "out") == ["00000_00002_unshuffled.ds", "00000_00002_unshuffled.ds.index",
-                                         "00000_00002_unshuffled.ds.metadata", "00000_00002_unshuffled.link.json"]
+    assert outputs(tmp_path / "out") == [
+        "00000_00002_unshuffled.ds",
+        "00000_00002_unshuffled.ds.index",
+        "00000_00002_unshuffled.ds.metadata",
+        "00000_00002_unshuffled.link.json",
+    ]
     assert step.stats["documents"].total == 2
 
 
@@ -161,8 +177,14 @@ finally:
 def test_ray_executor_on_a_local_cluster_matches_apply(corpus, tmp_path):
     pytest.importorskip("ray")
     vocab, inputs, expected = corpus
-    code = RAY_RUN.format(tests=str(Path(__file__).parent), inputs=str(inputs), out=str(tmp_path / "out"),
-                          vocab=str(vocab), logs=str(tmp_path / "logs"), **OPTIONS)
+    code = RAY_RUN.format(
+        tests=str(Path(__file__).parent),
+        inputs=str(inputs),
+        out=str(tmp_path / "out"),
+        vocab=str(vocab),
+        logs=str(tmp_path / "logs"),
+        **OPTIONS,
+    )
     with open(tmp_path / "ray.log", "w") as log:  # Ray's daemons may hold inherited pipes: a file
         proc = subprocess.Popen([sys.executable, "-c", code], stdout=log, stderr=log, start_new_session=True)
         try:

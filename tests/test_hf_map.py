@@ -30,8 +30,10 @@ def expected(path, rows, **options):
     offsets = np.zeros(len(rows) + 1, dtype=np.int64)
     np.cumsum([len(r) for r in rows], out=offsets[1:])
     result = substituter.apply(np.concatenate([np.asarray(r, dtype=np.int32) for r in rows]), offsets, mask=True)
-    return ([result.tokens[a:b].tolist() for a, b in zip(result.offsets[:-1], result.offsets[1:])],
-            [result.mask[a:b].tolist() for a, b in zip(result.offsets[:-1], result.offsets[1:])])
+    return (
+        [result.tokens[a:b].tolist() for a, b in zip(result.offsets[:-1], result.offsets[1:])],
+        [result.mask[a:b].tolist() for a, b in zip(result.offsets[:-1], result.offsets[1:])],
+    )
 
 
 @pytest.mark.parametrize("num_proc, batch_size", [(None, 1000), (None, 7), (2, 5)])
@@ -39,8 +41,13 @@ def test_map_equals_substituter_apply(tokenized, num_proc, batch_size):
     from link_fast.integrations.hf import LinkMap
 
     path, dataset = tokenized
-    linked = dataset.map(LinkMap(path, ratio=0.5, seed=3, mask_column="link_mask"), batched=True,
-                         with_indices=True, batch_size=batch_size, num_proc=num_proc)
+    linked = dataset.map(
+        LinkMap(path, ratio=0.5, seed=3, mask_column="link_mask"),
+        batched=True,
+        with_indices=True,
+        batch_size=batch_size,
+        num_proc=num_proc,
+    )
     want_ids, want_mask = expected(path, dataset["input_ids"], ratio=0.5, seed=3)
     assert linked["input_ids"] == want_ids and linked["link_mask"] == want_mask
     assert linked["text"] == dataset["text"]
@@ -51,8 +58,9 @@ def test_selected_rows_keep_their_own_indices(tokenized):
     from link_fast.integrations.hf import LinkMap
 
     path, dataset = tokenized
-    rows = LinkMap(path, ratio=0.5, seed=3)({"input_ids": dataset["input_ids"][4:6] + dataset["input_ids"][9:10]},
-                                            [4, 5, 9])
+    rows = LinkMap(path, ratio=0.5, seed=3)(
+        {"input_ids": dataset["input_ids"][4:6] + dataset["input_ids"][9:10]}, [4, 5, 9]
+    )
     want, _ = expected(path, dataset["input_ids"], ratio=0.5, seed=3)
     assert rows["input_ids"] == [want[4], want[5], want[9]]
 

@@ -7,17 +7,16 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import reference
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from reference import Reference
 
 from link_fast import Substituter, Vocab, draws
 from link_fast.draws import integer_weights
 from link_fast.errors import InputError
 from link_fast.tokenizer import FLAG_SPECIAL
 from link_fast.vocab import Entry
-
-import reference
-from reference import Reference
 
 FLAG_VALUES = [0, 1, 2, 3, 4, 5, 6, 7, 16, 17, 18, 19, 20, 21, 22, 23, 32, 33, FLAG_SPECIAL]
 
@@ -43,10 +42,14 @@ def worlds(draw, max_vocab=40, max_languages=3):
             for lang in langs
         }
     # Keys, keys cut short (a phrase walk that meets the document's end must stop there) and noise.
-    piece = st.one_of(st.sampled_from(keys).map(list),
-                      st.tuples(st.sampled_from(keys), st.integers(1, 3)).map(lambda kn: list(kn[0][: kn[1]])),
-                      st.lists(st.integers(0, vocab_size - 1), max_size=3))
-    docs = draw(st.lists(st.lists(piece, max_size=8).map(lambda ps: [t for p in ps for t in p]), min_size=0, max_size=6))
+    piece = st.one_of(
+        st.sampled_from(keys).map(list),
+        st.tuples(st.sampled_from(keys), st.integers(1, 3)).map(lambda kn: list(kn[0][: kn[1]])),
+        st.lists(st.integers(0, vocab_size - 1), max_size=3),
+    )
+    docs = draw(
+        st.lists(st.lists(piece, max_size=8).map(lambda ps: [t for p in ps for t in p]), min_size=0, max_size=6)
+    )
     return flags, lexicon, n_languages, docs
 
 
@@ -84,7 +87,9 @@ options = st.fixed_dictionaries(
 @settings(max_examples=100, deadline=None)
 @given(
     vocab_size=st.integers(2, 12),
-    keys=st.lists(st.lists(st.integers(0, 11), min_size=1, max_size=4).map(tuple), min_size=1, max_size=120, unique=True),
+    keys=st.lists(
+        st.lists(st.integers(0, 11), min_size=1, max_size=4).map(tuple), min_size=1, max_size=120, unique=True
+    ),
 )
 def test_edge_table_holds_the_edges_of_the_first_two_levels_and_nothing_else(vocab_size, keys):
     """The bucketed hash table against the trie's arrays, with many edges per bucket so that
@@ -104,7 +109,10 @@ def test_edge_table_holds_the_edges_of_the_first_two_levels_and_nothing_else(voc
             for edge in range(start, start + tables["node_edge_count"][node]):
                 child = int(tables["edge_node"][edge])
                 has_edges = int(tables["node_edge_count"][child] > 0)
-                expected[node, int(tables["edge_token"][edge])] = (child << 1 | has_edges, int(tables["node_key"][child]))
+                expected[node, int(tables["edge_token"][edge])] = (
+                    child << 1 | has_edges,
+                    int(tables["node_key"][child]),
+                )
                 children.append(child)
         level = children
     assert len(expected) == len({key[:n] for key in keys for n in (2, 3) if len(key) >= n})
@@ -140,8 +148,10 @@ def test_kernel_matches_reference(world, opts, data):
     flags, lexicon, n_languages, docs = world
     vocab = make_vocab(flags, lexicon, n_languages)
     weights = data.draw(
-        st.none() | st.dictionaries(st.integers(0, n_languages - 1), st.sampled_from([0, 0.5, 1, 3]), min_size=1)
-        .filter(lambda w: any(v > 0 for v in w.values()))
+        st.none()
+        | st.dictionaries(st.integers(0, n_languages - 1), st.sampled_from([0, 0.5, 1, 3]), min_size=1).filter(
+            lambda w: any(v > 0 for v in w.values())
+        )
     )
     languages = None if weights is None else {f"l{l}": w for l, w in weights.items()}
     first_doc = data.draw(st.integers(0, 10**12))
@@ -160,7 +170,11 @@ def test_kernel_matches_reference(world, opts, data):
     assert split(res.mask, res.offsets) == want_masks
     s = res.stats
     assert (s.words, s.candidates, s.eligible_documents, s.eligible_candidates) == (
-        want_stats["words"], want_stats["candidates"], want_stats["eligible_documents"], want_stats["eligible_candidates"])
+        want_stats["words"],
+        want_stats["candidates"],
+        want_stats["eligible_documents"],
+        want_stats["eligible_candidates"],
+    )
     assert [s.substitutions[l] for l in vocab.languages] == want_stats["substitutions"]
     assert (s.documents, s.tokens_in, s.tokens_out) == (len(docs), len(tokens), len(res.tokens))
 
@@ -210,8 +224,14 @@ def test_long_documents_scanned_in_blocks_match_the_reference(seed):
         long_doc[boundary - 2 : boundary + 3] = [3, *phrase, 3]
         long_doc[boundary + 100 - 3 : boundary + 100 + 4] = [3, *long_phrase, 3]
     docs = [long_doc, long_doc[:70_000], [], long_doc[5:40]]
-    opts = {"ratio": 0.5, "portion": 1.0, "seed": seed, "ratio_basis": "candidates", "lang_scope": "word",
-            "stream_key": ""}
+    opts = {
+        "ratio": 0.5,
+        "portion": 1.0,
+        "seed": seed,
+        "ratio_basis": "candidates",
+        "lang_scope": "word",
+        "stream_key": "",
+    }
     vocab = make_vocab(flags, lexicon, 1)
     want_docs, want_masks, want_stats = Reference(flags, lexicon, 1, weights={0: 1}, **opts).apply(docs, 0)
     tokens, offsets = flatten(docs)
@@ -236,17 +256,28 @@ def test_a_phrase_cut_by_the_document_end_does_not_run_into_the_next_document():
 def test_hand_example_boundaries_phrases_and_specials():
     # ids: 0 ' ice'  1 ' cream'  2 'ing'  3 '.'  4 '<s>'  5 ' cat'  6 'cat'  7 '('  8 ' glace'  9 ' chat'  10 'chat'
     WS, GLUE, END, SPECIAL, WORD = 1, 2, 4, 8, 16
-    flags = [WS | END | WORD, WS | END | WORD, GLUE | END | WORD, 0, SPECIAL, WS | END | WORD, GLUE | END | WORD, 0,
-             WS | END | WORD, WS | END | WORD, GLUE | END | WORD]
+    flags = [
+        WS | END | WORD,
+        WS | END | WORD,
+        GLUE | END | WORD,
+        0,
+        SPECIAL,
+        WS | END | WORD,
+        GLUE | END | WORD,
+        0,
+        WS | END | WORD,
+        WS | END | WORD,
+        GLUE | END | WORD,
+    ]
     lexicon = {(0, 1): {0: [(8,)]}, (5,): {0: [(9,)]}, (6,): {0: [(10,)]}}
     vocab = make_vocab(flags, lexicon, 1)
     sub = Substituter(vocab, ratio=1.0)
     docs = [
-        [0, 1, 3],        # ' ice cream.' -> phrase
-        [5, 2],           # ' cat' + 'ing' glues left: no match
+        [0, 1, 3],  # ' ice cream.' -> phrase
+        [5, 2],  # ' cat' + 'ing' glues left: no match
         [6, 3, 7, 6, 3],  # 'cat' at document start, 'cat' after '(' -> both
-        [5, 6],           # ' cat' then 'cat' glued: neither (' cat' is followed by a gluing token; 'cat' follows a word end)
-        [4, 6, 4],        # specials are boundaries on both sides
+        [5, 6],  # ' cat' then 'cat' glued: neither (' cat' is followed by a gluing token; 'cat' follows a word end)
+        [4, 6, 4],  # specials are boundaries on both sides
     ]
     tokens, offsets = flatten(docs)
     res = sub.apply(tokens, offsets, mask=True)
@@ -307,8 +338,15 @@ def test_bad_inputs_raise_clear_errors():
         sub.apply(np.array([1, 2], dtype=np.uint16), np.array([0, 2, 1]))
     with pytest.raises(InputError, match="within the 2 tokens"):
         sub.apply(np.array([1, 2], dtype=np.uint16), np.array([0, 3]))
-    for bad in ({"ratio": 1.5}, {"portion": -0.1}, {"ratio_basis": "tokens"}, {"lang_scope": "sentence"},
-                {"languages": {"xx": 1}}, {"languages": {"l0": 0}}, {"seed": -1}):
+    for bad in (
+        {"ratio": 1.5},
+        {"portion": -0.1},
+        {"ratio_basis": "tokens"},
+        {"lang_scope": "sentence"},
+        {"languages": {"xx": 1}},
+        {"languages": {"l0": 0}},
+        {"seed": -1},
+    ):
         with pytest.raises(InputError):
             Substituter(vocab, **bad)
 
@@ -380,9 +418,16 @@ def test_the_kernel_rejects_sampling_and_tables_that_do_not_fit():
 def _kernel_substitute(sub, **changes):
     from link_fast._kernel import KernelSampling, substitute
 
-    params = dict(base=0, portion_threshold=draws.ALWAYS, ratio_threshold=draws.ALWAYS, ratio=1.0,
-                  ratio_basis_words=False, lang_scope_document=False, selected_mask=3,
-                  lang_weight=np.array([1, 1], dtype=np.uint32))
+    params = dict(
+        base=0,
+        portion_threshold=draws.ALWAYS,
+        ratio_threshold=draws.ALWAYS,
+        ratio=1.0,
+        ratio_basis_words=False,
+        lang_scope_document=False,
+        selected_mask=3,
+        lang_weight=np.array([1, 1], dtype=np.uint32),
+    )
     sampling = KernelSampling(**dict(params, **changes))
     tokens = np.array([1, 2], dtype=np.uint16)
     return substitute(sub._tables, sampling, tokens, np.array([0, 2], dtype=np.int64), 0, np.uint16, False)

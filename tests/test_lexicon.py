@@ -156,8 +156,16 @@ def test_each_filter_drops_and_counts(tmp_path, line, enable, reason):
 def test_garbage_entries_are_dropped_with_default_options(tmp_path):
     """A source word of a million letters, punctuation-only entries, NUL and bidirectional
     controls: dropped and counted, whatever else the dictionary holds."""
-    text = ("w" * 1_000_000 + "\tWort\n" "cat\t" + "K" * 300 + "\n" "--\tStrich\n" "dash\t—\n"
-            "cat\tKat\x00ze\n" "evil\tb\u202eöse\n" "keep\tbehalten\n" "cat\tKatze\n")
+    text = (
+        "w" * 1_000_000 + "\tWort\n"
+        "cat\t" + "K" * 300 + "\n"
+        "--\tStrich\n"
+        "dash\t—\n"
+        "cat\tKat\x00ze\n"
+        "evil\tb\u202eöse\n"
+        "keep\tbehalten\n"
+        "cat\tKatze\n"
+    )
     lexicon = load_lexicon(write(tmp_path / "d.txt", text), "de")
     assert lexicon.entries == {"keep": ["behalten"], "cat": ["Katze"]}
     report = lexicon.report
@@ -169,8 +177,10 @@ def test_compile_report_counts_the_new_reasons(tmp_path):
     """``link-fast compile`` drops them, ``link-fast info --json`` shows the counts."""
     pytest.importorskip("mistral_common")
     tekken = resources.files("mistral_common") / "data" / "tekken_240911.json"
-    dictionary = write(tmp_path / "de.txt", "x" * 1_000_000 + "\tWort\n'\tApostroph\ncat\tKatze\x00\n"
-                                            "cat\tKatze\nhouse\tHaus\u200e\nhouse\tHaus\n")
+    dictionary = write(
+        tmp_path / "de.txt",
+        "x" * 1_000_000 + "\tWort\n'\tApostroph\ncat\tKatze\x00\ncat\tKatze\nhouse\tHaus\u200e\nhouse\tHaus\n",
+    )
     out = tmp_path / "v.lfv"
     assert cli_main(["compile", "--tokenizer", str(tekken), "--dict", f"de={dictionary}", "-o", str(out), "-q"]) == 0
     with contextlib.redirect_stdout(io.StringIO()) as printed:
@@ -416,8 +426,7 @@ SYNTHETIC = [
     (["house"], "house /hˈaʊs/\nGeschlecht <neut>, Familie <fem>\n"),
     (
         ["house"],
-        'house /hˈaʊs/\nHaus <neut>\n      "stay in the house (alone)"  - (allein) im Haus bleiben\n'
-        " see: {houses}\n\n",
+        'house /hˈaʊs/\nHaus <neut>\n      "stay in the house (alone)"  - (allein) im Haus bleiben\n see: {houses}\n\n',
     ),
     (["ice cream"], "ice cream /ˈaɪs kɹˈiːm/\nEis <neut>, Speiseeis <neut>, Glace <fem> [Schw.]  [cook.]\n"),
     (["echo"], "echo /ekou/\n1. écho, répercussion\n2. résonner\n"),
@@ -532,7 +541,9 @@ def test_dictd_offset_past_end(tmp_path):
     index = make_dictd(tmp_path, "d", SYNTHETIC)
     with index.open("a", encoding="utf-8") as f:
         f.write(f"zzz\t{b64(10**6)}\t{b64(10)}\n")
-    with pytest.raises(DictionaryError, match=rf"d\.index:{SYNTHETIC_INDEX_LINES + 1}: entry at offset 1000000\+10 lies past the end"):
+    with pytest.raises(
+        DictionaryError, match=rf"d\.index:{SYNTHETIC_INDEX_LINES + 1}: entry at offset 1000000\+10 lies past the end"
+    ):
         load_lexicon(index, "de")
 
 
@@ -546,7 +557,7 @@ def test_dictd_truncated_data(tmp_path):
 
 def test_dictd_invalid_utf8_entry(tmp_path):
     index = make_dictd(tmp_path, "d", [(["cat"], "cat /kˈat/\nKatze\n")])
-    data = gzip.decompress((tmp_path / "d.dict.dz").read_bytes()).replace("Katze".encode(), b"K\xfftze")
+    data = gzip.decompress((tmp_path / "d.dict.dz").read_bytes()).replace(b"Katze", b"K\xfftze")
     (tmp_path / "d.dict.dz").write_bytes(gzip.compress(data))
     with pytest.raises(DictionaryError, match=r"d\.dict\.dz: entry at offset 0 is not valid UTF-8"):
         load_lexicon(index, "de")

@@ -85,8 +85,17 @@ def test_masks_of_an_earlier_run_are_skipped_as_inputs_with_a_note(tmp_path, voc
     assert proc.returncode == 0, proc.stderr
     assert "a_mask: a mask written by link-fast" in proc.stderr and "b_mask: a mask" in proc.stderr
     assert sorted(p.name for p in (tmp_path / "second").iterdir()) == [
-        "a.bin", "a.idx", "a.link.json", "a_mask.bin", "a_mask.idx",
-        "b.bin", "b.idx", "b.link.json", "b_mask.bin", "b_mask.idx"]
+        "a.bin",
+        "a.idx",
+        "a.link.json",
+        "a_mask.bin",
+        "a_mask.idx",
+        "b.bin",
+        "b.idx",
+        "b.link.json",
+        "b_mask.bin",
+        "b_mask.idx",
+    ]
     # records of an earlier link-fast (no mask_shard) are recognised by their outputs
     del record["mask_shard"]
     (first / "a.link.json").write_text(json.dumps(record))
@@ -109,11 +118,14 @@ def test_a_rerun_without_mask_removes_the_stale_mask_and_validate_checks_masks(t
     assert proc.returncode == 1 and "left over from an earlier run" in proc.stdout and f"{out / 'a'}: ok" in proc.stdout
 
 
-@pytest.mark.parametrize("damage, message", [
-    ("lengths", "sequence 0 has"),
-    ("count", "39 sequences, its data shard a has 40"),
-    ("missing", "lists the mask a_mask, which is missing"),
-])
+@pytest.mark.parametrize(
+    "damage, message",
+    [
+        ("lengths", "sequence 0 has"),
+        ("count", "39 sequences, its data shard a has 40"),
+        ("missing", "lists the mask a_mask, which is missing"),
+    ],
+)
 def test_validate_fails_on_a_mask_that_does_not_fit_its_data(tmp_path, vocab_path, damage, message):
     write_shard(tmp_path / "in" / "a", n_docs=40, doc_len=(5, 50))
     out = tmp_path / "out"
@@ -182,10 +194,18 @@ def test_resume_redoes_a_shard_whose_input_was_replaced(tmp_path, vocab_path, ke
     assert read_bytes(out / "a") == read_bytes(fresh / "a")
 
 
-@pytest.mark.parametrize("change", [
-    {"mask": True}, {"out_dtype": "int32"}, {"seed": 4}, {"stream_key": "other"}, {"ratio": 0.25},
-    {"languages": {"de": 1.0}}, {"vocab": "other contents, same tokenizer fingerprint"},
-])
+@pytest.mark.parametrize(
+    "change",
+    [
+        {"mask": True},
+        {"out_dtype": "int32"},
+        {"seed": 4},
+        {"stream_key": "other"},
+        {"ratio": 0.25},
+        {"languages": {"de": 1.0}},
+        {"vocab": "other contents, same tokenizer fingerprint"},
+    ],
+)
 def test_resume_redoes_on_any_option_that_changes_the_bytes(tmp_path, vocab_path, change):
     write_shard(tmp_path / "in" / "a", n_docs=100)
     out = tmp_path / "out"

@@ -23,9 +23,9 @@ from dataclasses import dataclass, field
 import numpy as np
 import pytest
 
-pytestmark = pytest.mark.real_data
-
 from link_fast import InputError, Substituter, Vocab, VocabError
+
+pytestmark = pytest.mark.real_data
 
 NAMES = ("tekken", "sp_v1")
 # Token dtype each corpus is stored in, as a Megatron shard of that tokenizer would be.
@@ -129,14 +129,20 @@ class Real:
     _translations: dict = field(default_factory=dict)
 
     def __repr__(self) -> str:  # not the 1.8M keys
-        return f"<Real {self.name}: {len(self.documents)} documents, {len(self.tokens):,} tokens, {self.vocab.n_keys:,} keys>"
+        return (
+            f"<Real {self.name}: {len(self.documents)} documents, {len(self.tokens):,} tokens, "
+            f"{self.vocab.n_keys:,} keys>"
+        )
 
     def translations(self, key: int) -> list[tuple[int, tuple[int, ...], str]]:
         """(lang index, ids, text) of every translation of ``key``, languages in order."""
         found = self._translations.get(key)
         if found is None:
-            found = [(lang, ids, text) for lang in range(len(self.vocab.languages))
-                     for ids, text in self.vocab.translations(key, lang)]
+            found = [
+                (lang, ids, text)
+                for lang in range(len(self.vocab.languages))
+                for ids, text in self.vocab.translations(key, lang)
+            ]
             self._translations[key] = found
         return found
 
@@ -217,14 +223,16 @@ class Real:
                     continue
                 parts = self.decompose(a[i:e], run)
                 if parts:
-                    pieces.extend(Piece(doc, i + s0, i + s1, p + r0, p + r1, key, lang, text)
-                                  for s0, s1, r0, r1, key, lang, text in parts)
+                    pieces.extend(
+                        Piece(doc, i + s0, i + s1, p + r0, p + r1, key, lang, text)
+                        for s0, s1, r0, r1, key, lang, text in parts
+                    )
                     i, p = e, q
                     break
             else:
                 raise AlignmentError(
                     f"doc {doc}: masked output run {p}:{q} {show(self.tok.decode(run))} is no sequence of "
-                    f"dictionary translations of input tokens from {i} {show(self.tok.decode(a[i:i + 8]))}"
+                    f"dictionary translations of input tokens from {i} {show(self.tok.decode(a[i : i + 8]))}"
                 )
         return pieces
 
@@ -249,8 +257,17 @@ def get_real(name: str, request) -> Real:
         keys = {tuple(kt[ko[k] : ko[k + 1]]): k for k in range(vocab.n_keys)}
         assert len(keys) == vocab.n_keys, "two keys have the same token ids"
         _REAL[name] = Real(
-            name, tok, vocab, {lang: lexicons[lang] for lang in vocab.languages}, documents, ids, tokens, offsets,
-            [len(tok.token_bytes(i)) for i in range(tok.vocab_size)], keys, max(map(len, keys)),
+            name,
+            tok,
+            vocab,
+            {lang: lexicons[lang] for lang in vocab.languages},
+            documents,
+            ids,
+            tokens,
+            offsets,
+            [len(tok.token_bytes(i)) for i in range(tok.vocab_size)],
+            keys,
+            max(map(len, keys)),
         )
     return _REAL[name]
 
@@ -311,8 +328,11 @@ def test_compile_report(real, capsys):
     assert real.vocab.languages == tuple(real.lexicons)
     for lang, counts in meta["report"]["languages"].items():
         lost = counts["forms_not_context_free"] / counts["forms"]
-        report(capsys, f"{real.name} {lang}: {counts['sources']:,} sources, {counts['keys']:,} keys, "
-                       f"{counts['forms_not_context_free']:,} forms not context-free ({lost:.2%})")
+        report(
+            capsys,
+            f"{real.name} {lang}: {counts['sources']:,} sources, {counts['keys']:,} keys, "
+            f"{counts['forms_not_context_free']:,} forms not context-free ({lost:.2%})",
+        )
         assert counts["sources"] == len(real.lexicons[lang])
         assert lost < 0.01
         assert counts["keys"] > counts["sources"]
@@ -383,11 +403,16 @@ def test_every_replacement_is_a_whole_dictionary_word_and_its_translation(real, 
             target = out_text.strip()
             allowed = {apply_case(t, case) for source, case in forms for t in entries[source]}
             if target not in allowed:
-                problems.append(f"{where}: {key_text!r} -> {out_text!r}: not a {lang_code} translation of "
-                                f"{[s for s, _ in forms]} in the same case ({sorted(allowed)[:6]})")
-    report(capsys, f"{real.name}: {n_pieces:,} substitutions at ratio=1 checked "
-                   f"({kinds['word']:,} words, {kinds['phrase']:,} phrases; by language {dict(by_lang)}), "
-                   f"{len(problems)} problems")
+                problems.append(
+                    f"{where}: {key_text!r} -> {out_text!r}: not a {lang_code} translation of "
+                    f"{[s for s, _ in forms]} in the same case ({sorted(allowed)[:6]})"
+                )
+    report(
+        capsys,
+        f"{real.name}: {n_pieces:,} substitutions at ratio=1 checked "
+        f"({kinds['word']:,} words, {kinds['phrase']:,} phrases; by language {dict(by_lang)}), "
+        f"{len(problems)} problems",
+    )
     assert not problems, f"{len(problems)} bad substitutions, e.g.:\n" + "\n".join(problems[:25])
 
 
@@ -423,8 +448,11 @@ def test_recall_of_dictionary_words(real, full, capsys):
                 missed[w] += 1
                 examples.setdefault(w, text[max(0, s - 25) : e + 25])
     recall = covered / occurrences
-    report(capsys, f"{real.name}: recall {recall:.2%} ({covered:,} of {occurrences:,} whole-word occurrences "
-                   f"of {len(words):,} single-word sources)")
+    report(
+        capsys,
+        f"{real.name}: recall {recall:.2%} ({covered:,} of {occurrences:,} whole-word occurrences "
+        f"of {len(words):,} single-word sources)",
+    )
     top = ", ".join(f"{w!r}x{n} in {examples[w]!r}" for w, n in missed.most_common(12)) or "none"
     report(capsys, f"{real.name}: most missed: {top}")
     assert occurrences > 10_000
@@ -461,8 +489,11 @@ def test_substitutions_leave_canonical_tokenization(real, full, capsys):
             total += 1
             lo, hi = out_starts[piece.o0], out_starts[piece.o1]
             k = position.get(lo)
-            same = k is not None and tuple(again[k : k + piece.o1 - piece.o0]) == b[piece.o0 : piece.o1] \
+            same = (
+                k is not None
+                and tuple(again[k : k + piece.o1 - piece.o0]) == b[piece.o0 : piece.o1]
                 and again_starts[k + piece.o1 - piece.o0] == hi
+            )
             if same:
                 canonical += 1
                 k0, k1 = max(0, piece.o0 - 1), min(len(b), piece.o1 + 1)
@@ -480,12 +511,17 @@ def test_substitutions_leave_canonical_tokenization(real, full, capsys):
             after = data[hi : hi + 1].decode("utf-8", "replace")
             categories[f"{before!r}+translation+{after!r}"] += 1
             if len(examples) < 30:
-                examples.append(f"doc {d}: {real.vocab.key_text(piece.key)!r} -> {piece.text!r}: "
-                                f"emitted {emitted} / canonical {wanted}")
+                examples.append(
+                    f"doc {d}: {real.vocab.key_text(piece.key)!r} -> {piece.text!r}: "
+                    f"emitted {emitted} / canonical {wanted}"
+                )
     share = canonical / total
-    report(capsys, f"{real.name}: canonical {share:.3%} ({canonical:,} of {total:,} substitutions; "
-                   f"{with_neighbours / total:.3%} with the tokens on both sides unchanged too; "
-                   f"{baseline_off} documents not canonical before substitution)")
+    report(
+        capsys,
+        f"{real.name}: canonical {share:.3%} ({canonical:,} of {total:,} substitutions; "
+        f"{with_neighbours / total:.3%} with the tokens on both sides unchanged too; "
+        f"{baseline_off} documents not canonical before substitution)",
+    )
     if examples:
         report(capsys, f"{real.name}: non-canonical by neighbouring characters: {dict(categories.most_common(10))}")
         report(capsys, f"{real.name}: non-canonical examples:\n  " + "\n  ".join(examples[:15]))
@@ -512,9 +548,12 @@ def test_portion_and_ratio_rates(real, capsys):
         assert abs(per_seed[-1] - 0.3) <= 0.01, f"seed {seed}: ratio {per_seed[-1]:.4f}"
     portion = eligible / documents
     ratio = substitutions / candidates
-    report(capsys, f"{real.name}: portion 0.5 -> {portion:.4f} eligible ({eligible:,} of {documents:,} documents, "
-                   f"16 seeds); ratio 0.3 -> {ratio:.4f} ({substitutions:,} of {candidates:,} eligible candidates; "
-                   f"per seed {min(per_seed):.4f}..{max(per_seed):.4f})")
+    report(
+        capsys,
+        f"{real.name}: portion 0.5 -> {portion:.4f} eligible ({eligible:,} of {documents:,} documents, "
+        f"16 seeds); ratio 0.3 -> {ratio:.4f} ({substitutions:,} of {candidates:,} eligible candidates; "
+        f"per seed {min(per_seed):.4f}..{max(per_seed):.4f})",
+    )
     assert abs(portion - 0.5) <= 0.03
     assert abs(ratio - 0.3) <= 0.01
 
@@ -537,8 +576,11 @@ def test_ratio_of_words(real, capsys):
     whole = sub.apply(real.tokens, real.offsets).stats
     assert whole.to_dict() == total.to_dict()
     share = substitutions / words
-    report(capsys, f"{real.name}: ratio 0.1 of words -> {share:.4f} ({substitutions:,} of {words:,} words in "
-                   f"{eligible} eligible documents; {candidates / words:.2f} candidates per word)")
+    report(
+        capsys,
+        f"{real.name}: ratio 0.1 of words -> {share:.4f} ({substitutions:,} of {words:,} words in "
+        f"{eligible} eligible documents; {candidates / words:.2f} candidates per word)",
+    )
     assert candidates >= 0.1 * words  # the ratio is reachable
     assert abs(share - 0.1) <= 0.01
 
@@ -559,8 +601,11 @@ def test_language_weights(tekken_real, capsys):
             counts["single"] += 1
     both = counts[de] + counts[fr]
     share = counts[de] / both
-    report(capsys, f"tekken: de share {share:.4f} among {both:,} substitutions of words in both dictionaries "
-                   f"(weights de 0.7, fr 0.3; {counts['single']:,} others)")
+    report(
+        capsys,
+        f"tekken: de share {share:.4f} among {both:,} substitutions of words in both dictionaries "
+        f"(weights de 0.7, fr 0.3; {counts['single']:,} others)",
+    )
     assert result.stats.substitutions["de"] + result.stats.substitutions["fr"] == sum(counts.values())
     assert both >= 2_000
     assert abs(share - 0.7) <= 0.03
@@ -584,8 +629,9 @@ def test_batching_does_not_change_the_output(real):
                 batch = sub.apply(real.tokens, real.offsets[start : stop + 1], first_doc=start, mask=True)
             else:  # a copy, offsets from 0
                 lo, hi = real.offsets[start], real.offsets[stop]
-                batch = sub.apply(real.tokens[lo:hi].copy(), real.offsets[start : stop + 1] - lo,
-                                  first_doc=start, mask=True)
+                batch = sub.apply(
+                    real.tokens[lo:hi].copy(), real.offsets[start : stop + 1] - lo, first_doc=start, mask=True
+                )
             tokens.append(batch.tokens)
             masks.append(batch.mask)
             lengths.append(np.diff(batch.offsets))

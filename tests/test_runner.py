@@ -27,9 +27,18 @@ def random_vocab(vocab_size=3000, n_keys=400, seed=0, max_id=None):
     keys = {tuple(int(t) for t in rng.integers(0, 1000, rng.integers(1, 3))) for _ in range(n_keys)}
     top = max_id or vocab_size
     entries = [
-        Entry(k, str(k), {lang: [(tuple(int(t) for t in rng.integers(1000, top, rng.integers(1, 3))), "t")
-                                 for _ in range(rng.integers(1, 3))]
-                          for lang in range(2) if rng.random() < 0.8 or lang == 0})
+        Entry(
+            k,
+            str(k),
+            {
+                lang: [
+                    (tuple(int(t) for t in rng.integers(1000, top, rng.integers(1, 3))), "t")
+                    for _ in range(rng.integers(1, 3))
+                ]
+                for lang in range(2)
+                if rng.random() < 0.8 or lang == 0
+            },
+        )
         for k in sorted(keys)
     ]
     return Vocab.from_entries(flags, entries, ["de", "fr"])
@@ -70,11 +79,20 @@ def test_output_equals_the_kernel_and_is_identical_for_any_workers_and_chunks(tm
     outputs = set()
     for workers, chunk in ((1, 10**9), (1, 500), (2, 1000), (3, 777)):
         out = tmp_path / f"out_{workers}_{chunk}"
-        apply_shards(vocab_path, [tmp_path / "in" / "shard_a"], out, ratio=0.5, seed=3, workers=workers,
-                     chunk_tokens=chunk, mask=True, progress=False)
+        apply_shards(
+            vocab_path,
+            [tmp_path / "in" / "shard_a"],
+            out,
+            ratio=0.5,
+            seed=3,
+            workers=workers,
+            chunk_tokens=chunk,
+            mask=True,
+            progress=False,
+        )
         outputs.add(read_bytes(out / "shard_a") + read_bytes(out / "shard_a_mask"))
         with open_shard(out / "shard_a") as shard:
-            got = np.asarray(shard.tokens[shard.offsets(0, shard.n_sequences)[0]:])
+            got = np.asarray(shard.tokens[shard.offsets(0, shard.n_sequences)[0] :])
             assert np.array_equal(got, want.tokens)
             assert np.array_equal(shard.offsets(0, shard.n_sequences) - shard.offsets(0, 1)[0], want.offsets)
             assert shard.document_indices.tolist() == [0, 100, 250, 300]
@@ -95,8 +113,9 @@ def test_statistics_file_and_resume(tmp_path, vocab_path):
     write_shard(tmp_path / "in" / "s1", seed=1)
     write_shard(tmp_path / "in" / "s2", seed=2)
     out = tmp_path / "out"
-    first = apply_shards(vocab_path, [tmp_path / "in"], out, ratio=0.3, portion=0.5, languages={"de": 0.7, "fr": 0.3},
-                         progress=False)
+    first = apply_shards(
+        vocab_path, [tmp_path / "in"], out, ratio=0.3, portion=0.5, languages={"de": 0.7, "fr": 0.3}, progress=False
+    )
     record = json.loads((out / "s1.link.json").read_text())
     assert record == first["s1"]
     assert record["config"]["ratio"] == 0.3 and record["config"]["stream_key"] == "s1"
@@ -105,8 +124,16 @@ def test_statistics_file_and_resume(tmp_path, vocab_path):
     assert s["documents"] == 300 and s["tokens_out"] == open_shard(out / "s1").sizes.sum()
     assert s["total_substitutions"] == sum(s["substitutions"].values()) > 0
     mtime = (out / "s1.bin").stat().st_mtime_ns
-    again = apply_shards(vocab_path, [tmp_path / "in"], out, ratio=0.3, portion=0.5, languages={"de": 0.7, "fr": 0.3},
-                         resume=True, progress=False)
+    again = apply_shards(
+        vocab_path,
+        [tmp_path / "in"],
+        out,
+        ratio=0.3,
+        portion=0.5,
+        languages={"de": 0.7, "fr": 0.3},
+        resume=True,
+        progress=False,
+    )
     assert again == first and (out / "s1.bin").stat().st_mtime_ns == mtime
     changed = apply_shards(vocab_path, [tmp_path / "in"], out, ratio=0.4, resume=True, progress=False)
     assert changed["s1"]["config"]["ratio"] == 0.4 and (out / "s1.bin").stat().st_mtime_ns != mtime
@@ -115,8 +142,14 @@ def test_statistics_file_and_resume(tmp_path, vocab_path):
 def test_rank_and_world_size_split_the_sorted_inputs(tmp_path, vocab_path):
     for i in range(5):
         write_shard(tmp_path / "in" / f"part_{i}", n_docs=5, seed=i)
-    done = [set(apply_shards(vocab_path, [tmp_path / "in"], tmp_path / "out", ratio=0.3, rank=r, world_size=2,
-                             progress=False)) for r in range(2)]
+    done = [
+        set(
+            apply_shards(
+                vocab_path, [tmp_path / "in"], tmp_path / "out", ratio=0.3, rank=r, world_size=2, progress=False
+            )
+        )
+        for r in range(2)
+    ]
     assert done == [{"part_0", "part_2", "part_4"}, {"part_1", "part_3"}]
 
 
@@ -126,15 +159,32 @@ FAULTS = Path(__file__).with_name("faults.py")
 def run_cli(*args, env=None, cwd=None, fault=None):
     """``link-fast ARGS``; ``fault``: killed at that point (tests/faults.py)."""
     command = ["-m", "link_fast"] if fault is None else [str(FAULTS), fault]
-    return subprocess.run([sys.executable, *command, *map(str, args)], capture_output=True, text=True,
-                          env=dict(os.environ, **(env or {})), cwd=cwd)
+    return subprocess.run(
+        [sys.executable, *command, *map(str, args)],
+        capture_output=True,
+        text=True,
+        env=dict(os.environ, **(env or {})),
+        cwd=cwd,
+    )
 
 
 def test_sigkill_then_resume_gives_identical_outputs(tmp_path, vocab_path):
     for name in ("a", "b"):
         write_shard(tmp_path / "in" / name, n_docs=2000, seed=ord(name))
-    common = ["apply", "--vocab", vocab_path, tmp_path / "in", "--ratio", "0.4", "--workers", "2",
-              "--chunk-tokens", "20000", "--mask", "-q"]
+    common = [
+        "apply",
+        "--vocab",
+        vocab_path,
+        tmp_path / "in",
+        "--ratio",
+        "0.4",
+        "--workers",
+        "2",
+        "--chunk-tokens",
+        "20000",
+        "--mask",
+        "-q",
+    ]
     clean = run_cli(*common, "-o", tmp_path / "clean")
     assert clean.returncode == 0, clean.stderr
     killed = run_cli(*common, "-o", tmp_path / "crash", fault="after-chunks=30")
@@ -176,8 +226,19 @@ def test_bad_input_is_one_line_nonzero_and_leaves_no_output(tmp_path, vocab_path
         assert proc.returncode == 2, (args, proc.stderr)
         assert message in proc.stderr and proc.stderr.count("\n") == 1 and "Traceback" not in proc.stderr, proc.stderr
         assert not out.exists() or not [p for p in out.iterdir() if not p.name.startswith(".link_fast")]
-    wide = run_cli("apply", "--vocab", vocab_big, tmp_path / "in" / "ok", "--ratio", "1", "--out-dtype", "int32",
-                   "-o", tmp_path / "wide", "-q")
+    wide = run_cli(
+        "apply",
+        "--vocab",
+        vocab_big,
+        tmp_path / "in" / "ok",
+        "--ratio",
+        "1",
+        "--out-dtype",
+        "int32",
+        "-o",
+        tmp_path / "wide",
+        "-q",
+    )
     assert wide.returncode == 0, wide.stderr
     assert open_shard(tmp_path / "wide" / "ok").dtype == np.int32
     readonly = tmp_path / "readonly"
@@ -199,9 +260,30 @@ def test_a_failing_middle_chunk_fails_the_run_cleanly(tmp_path, vocab_path):
     raw[2 * bad_at : 2 * bad_at + 2] = (5000).to_bytes(2, "little")
     Path(f"{prefix}.bin").write_bytes(raw)
     out = tmp_path / "out"
-    proc = subprocess.run([sys.executable, "-m", "link_fast", "apply", "--vocab", str(vocab_path), str(prefix),
-                           "-o", str(out), "--ratio", "0.5", "--workers", "2", "--chunk-tokens", "10000", "--mask", "-q"],
-                          capture_output=True, text=True, timeout=120)
+    proc = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "link_fast",
+            "apply",
+            "--vocab",
+            str(vocab_path),
+            str(prefix),
+            "-o",
+            str(out),
+            "--ratio",
+            "0.5",
+            "--workers",
+            "2",
+            "--chunk-tokens",
+            "10000",
+            "--mask",
+            "-q",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert proc.returncode == 2 and "is outside the vocabulary" in proc.stderr and "Traceback" not in proc.stderr
     assert not out.exists() or not list(out.iterdir())
 
@@ -216,11 +298,14 @@ def test_validate_command(tmp_path):
     assert both.returncode == 1 and "bad" in both.stdout and "good: ok" in both.stdout
 
 
-@pytest.mark.parametrize("damage, message", [
-    (lambda p: Path(f"{p}.idx").write_bytes(b"NOTMAGIC!" + Path(f"{p}.idx").read_bytes()[9:]), "magic"),
-    (lambda p: Path(f"{p}.bin").write_bytes(Path(f"{p}.bin").read_bytes()[:-10]), ".bin"),
-    (lambda p: Path(f"{p}.idx").write_bytes(Path(f"{p}.idx").read_bytes()[:40]), ".idx"),
-])
+@pytest.mark.parametrize(
+    "damage, message",
+    [
+        (lambda p: Path(f"{p}.idx").write_bytes(b"NOTMAGIC!" + Path(f"{p}.idx").read_bytes()[9:]), "magic"),
+        (lambda p: Path(f"{p}.bin").write_bytes(Path(f"{p}.bin").read_bytes()[:-10]), ".bin"),
+        (lambda p: Path(f"{p}.idx").write_bytes(Path(f"{p}.idx").read_bytes()[:40]), ".idx"),
+    ],
+)
 def test_corrupt_shards_fail_through_the_cli(tmp_path, vocab_path, damage, message):
     prefix = tmp_path / "in" / "s"
     write_shard(prefix, n_docs=30)
@@ -254,7 +339,13 @@ def test_errors_cross_process_boundaries_intact():
     from link_fast.shards import ShardError
     from link_fast.text import TextError
 
-    for error in (ShardError("/s.bin", "bad"), DictionaryError("/d.txt", "no tab", 3), InputError("plain"),
-                  TokenizerError("/t.json", "unknown"), VocabError("/v.lfv", "old"), TextError("/x.jsonl", "bad", 7)):
+    for error in (
+        ShardError("/s.bin", "bad"),
+        DictionaryError("/d.txt", "no tab", 3),
+        InputError("plain"),
+        TokenizerError("/t.json", "unknown"),
+        VocabError("/v.lfv", "old"),
+        TextError("/x.jsonl", "bad", 7),
+    ):
         copy = pickle.loads(pickle.dumps(error))
         assert type(copy) is type(error) and str(copy) == str(error) and copy.__dict__ == error.__dict__

@@ -47,16 +47,16 @@ def write(prefix, tokens, offsets, dtype=None, *, batches: int = 3, **kwargs) ->
     with ShardWriter(prefix, dtype, **kwargs) as writer:
         for a, b in itertools.pairwise(cuts):
             # Pass the whole token array and a slice of offsets: offsets[0] > 0 after batch one.
-            writer.write(tokens, offsets[a:b + 1])
+            writer.write(tokens, offsets[a : b + 1])
 
 
 def sequences(shard: Shard) -> list[np.ndarray]:
     off = shard.offsets(0, shard.n_sequences)
-    return [np.asarray(shard.tokens[off[i]:off[i + 1]]) for i in range(shard.n_sequences)]
+    return [np.asarray(shard.tokens[off[i] : off[i + 1]]) for i in range(shard.n_sequences)]
 
 
 def expected_sequences(tokens, offsets) -> list[np.ndarray]:
-    return [tokens[offsets[i]:offsets[i + 1]] for i in range(len(offsets) - 1)]
+    return [tokens[offsets[i] : offsets[i + 1]] for i in range(len(offsets) - 1)]
 
 
 def assert_same(shard: Shard, tokens, offsets) -> None:
@@ -74,15 +74,18 @@ def listing(directory: Path) -> list[str]:
 # -- round trips ---------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("fmt,dtype,stored", [
-    ("megatron", np.uint16, np.uint16),
-    ("megatron", np.int32, np.int32),
-    ("megatron", np.uint32, np.int32),  # written as code 4, the only 4-byte code megatron-core knows
-    ("megatron", np.uint8, np.uint8),   # the runner's masks
-    ("datatrove", np.uint16, np.uint16),
-    ("datatrove", np.uint32, np.uint32),
-    ("datatrove", np.uint8, np.uint8),
-])
+@pytest.mark.parametrize(
+    "fmt,dtype,stored",
+    [
+        ("megatron", np.uint16, np.uint16),
+        ("megatron", np.int32, np.int32),
+        ("megatron", np.uint32, np.int32),  # written as code 4, the only 4-byte code megatron-core knows
+        ("megatron", np.uint8, np.uint8),  # the runner's masks
+        ("datatrove", np.uint16, np.uint16),
+        ("datatrove", np.uint32, np.uint32),
+        ("datatrove", np.uint8, np.uint8),
+    ],
+)
 def test_round_trip(tmp_path, fmt, dtype, stored):
     top = 200 if dtype == np.uint8 else 60_000
     tokens, offsets = make_sequences(200, dtype, seed=1, top=top)
@@ -246,9 +249,8 @@ def test_writer_rejects_bad_input(tmp_path):
         ShardWriter(tmp_path / "f", np.float32)
     with pytest.raises(ShardError, match="cannot write int64 tokens to a datatrove shard"):
         ShardWriter(tmp_path / "f", np.int64, format="datatrove")
-    with pytest.raises(ShardError, match="does not fit the int32"):
-        with ShardWriter(tmp_path / "big", np.uint32) as w:
-            w.write(np.array([1, 2**31], np.uint32), np.array([0, 2]))
+    with pytest.raises(ShardError, match="does not fit the int32"), ShardWriter(tmp_path / "big", np.uint32) as w:
+        w.write(np.array([1, 2**31], np.uint32), np.array([0, 2]))
     with pytest.raises(ShardError, match=r"document_indices end at 4, not at the sequence count 5"):
         write(tmp_path / "di", tokens, offsets, document_indices=[0, 2, 4])
     with pytest.raises(ShardError, match="cannot write: Not a directory"):
@@ -286,8 +288,13 @@ _FULL_DISK = textwrap.dedent("""
 
 @pytest.mark.parametrize("case,fmt", [("data", "megatron"), ("data", "datatrove"), ("index", "megatron")])
 def test_full_disk_aborts_cleanly(tmp_path, case, fmt):
-    proc = subprocess.run([sys.executable, "-c", _FULL_DISK, str(tmp_path), case, fmt],
-                          check=False, capture_output=True, text=True, timeout=120)
+    proc = subprocess.run(
+        [sys.executable, "-c", _FULL_DISK, str(tmp_path), case, fmt],
+        check=False,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert proc.returncode == 3, proc.stdout + proc.stderr
     assert "cannot write: File too large" in proc.stdout
     assert str(tmp_path / "s") in proc.stdout
@@ -307,8 +314,12 @@ def test_pointers_from_sizes_is_int64():
 
 def _write_idx(path: Path, code: int, sizes, pointers, doc_idx) -> None:
     header = b"MMIDIDX\x00\x00" + struct.pack("<QBQQ", 1, code, len(sizes), len(doc_idx))
-    path.write_bytes(header + np.asarray(sizes, "<i4").tobytes() + np.asarray(pointers, "<i8").tobytes()
-                     + np.asarray(doc_idx, "<i8").tobytes())
+    path.write_bytes(
+        header
+        + np.asarray(sizes, "<i4").tobytes()
+        + np.asarray(pointers, "<i8").tobytes()
+        + np.asarray(doc_idx, "<i8").tobytes()
+    )
 
 
 def test_shard_past_4_gib_sparse(tmp_path):
@@ -334,7 +345,7 @@ def test_shard_past_4_gib_sparse(tmp_path):
 
 def _patch(path: Path, offset: int, data: bytes) -> None:
     blob = bytearray(path.read_bytes())
-    blob[offset:offset + len(data)] = data
+    blob[offset : offset + len(data)] = data
     path.write_bytes(bytes(blob))
 
 
@@ -516,7 +527,10 @@ def test_find_shards(tmp_path):
     (tmp_path / ".e.bin.tmp-123").write_bytes(b"")  # someone's temporary
     (tmp_path / "sub").mkdir()
     write(tmp_path / "sub" / "z", tokens, offsets)
-    p = lambda *names: [str(tmp_path / n) for n in names]
+
+    def p(*names):
+        return [str(tmp_path / n) for n in names]
+
     assert find_shards([str(tmp_path)]) == p("a", "b", "c_mask", "d")
     assert find_shards([str(tmp_path / "*.idx")]) == p("a", "b", "c_mask")
     assert find_shards([str(tmp_path / "b.bin"), str(tmp_path / "a"), str(tmp_path / "b")]) == p("a", "b")
@@ -597,8 +611,9 @@ def datatrove():
 def test_we_read_datatrove(tmp_path, datatrove, token_size):
     dtype = np.uint16 if token_size == 2 else np.uint32
     tokens, offsets = make_sequences(100, dtype, seed=7, top=60_000 if token_size == 2 else 2**31)
-    out = datatrove.TokenizedFile(str(tmp_path), "theirs.ds", tokenizer_name_or_path="gpt2",
-                                  save_final_metadata=True, token_size=token_size)
+    out = datatrove.TokenizedFile(
+        str(tmp_path), "theirs.ds", tokenizer_name_or_path="gpt2", save_final_metadata=True, token_size=token_size
+    )
     for seq in expected_sequences(tokens, offsets):
         out.write(seq.tolist(), None)
     out.close()

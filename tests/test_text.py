@@ -13,11 +13,11 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import reference
 import zstandard
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-import reference
 from link_fast import Stats, Substituter
 from link_fast.cli import main as cli_main
 from link_fast.draws import WEIGHT_SCALE, below, draw, pick, stream_base
@@ -84,16 +84,17 @@ def synthetic_vocab() -> Vocab:
     return Vocab.from_entries(flags, entries, ["de", "fr"])
 
 
-WORD_CLASS = "".join(
-    re.escape(chr(c)) for c in range(0x2FF) if unicodedata.category(chr(c))[0] in "LNM"
-) + "\u0300-\u036f"
+WORD_CLASS = (
+    "".join(re.escape(chr(c)) for c in range(0x2FF) if unicodedata.category(chr(c))[0] in "LNM") + "\u0300-\u036f"
+)
 
 
 class RegexReference:
     """Text mode restated with a regex alternation (longest first) and tests/reference.py's draws."""
 
-    def __init__(self, languages, *, ratio, portion, seed, weights, ratio_basis="candidates",
-                 lang_scope="word", stream_key=""):
+    def __init__(
+        self, languages, *, ratio, portion, seed, weights, ratio_basis="candidates", lang_scope="word", stream_key=""
+    ):
         self.languages = languages
         self.forms: dict[str, dict[bool, dict[int, list[str]]]] = {}
         for source, per_lang in TRANSLATIONS.items():
@@ -133,10 +134,12 @@ class RegexReference:
                     continue
                 lang = doc_lang
             else:
-                lang = reference.pick(reference.draw(self.base, 4, doc, m),
-                                      [(l, w) for l, w in sorted(self.weights.items()) if l in options])
+                lang = reference.pick(
+                    reference.draw(self.base, 4, doc, m),
+                    [(l, w) for l, w in sorted(self.weights.items()) if l in options],
+                )
             chosen = options[lang][reference.below(reference.draw(self.base, 5, doc, m), len(options[lang]))]
-            out.append(text[pos:match.start()])
+            out.append(text[pos : match.start()])
             out.append(chosen)
             subs.append((match.group(), chosen, self.languages[lang]))
             pos = match.end()
@@ -164,19 +167,35 @@ def vocab():
     st.integers(0, 3),
 )
 def test_text_mode_equals_the_regex_reference(vocab, text, doc, ratio, portion, basis, scope, languages, seed):
-    sub = TextSubstituter(vocab, ratio=ratio, portion=portion, seed=seed, languages=languages,
-                          ratio_basis=basis, lang_scope=scope, stream_key="k")
+    sub = TextSubstituter(
+        vocab,
+        ratio=ratio,
+        portion=portion,
+        seed=seed,
+        languages=languages,
+        ratio_basis=basis,
+        lang_scope=scope,
+        stream_key="k",
+    )
     top = max(languages.values())
     weights = {vocab.languages.index(l): max(1, round(w / top * WEIGHT_SCALE)) for l, w in languages.items()}
-    ref = RegexReference(vocab.languages, ratio=ratio, portion=portion, seed=seed, weights=weights,
-                         ratio_basis=basis, lang_scope=scope, stream_key="k")
+    ref = RegexReference(
+        vocab.languages,
+        ratio=ratio,
+        portion=portion,
+        seed=seed,
+        weights=weights,
+        ratio_basis=basis,
+        lang_scope=scope,
+        stream_key="k",
+    )
     result = sub.apply(text, doc)
     expected, subs, candidates = ref.apply(text, doc)
     assert result.text == expected
     assert [(s.source, s.translation, s.language) for s in result.substitutions] == subs
     assert result.stats.candidates == candidates
     for s in result.substitutions:  # offsets are in the output text
-        assert result.text[s.start:s.end] == s.translation
+        assert result.text[s.start : s.end] == s.translation
 
 
 def test_examples(vocab):
@@ -206,8 +225,15 @@ def test_batches_do_not_change_the_output(vocab):
 
 
 def test_bad_options_are_refused(vocab):
-    for kwargs in ({"ratio": 1.5}, {"portion": -1}, {"ratio_basis": "x"}, {"lang_scope": "x"}, {"seed": -1},
-                   {"languages": {"xx": 1.0}}, {"languages": {"de": 0.0}}):
+    for kwargs in (
+        {"ratio": 1.5},
+        {"portion": -1},
+        {"ratio_basis": "x"},
+        {"lang_scope": "x"},
+        {"seed": -1},
+        {"languages": {"xx": 1.0}},
+        {"languages": {"de": 0.0}},
+    ):
         with pytest.raises(InputError):
             TextSubstituter(vocab, **kwargs)
     sub = TextSubstituter(vocab)
@@ -220,14 +246,21 @@ def test_bad_options_are_refused(vocab):
 # -- real data: agreement with token mode ----------------------------------------------------------
 
 
-def _categorize(tok, text_out: str, want: list[int], got: list[int], text_candidates: int, token_candidates: int) -> str:
+def _categorize(
+    tok, text_out: str, want: list[int], got: list[int], text_candidates: int, token_candidates: int
+) -> str:
     """Why the re-tokenized text-mode output differs from token mode's output for one document."""
     if tok.decode(want) == text_out:
         return "same text, tokenized differently (translation not context-free in this context)"
     k = next((i for i in range(min(len(got), len(want))) if got[i] != want[i]), min(len(got), len(want)))
-    context = tok.decode(want[max(0, k - 2):k])
-    kind = ("text mode found more candidates" if text_candidates > token_candidates else
-            "token mode found more candidates" if text_candidates < token_candidates else "same candidate count")
+    context = tok.decode(want[max(0, k - 2) : k])
+    kind = (
+        "text mode found more candidates"
+        if text_candidates > token_candidates
+        else "token mode found more candidates"
+        if text_candidates < token_candidates
+        else "same candidate count"
+    )
     return f"{kind}; first difference after {context[-12:]!r}"
 
 
@@ -243,8 +276,8 @@ def test_agreement_with_token_mode(tekken_vocab, tekken, pydoc_documents, capsys
     text_res = [text_sub.apply(doc, d) for d, doc in enumerate(pydoc_documents)]  # per-document stats
     text_stats = sum((r.stats for r in text_res), Stats.zero(tekken_vocab.languages, unit="characters"))
     agree, categories, examples = 0, Counter(), {}
-    for d, (doc, res) in enumerate(zip(pydoc_documents, text_res)):
-        want = token_res.tokens[token_res.offsets[d]:token_res.offsets[d + 1]].tolist()
+    for d, res in enumerate(text_res):
+        want = token_res.tokens[token_res.offsets[d] : token_res.offsets[d + 1]].tolist()
         got = tekken.encode(res.text)
         if got == want:
             agree += 1
@@ -255,9 +288,11 @@ def test_agreement_with_token_mode(tekken_vocab, tekken, pydoc_documents, capsys
         examples.setdefault(category, d)
     share = agree / len(pydoc_documents)
     with capsys.disabled():
-        print(f"\ntext mode vs token mode (Tekken, pydoc, ratio 1): {agree}/{len(pydoc_documents)} documents "
-              f"identical after re-tokenizing ({share:.1%}); candidates {text_stats.candidates:,} (text) vs "
-              f"{token_res.stats.candidates:,} (tokens)")
+        print(
+            f"\ntext mode vs token mode (Tekken, pydoc, ratio 1): {agree}/{len(pydoc_documents)} documents "
+            f"identical after re-tokenizing ({share:.1%}); candidates {text_stats.candidates:,} (text) vs "
+            f"{token_res.stats.candidates:,} (tokens)"
+        )
         for category, n in categories.most_common():
             print(f"  {n:4d}  {category}")
     assert share >= 0.95
@@ -289,8 +324,13 @@ def test_jsonl_round_trip(vocab, tmp_path, suffix):
     records = _records()
     raw = _jsonl(records)
     src = tmp_path / f"corpus{suffix}"
-    src.write_bytes(zstandard.ZstdCompressor().compress(raw) if suffix.endswith(".zst")
-                    else gzip.compress(raw) if suffix.endswith(".gz") else raw)
+    src.write_bytes(
+        zstandard.ZstdCompressor().compress(raw)
+        if suffix.endswith(".zst")
+        else gzip.compress(raw)
+        if suffix.endswith(".gz")
+        else raw
+    )
     out = tmp_path / f"out{suffix}"
     result = substitute_files(vocab, [src], out, ratio=0.5, seed=2, substitutions_field="link")
     lines = [json.loads(l) for l in _read(out).splitlines()]
@@ -365,16 +405,55 @@ def test_cli(vocab, tmp_path, capsys):
     src = tmp_path / "in.jsonl"
     src.write_bytes(_jsonl([{"text": "the cat"}, {"content": "x"}]))
     out = tmp_path / "o.jsonl"
-    assert cli_main(["text", "--vocab", str(vocab_path), "--ratio", "1", "--languages", "de", str(src), "-o", str(out)]) == 2
+    assert (
+        cli_main(["text", "--vocab", str(vocab_path), "--ratio", "1", "--languages", "de", str(src), "-o", str(out)])
+        == 2
+    )
     assert "in.jsonl:2: no text field 'text'" in capsys.readouterr().err
     assert not out.exists()
-    assert cli_main(["text", "--vocab", str(vocab_path), "--ratio", "1", "--languages", "de", "--on-error", "skip",
-                     str(src), "-o", str(out)]) == 0
+    assert (
+        cli_main(
+            [
+                "text",
+                "--vocab",
+                str(vocab_path),
+                "--ratio",
+                "1",
+                "--languages",
+                "de",
+                "--on-error",
+                "skip",
+                str(src),
+                "-o",
+                str(out),
+            ]
+        )
+        == 0
+    )
     assert json.loads(out.read_text())["text"] == "the Katze"
     assert "docs/s" in capsys.readouterr().err
     two = tmp_path / "two.jsonl"
-    assert cli_main(["text", "--vocab", str(vocab_path), "--ratio", "1", "--languages", "de", "--on-error", "skip",
-                     "--workers", "2", str(src), "-o", str(two)]) == 0
+    assert (
+        cli_main(
+            [
+                "text",
+                "--vocab",
+                str(vocab_path),
+                "--ratio",
+                "1",
+                "--languages",
+                "de",
+                "--on-error",
+                "skip",
+                "--workers",
+                "2",
+                str(src),
+                "-o",
+                str(two),
+            ]
+        )
+        == 0
+    )
     assert two.read_bytes() == out.read_bytes()
 
 
@@ -394,7 +473,9 @@ def test_throughput_on_pydoc(tekken_vocab, pydoc_documents, tmp_path, capsys):
     sub.apply_batch(pydoc_documents)
     pure = time.perf_counter() - started
     with capsys.disabled():
-        print(f"\ntext mode on pydoc (Tekken de+fr vocabulary, {len(pydoc_documents)} docs, {size / 1e6:.2f} MB): "
-              f"automaton built in {built:.1f} s; apply {len(pydoc_documents) / pure:,.0f} docs/s, "
-              f"{size / pure / 1e6:.2f} MB/s; files (.jsonl.zst, 1 worker) {len(pydoc_documents) / seconds:,.0f} docs/s, "
-              f"{size / seconds / 1e6:.2f} MB/s")
+        print(
+            f"\ntext mode on pydoc (Tekken de+fr vocabulary, {len(pydoc_documents)} docs, {size / 1e6:.2f} MB): "
+            f"automaton built in {built:.1f} s; apply {len(pydoc_documents) / pure:,.0f} docs/s, "
+            f"{size / pure / 1e6:.2f} MB/s; files (.jsonl.zst, 1 worker) {len(pydoc_documents) / seconds:,.0f} docs/s, "
+            f"{size / seconds / 1e6:.2f} MB/s"
+        )

@@ -17,6 +17,7 @@ import pytest
 import zstandard
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from test_text import PIECES, synthetic_vocab
 
 import link_fast.text.matcher as matcher_module
 import link_fast.text.records as records_module
@@ -24,7 +25,6 @@ import link_fast.text.substituter as substituter_module
 from link_fast.cli import main as cli_main
 from link_fast.errors import InputError
 from link_fast.text import DEFAULT_MAX_LINE_BYTES, LongLine, TextError, TextSubstituter, iter_lines, substitute_files
-from test_text import PIECES, synthetic_vocab
 
 TESTS = Path(__file__).resolve().parent
 
@@ -43,8 +43,9 @@ def vocab_file(vocab, tmp_path_factory) -> Path:
 
 def _cli(*args) -> tuple[int, list[str]]:
     """``python -m link_fast ARGS`` in a child process: (exit code, stderr lines)."""
-    proc = subprocess.run([sys.executable, "-m", "link_fast", *map(str, args)], capture_output=True, text=True,
-                          timeout=300)
+    proc = subprocess.run(
+        [sys.executable, "-m", "link_fast", *map(str, args)], capture_output=True, text=True, timeout=300
+    )
     return proc.returncode, proc.stderr.splitlines()
 
 
@@ -54,10 +55,18 @@ def _deep(levels: int) -> bytes:
 
 # (name, the bad line, --max-line-bytes or None, the problem the error names)
 BAD_LINES = [
-    ("lone_surrogate", b'{"text": "a \\ud800 cat"}', None,
-     "field 'text' holds a lone surrogate U+D800 (not valid Unicode)"),
-    ("lone_low_surrogate", b'{"text": "cat \\udfff"}', None,
-     "field 'text' holds a lone surrogate U+DFFF (not valid Unicode)"),
+    (
+        "lone_surrogate",
+        b'{"text": "a \\ud800 cat"}',
+        None,
+        "field 'text' holds a lone surrogate U+D800 (not valid Unicode)",
+    ),
+    (
+        "lone_low_surrogate",
+        b'{"text": "cat \\udfff"}',
+        None,
+        "field 'text' holds a lone surrogate U+DFFF (not valid Unicode)",
+    ),
     ("nested_array", b"[" * 100_000 + b"]" * 100_000, None, "malformed JSON: nested too deeply"),
     ("nested_in_a_field", b'{"text": "cat", "x": ' + _deep(100_000) + b"}", None, "malformed JSON: nested too deeply"),
     ("not_utf8", b'{"text": "caf\xe9"}', None, "not UTF-8: invalid continuation byte at byte 13"),
@@ -65,8 +74,12 @@ BAD_LINES = [
     ("not_a_string", b'{"text": {"cat": 1}}', None, "field 'text' is not a string"),
     ("no_field", b'{"body": "cat"}', None, "no text field 'text'"),
     ("malformed", b'{"text": "cat"', None, "malformed JSON: Expecting ',' delimiter"),
-    ("too_long", b'{"text": "' + b"cat " * 300_000 + b'"}', "1M",
-     "line of 1200012 bytes exceeds --max-line-bytes 1048576"),
+    (
+        "too_long",
+        b'{"text": "' + b"cat " * 300_000 + b'"}',
+        "1M",
+        "line of 1200012 bytes exceeds --max-line-bytes 1048576",
+    ),
 ]
 
 
@@ -88,8 +101,22 @@ def test_on_error_skip_counts_every_bad_line(vocab_file, tmp_path):
     lines = [b'{"text": "the cat"}'] + [bad for _, bad, _, _ in BAD_LINES] + [b'{"text": "a cat"}']
     src.write_bytes(b"\n".join(lines) + b"\n")
     out = tmp_path / "out.jsonl"
-    code, err = _cli("text", "--vocab", vocab_file, "--ratio", "1", "--languages", "de", "--on-error", "skip",
-                     "--max-line-bytes", "1M", src, "-o", out)
+    code, err = _cli(
+        "text",
+        "--vocab",
+        vocab_file,
+        "--ratio",
+        "1",
+        "--languages",
+        "de",
+        "--on-error",
+        "skip",
+        "--max-line-bytes",
+        "1M",
+        src,
+        "-o",
+        out,
+    )
     assert code == 0, err
     assert not any("Traceback" in line for line in err)
     n_bad = len(BAD_LINES)
@@ -108,8 +135,9 @@ def test_too_long_txt_line(vocab, tmp_path):
     src.write_text("the cat\n" + "dog " * 1000 + "\nthe cat\n", encoding="utf-8")
     with pytest.raises(TextError, match=r"plain\.txt:2: line of 4000 bytes exceeds --max-line-bytes 1000$"):
         substitute_files(vocab, [src], tmp_path / "o.txt", ratio=1.0, max_line_bytes=1000)
-    result = substitute_files(vocab, [src], tmp_path / "o.txt", ratio=1.0, languages={"de": 1.0},
-                              max_line_bytes=1000, on_error="skip")
+    result = substitute_files(
+        vocab, [src], tmp_path / "o.txt", ratio=1.0, languages={"de": 1.0}, max_line_bytes=1000, on_error="skip"
+    )
     assert result[str(tmp_path / "o.txt")]["skipped_lines"] == 1
     assert (tmp_path / "o.txt").read_text(encoding="utf-8") == "the Katze\nthe Katze\n"
     # 0: no limit
@@ -171,8 +199,10 @@ def test_iter_lines_across_chunks_and_over_the_limit(tmp_path, suffix):
     path = tmp_path / f"f{suffix}"
     path.write_bytes(_compress(data, suffix))
     got = list(iter_lines(path, limit))
-    want = [(i + 1, LongLine(len(line), limit) if len(line) > limit else line.removesuffix(b"\r"))
-            for i, line in enumerate(lines)]
+    want = [
+        (i + 1, LongLine(len(line), limit) if len(line) > limit else line.removesuffix(b"\r"))
+        for i, line in enumerate(lines)
+    ]
     assert [n for n, _ in got] == [n for n, _ in want]
     for (n, g), (_, w) in zip(got, want):
         assert g == w, n
@@ -231,7 +261,7 @@ def test_long_document_path_equals_the_short_one(vocab, monkeypatch, text, doc, 
 def test_long_records_written_as_the_short_ones(vocab, tmp_path, monkeypatch, subs_field):
     rng = random.Random(5)
     records = [
-        {"id": 1, "text": "the dog and the cat \" \\ \n\t\u0001 é 😀 cat", "meta": {"a": [1, 2.5, None, True]}},
+        {"id": 1, "text": 'the dog and the cat " \\ \n\t\u0001 é 😀 cat', "meta": {"a": [1, 2.5, None, True]}},
         {"text": "nothing here", "z": 1e300, "é": "ü"},
         {"pre": "\u2028", "text": "".join(rng.choice(PIECES) for _ in range(400)), "link": "old"},
         {"text": ""},
@@ -250,9 +280,10 @@ def test_long_records_written_as_the_short_ones(vocab, tmp_path, monkeypatch, su
             out = tmp_path / f"o{small}"
             substitute_files(vocab, [src], out / "r.jsonl", ratio=0.5, seed=4, substitutions_field=subs_field)
             substitute_files(vocab, [txt], out / "r.txt", ratio=0.5, seed=4)
-            outputs.append([(out / name).read_bytes() for name in ("r.jsonl", "r.txt")]
-                           + [json.loads((out / f"{name}.link.json").read_text())["stats"]
-                              for name in ("r.jsonl", "r.txt")])
+            outputs.append(
+                [(out / name).read_bytes() for name in ("r.jsonl", "r.txt")]
+                + [json.loads((out / f"{name}.link.json").read_text())["stats"] for name in ("r.jsonl", "r.txt")]
+            )
     assert outputs[0] == outputs[1]
 
 
@@ -293,14 +324,20 @@ def test_a_long_line_takes_memory_in_proportion(tmp_path, capsys, suffix):
     script = tmp_path / "measure.py"
     script.write_text(MEMORY_SCRIPT)
     src, out = tmp_path / f"long{suffix}", tmp_path / f"out{suffix}"
-    proc = subprocess.run([sys.executable, str(script), str(TESTS), str(src), str(out), str(5_000_000)],
-                          capture_output=True, text=True, timeout=600)
+    proc = subprocess.run(
+        [sys.executable, str(script), str(TESTS), str(src), str(out), str(5_000_000)],
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
     assert proc.returncode == 0, proc.stderr
     measured = json.loads(proc.stdout.splitlines()[-1])
     size = src.stat().st_size
     with capsys.disabled():
-        print(f"\none {size / 1e6:.1f} MB {suffix} line, {measured['candidates']:,} candidates: peak "
-              f"{measured['peak'] / 1e6:.1f} MB traced ({measured['peak'] / size:.1f}x the line), "
-              f"{measured['seconds']:.1f} s under tracemalloc")
+        print(
+            f"\none {size / 1e6:.1f} MB {suffix} line, {measured['candidates']:,} candidates: peak "
+            f"{measured['peak'] / 1e6:.1f} MB traced ({measured['peak'] / size:.1f}x the line), "
+            f"{measured['seconds']:.1f} s under tracemalloc"
+        )
     assert measured["peak"] < 10 * size
     assert out.stat().st_size > size * 0.9

@@ -27,7 +27,15 @@ from link_fast.vocab import _ALIGN, _PREFIX, ARRAY_DTYPES, HEADER_FIELDS, Entry,
 
 CHILD_TIMEOUT_S = 240  # a child still running after this has hung
 # Tables where any change breaks an invariant: the trie's numbering, the masks, the key lengths.
-STRUCTURAL = {"root_child", "node_key", "node_edge_start", "node_edge_count", "edge_node", "key_lang_mask", "key_offsets"}
+STRUCTURAL = {
+    "root_child",
+    "node_key",
+    "node_edge_start",
+    "node_edge_count",
+    "edge_node",
+    "key_lang_mask",
+    "key_offsets",
+}
 # Damage no table survives: an entry far out of range, negative, or every bit set.
 ALWAYS_CAUGHT = {"middle_max", "middle_negative", "all_bits"}
 
@@ -65,7 +73,9 @@ def split_file(path: Path) -> tuple[dict, bytes]:
     return header, raw[data_start:]
 
 
-def join_file(header_bytes: bytes, data: bytes, version: int = 2, reserved: int = 0, length: int | None = None) -> bytes:
+def join_file(
+    header_bytes: bytes, data: bytes, version: int = 2, reserved: int = 0, length: int | None = None
+) -> bytes:
     """A vocabulary file from raw header bytes and the arrays' bytes (offsets relative to them)."""
     length = len(header_bytes) if length is None else length
     prefix = _PREFIX.pack(b"LINKFAST", version, reserved, length) + header_bytes
@@ -79,6 +89,7 @@ def _set(index, value):
     def mutate(a):
         a[index if index >= 0 else len(a) + index] = np.array(value).astype(a.dtype)
         return a
+
     return mutate
 
 
@@ -92,6 +103,7 @@ def _middle_plus(step):
     def mutate(a):
         a[len(a) // 2 : len(a) // 2 + 1] += np.array([step]).astype(a.dtype)  # wraps around, as in C
         return a
+
     return mutate
 
 
@@ -143,6 +155,7 @@ def table_files(material) -> list[tuple[str, Path, bool]]:
 
 def header_mutations(header: dict) -> dict:
     """label -> (damaged header as JSON-ready value or raw bytes, whether it must be refused)."""
+
     def edit(path: str, value=None, delete=False):
         h = json.loads(json.dumps(header))
         *parents, last = path.split(".")
@@ -155,12 +168,26 @@ def header_mutations(header: dict) -> dict:
             node[last] = value
         return h
 
-    out = {"not_json": b"{not json", "not_utf8": b'{"a": "\xff"}', "deep": b"[" * 100_000 + b"]" * 100_000,
-           "list": [], "string": "x", "null": None}
+    out = {
+        "not_json": b"{not json",
+        "not_utf8": b'{"a": "\xff"}',
+        "deep": b"[" * 100_000 + b"]" * 100_000,
+        "list": [],
+        "string": "x",
+        "null": None,
+    }
     for field in HEADER_FIELDS:
         out[f"{field}.deleted"] = edit(field, delete=True)
-        for label, value in (("null", None), ("string", "x"), ("list", []), ("object", {}), ("float", 1.5),
-                             ("true", True), ("negative", -1), ("huge", 2**70)):
+        for label, value in (
+            ("null", None),
+            ("string", "x"),
+            ("list", []),
+            ("object", {}),
+            ("float", 1.5),
+            ("true", True),
+            ("negative", -1),
+            ("huge", 2**70),
+        ):
             out[f"{field}.{label}"] = edit(field, value)
     V = header["vocab_size"]
     for label, value in (("zero", 0), ("smaller", V - 1), ("larger", V + 1), ("float", float(V)), ("string", str(V))):
@@ -168,8 +195,15 @@ def header_mutations(header: dict) -> dict:
     for label, value in (("old", 1), ("new", 3), ("string", "2"), ("float", 2.0)):
         out[f"format_version.{label}"] = edit("format_version", value)
     languages = header["languages"]
-    for label, value in (("empty", []), ("one", languages[:1]), ("three", languages + ["es"]), ("twice", [languages[0]] * 2),
-                         ("number", [languages[0], 3]), ("blank", [languages[0], ""]), ("many", [f"l{i}" for i in range(33)])):
+    for label, value in (
+        ("empty", []),
+        ("one", languages[:1]),
+        ("three", languages + ["es"]),
+        ("twice", [languages[0]] * 2),
+        ("number", [languages[0], 3]),
+        ("blank", [languages[0], ""]),
+        ("many", [f"l{i}" for i in range(33)]),
+    ):
         out[f"languages.{label}"] = edit("languages", value)
     for field in ("name", "kind", "fingerprint"):
         out[f"tokenizer.{field}.number"] = edit(f"tokenizer.{field}", 5)
@@ -245,8 +279,28 @@ def commands(material, path: Path, n: int) -> dict[str, list[str]]:
     out = material["root"] / "out" / str(n)
     return {
         "info": ["info", str(path)],
-        "apply": ["apply", str(material["shard"]), "--vocab", str(path), "-o", str(out / "shards"), "--ratio", "1", "-q"],
-        "text": ["text", str(material["text"]), "--vocab", str(path), "-o", str(out / "fables.jsonl"), "--ratio", "1", "-q"],
+        "apply": [
+            "apply",
+            str(material["shard"]),
+            "--vocab",
+            str(path),
+            "-o",
+            str(out / "shards"),
+            "--ratio",
+            "1",
+            "-q",
+        ],
+        "text": [
+            "text",
+            str(material["text"]),
+            "--vocab",
+            str(path),
+            "-o",
+            str(out / "fables.jsonl"),
+            "--ratio",
+            "1",
+            "-q",
+        ],
     }
 
 
@@ -257,8 +311,14 @@ def run_batches(material, jobs: list[dict], n_children: int) -> dict[str, dict]:
     for k in range(n_children):
         jobs_file = material["root"] / f"jobs-{k}.json"
         jobs_file.write_text(json.dumps(jobs[k::n_children]))
-        children.append(subprocess.Popen([sys.executable, "-c", _CHILD, str(jobs_file)], stdout=subprocess.PIPE,
-                                          stderr=subprocess.PIPE, text=True))
+        children.append(
+            subprocess.Popen(
+                [sys.executable, "-c", _CHILD, str(jobs_file)],
+                stdout=subprocess.PIPE,
+                stderr=subprocess.PIPE,
+                text=True,
+            )
+        )
     results = {}
     for child in children:
         try:
@@ -271,7 +331,9 @@ def run_batches(material, jobs: list[dict], n_children: int) -> dict[str, dict]:
             if "done" in line:
                 results[line["done"]] = line
         running = [line["start"] for line in lines if "start" in line and line["start"] not in results]
-        assert child.returncode == 0, f"child exited {child.returncode} (a signal or a hang) during {running}:\n{stderr[-3000:]}"
+        assert child.returncode == 0, (
+            f"child exited {child.returncode} (a signal or a hang) during {running}:\n{stderr[-3000:]}"
+        )
     return results
 
 
@@ -300,14 +362,18 @@ def check_results(cases: list[tuple[str, Path, bool]], jobs: list[dict], results
 
 def test_every_damaged_table_and_header_field_is_refused_cleanly(material):
     cases = table_files(material) + header_files(material)
-    jobs = [{"id": f"{label}:{command}", "argv": argv}
-            for n, (label, path, _) in enumerate(cases)
-            for command, argv in commands(material, path, n).items()]
+    jobs = [
+        {"id": f"{label}:{command}", "argv": argv}
+        for n, (label, path, _) in enumerate(cases)
+        for command, argv in commands(material, path, n).items()
+    ]
     results = run_batches(material, jobs, n_children=max(1, min(4, os.cpu_count() or 1)))
     problems = check_results(cases, jobs, results)
     assert not problems, f"{len(problems)} of {len(jobs)} runs:\n" + "\n".join(problems[:30])
     # The undamaged file works: the runs above test the damage, not a broken setup.
-    good = run_batches(material, [{"id": f"good:{c}", "argv": a} for c, a in commands(material, material["vocab"], -1).items()], 1)
+    good = run_batches(
+        material, [{"id": f"good:{c}", "argv": a} for c, a in commands(material, material["vocab"], -1).items()], 1
+    )
     assert all(r["rc"] == 0 and not r["crash"] for r in good.values()), good
 
 
@@ -319,12 +385,23 @@ def test_refusal_names_the_file_and_table_through_a_real_subprocess(material, tm
     damaged = tmp_path / "damaged.lfv"
     damaged.write_bytes(raw)
     env = dict(os.environ, NO_COLOR="1")
-    for argv in (["info", str(damaged)],
-                 ["apply", str(material["shard"]), "--vocab", str(damaged), "-o", str(tmp_path / "out"), "--ratio", "1"]):
-        proc = subprocess.run([sys.executable, "-m", "link_fast", *argv], check=False, capture_output=True, text=True,
-                              env=env, timeout=120)
+    for argv in (
+        ["info", str(damaged)],
+        ["apply", str(material["shard"]), "--vocab", str(damaged), "-o", str(tmp_path / "out"), "--ratio", "1"],
+    ):
+        proc = subprocess.run(
+            [sys.executable, "-m", "link_fast", *argv],
+            check=False,
+            capture_output=True,
+            text=True,
+            env=env,
+            timeout=120,
+        )
         assert proc.returncode == 2, proc.stderr
-        assert proc.stderr == f"link-fast: error: {damaged}: corrupt vocabulary: table 'trans_offsets' is not strictly rising (an empty slice)\n"
+        assert (
+            proc.stderr == f"link-fast: error: {damaged}: corrupt vocabulary: table 'trans_offsets' "
+            "is not strictly rising (an empty slice)\n"
+        )
 
 
 # -- direct checks of Vocab.load --------------------------------------------------------------

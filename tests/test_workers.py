@@ -17,7 +17,6 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-
 from test_runner import random_vocab, write_shard
 
 from link_fast.errors import InputError
@@ -134,8 +133,14 @@ def _finish(proc, timeout=EXIT_WITHIN) -> tuple[int, str]:
 
 
 def _start(args, **kwargs):
-    return subprocess.Popen([sys.executable, *map(str, args)], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
-                            text=True, start_new_session=True, **kwargs)
+    return subprocess.Popen(
+        [sys.executable, *map(str, args)],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+        start_new_session=True,
+        **kwargs,
+    )
 
 
 def _hidden(out: Path) -> list[str]:
@@ -148,9 +153,25 @@ def big_shard(tmp_path_factory):
     root = tmp_path_factory.mktemp("workers")
     vocab = random_vocab().save(root / "v.lfv")
     write_shard(root / "in" / "big", n_docs=40_000, seed=11)
-    reference = subprocess.run([sys.executable, "-m", "link_fast", "apply", "--vocab", str(vocab), str(root / "in"),
-                                "-o", str(root / "reference"), "--ratio", "0.4", "-q"],
-                               capture_output=True, text=True, timeout=300)
+    reference = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "link_fast",
+            "apply",
+            "--vocab",
+            str(vocab),
+            str(root / "in"),
+            "-o",
+            str(root / "reference"),
+            "--ratio",
+            "0.4",
+            "-q",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert reference.returncode == 0, reference.stderr
     return vocab, root / "in", root / "reference"
 
@@ -173,8 +194,9 @@ def test_sigkill_of_a_worker_fails_apply_quickly_then_resume_finishes(big_shard,
     assert not any(_alive(w) for w in workers), "a worker outlived the run"
     assert _hidden(out) == []  # no temporary file left
     assert not (out / "big.link.json").exists() and not (out / "big.bin").exists()
-    resumed = subprocess.run([sys.executable, *map(str, command), "--resume"], capture_output=True, text=True,
-                             timeout=300)
+    resumed = subprocess.run(
+        [sys.executable, *map(str, command), "--resume"], capture_output=True, text=True, timeout=300
+    )
     assert resumed.returncode == 0, resumed.stderr
     for name in ("big.bin", "big.idx"):
         assert (out / name).read_bytes() == (reference / name).read_bytes(), name
@@ -209,8 +231,10 @@ def test_a_crashing_worker_fails_apply_naming_its_chunk(big_shard, tmp_path):
     wrapper.write_text(CRASH_WRAPPER)
     out = tmp_path / "out"
     started = time.monotonic()
-    proc = _start([wrapper, "apply", "--vocab", vocab, inputs, "-o", out, *APPLY],
-                  env=dict(os.environ, TEST_CRASH_AT_SEQUENCE="5000"))
+    proc = _start(
+        [wrapper, "apply", "--vocab", vocab, inputs, "-o", out, *APPLY],
+        env=dict(os.environ, TEST_CRASH_AT_SEQUENCE="5000"),
+    )
     code, err = _finish(proc, timeout=60)
     assert code == 2, err
     assert err.count("\n") == 1 and "Traceback" not in err, err
@@ -218,8 +242,10 @@ def test_a_crashing_worker_fails_apply_naming_its_chunk(big_shard, tmp_path):
     with open_shard(inputs / "big") as shard:
         bounds = chunk_bounds(np.asarray(shard.sizes), 5000)
     index = int(np.searchsorted(bounds, 5000, side="right")) - 1
-    expected = (f"a worker process died (killed by SIGSEGV) while rewriting sequences {bounds[index]}.."
-                f"{bounds[index + 1] - 1} (chunk {index + 1} of {len(bounds) - 1})")
+    expected = (
+        f"a worker process died (killed by SIGSEGV) while rewriting sequences {bounds[index]}.."
+        f"{bounds[index + 1] - 1} (chunk {index + 1} of {len(bounds) - 1})"
+    )
     assert expected in err, err
     assert _hidden(out) == [] and not (out / "big.link.json").exists()
     assert time.monotonic() - started < 60
@@ -257,8 +283,12 @@ def test_text_workers_killed_or_interrupted(big_text, tmp_path, fault):
     proc = _start(["-m", "link_fast", "text", "--vocab", vocab, "--ratio", "0.5", "--workers", "2", src, "-o", out])
     workers = _wait_until(lambda: len(_workers(proc.pid)) == 2 and _workers(proc.pid), proc)
     # started: the output's temporary file holds some chunks
-    _wait_until(lambda: any(p.stat().st_size > 0 for p in out.glob(".*.tmp-*")) if out.exists() else False, proc,
-                what="the first chunks", timeout=120)
+    _wait_until(
+        lambda: any(p.stat().st_size > 0 for p in out.glob(".*.tmp-*")) if out.exists() else False,
+        proc,
+        what="the first chunks",
+        timeout=120,
+    )
     if fault == "sigkill":
         os.kill(workers[1], signal.SIGKILL)
     else:
@@ -298,8 +328,11 @@ def test_datatrove_step_fails_when_a_worker_crashes(big_shard, tmp_path):
     pytest.importorskip("datatrove")
     vocab, inputs, _ = big_shard
     script = tmp_path / "dt_run.py"
-    script.write_text(DATATROVE_RUN.format(inputs=str(inputs), out=str(tmp_path / "out"), vocab=str(vocab),
-                                           logs=str(tmp_path / "logs")))
+    script.write_text(
+        DATATROVE_RUN.format(
+            inputs=str(inputs), out=str(tmp_path / "out"), vocab=str(vocab), logs=str(tmp_path / "logs")
+        )
+    )
     proc = _start([script])
     code, err = _finish(proc, timeout=60)
     assert code != 0 and "a worker process died (killed by SIGSEGV) while rewriting sequences" in err, err[-3000:]

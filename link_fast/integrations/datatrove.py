@@ -25,8 +25,9 @@ from __future__ import annotations
 
 import os
 import tempfile
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Any, Iterator, Literal
+from typing import Any, Literal
 
 from datatrove.data import Document, DocumentsPipeline
 from datatrove.io import DataFolderLike, get_datafolder
@@ -86,12 +87,23 @@ class LinkShards(PipelineStep):
     # -- which shards --------------------------------------------------------------------------
     def shards_for_rank(self, rank: int, world_size: int) -> list[str]:
         """This task's shards, as paths relative to ``input_folder`` without their suffix."""
+        if self.input_folder is None:
+            raise ValueError("shards_for_rank needs an input_folder")
         files = self.input_folder.list_files(glob_pattern=self.glob_pattern)
-        prefixes = sorted({f[: -len(s)] for f in files for s in _INDEX_SUFFIXES
-                           if f.endswith(s) and not os.path.basename(f).startswith(".")})
+        prefixes = sorted(
+            {
+                f[: -len(s)]
+                for f in files
+                for s in _INDEX_SUFFIXES
+                if f.endswith(s) and not os.path.basename(f).startswith(".")
+            }
+        )
         if self.rank_files:  # the files a DocumentTokenizer of this rank wrote: NAME_RANK_*.ds
-            return [p for p in prefixes if f"_{rank:05d}_" in os.path.basename(p) or
-                    os.path.basename(p).startswith(f"{rank:05d}_")]
+            return [
+                p
+                for p in prefixes
+                if f"_{rank:05d}_" in os.path.basename(p) or os.path.basename(p).startswith(f"{rank:05d}_")
+            ]
         return prefixes[rank::world_size]
 
     # -- run -----------------------------------------------------------------------------------
@@ -100,17 +112,25 @@ class LinkShards(PipelineStep):
             yield from self._rewrite_documents(data, rank)
         if self.input_folder is None:
             return
+        assert self.output_folder is not None  # __init__ takes both folders or neither
         prefixes = self.shards_for_rank(rank, world_size)
         if not prefixes:
             return
         with tempfile.TemporaryDirectory(prefix="link_fast_", dir=self.local_working_dir) as work:
             inputs = [self._local_input(p, Path(work) / "in") for p in prefixes]
-            output_dir = (self.output_folder.path if self.output_folder.is_local()
-                          else os.path.join(work, "out"))
+            output_dir = self.output_folder.path if self.output_folder.is_local() else os.path.join(work, "out")
             with self.track_time(unit="shard"):
                 records = apply_shards(
-                    self.vocab_path, inputs, output_dir, self.sampling, workers=self.workers, mask=self.mask,
-                    out_dtype=self.out_dtype, chunk_tokens=self.chunk_tokens, resume=True, progress=False,
+                    self.vocab_path,
+                    inputs,
+                    output_dir,
+                    self.sampling,
+                    workers=self.workers,
+                    mask=self.mask,
+                    out_dtype=self.out_dtype,
+                    chunk_tokens=self.chunk_tokens,
+                    resume=True,
+                    progress=False,
                 )
             if not self.output_folder.is_local():
                 self._upload(Path(output_dir), records)
@@ -125,6 +145,7 @@ class LinkShards(PipelineStep):
 
     def _local_input(self, prefix: str, into: Path) -> str:
         """A local path for the shard ``prefix`` of input_folder (copied there if remote)."""
+        assert self.input_folder is not None  # called by run() only with one
         if self.input_folder.is_local():
             return os.path.join(self.input_folder.path, prefix)
         into.mkdir(parents=True, exist_ok=True)
@@ -143,6 +164,7 @@ class LinkShards(PipelineStep):
 
     def _upload(self, local: Path, records: dict) -> None:
         """Copy the outputs to a remote output_folder, each shard's marker (NAME.link.json) last."""
+        assert self.output_folder is not None  # called by run() only with one
         for name, record in records.items():
             for path in record.get("outputs", []):
                 self.output_folder.put_file(path, os.path.basename(path))
@@ -161,8 +183,11 @@ class LinkShards(PipelineStep):
             ids = document.metadata.get(self.ids_field)
             if ids is not None:
                 if substituter is None:
-                    sampling = self.sampling if self.sampling.stream_key is not None else self.sampling.replace(
-                        stream_key=f"rank{rank}")
+                    sampling = (
+                        self.sampling
+                        if self.sampling.stream_key is not None
+                        else self.sampling.replace(stream_key=f"rank{rank}")
+                    )
                     substituter = Substituter(Vocab.load(self.vocab_path), sampling)
                 tokens = np.asarray(ids, dtype=np.int32)
                 result = substituter.apply(tokens, np.array([0, len(tokens)]), first_doc=index)

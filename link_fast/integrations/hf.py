@@ -12,12 +12,16 @@ vocabulary is opened on first use in each process, so the callable pickles small
 from __future__ import annotations
 
 import os
-from typing import Any, Mapping, Sequence
+from collections.abc import Mapping, Sequence
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from ..errors import InputError
 from ..sampling import Sampling
+
+if TYPE_CHECKING:
+    from ..substituter import Substituter
 
 
 class LinkMap:
@@ -40,7 +44,7 @@ class LinkMap:
         self.sampling = Sampling.from_options(sampling, **options)
         self.column = column
         self.mask_column = mask_column
-        self._substituter = None
+        self._substituter: Substituter | None = None
 
     def __getstate__(self):
         return dict(self.__dict__, _substituter=None)  # the vocabulary is reopened where it runs
@@ -53,7 +57,7 @@ class LinkMap:
             self._substituter = Substituter(Vocab.load(self.vocab_path), self.sampling)
         return self._substituter
 
-    def __call__(self, batch: Mapping[str, Sequence], indices: Sequence[int]) -> dict:
+    def __call__(self, batch: Mapping[str, Sequence], indices: Sequence[int] | np.ndarray) -> dict:
         if self.column not in batch:
             raise InputError(f"the dataset has no column {self.column!r} (columns: {', '.join(batch)})")
         rows = batch[self.column]
@@ -64,8 +68,11 @@ class LinkMap:
         lengths = np.fromiter((len(r) for r in rows), dtype=np.int64, count=len(rows))
         offsets = np.zeros(len(rows) + 1, dtype=np.int64)
         np.cumsum(lengths, out=offsets[1:])
-        tokens = (np.concatenate([np.asarray(r, dtype=np.int64) for r in rows]) if len(rows) and offsets[-1]
-                  else np.zeros(0, dtype=np.int64))
+        tokens = (
+            np.concatenate([np.asarray(r, dtype=np.int64) for r in rows])
+            if len(rows) and offsets[-1]
+            else np.zeros(0, dtype=np.int64)
+        )
         if len(tokens) and (tokens.min() < 0 or tokens.max() > np.iinfo(np.int32).max):
             raise InputError(f"column {self.column!r} holds ids outside [0, 2**31)")
         tokens = tokens.astype(np.int32)
@@ -76,8 +83,9 @@ class LinkMap:
         for lo, hi in zip(np.concatenate(([0], breaks)), np.concatenate((breaks, [len(rows)]))):
             if lo == hi:
                 continue
-            result = substituter.apply(tokens, offsets[lo : hi + 1], first_doc=int(indices[lo]),
-                                       mask=self.mask_column is not None)
+            result = substituter.apply(
+                tokens, offsets[lo : hi + 1], first_doc=int(indices[lo]), mask=self.mask_column is not None
+            )
             out = result.tokens.tolist()
             bounds = result.offsets.tolist()
             for k in range(hi - lo):

@@ -24,7 +24,9 @@ from .rewrite import rewrite_shard
 
 DEFAULT_CHUNK_TOKENS = 4_000_000
 OUT_DTYPES: dict[str, np.dtype] = {
-    "uint16": np.dtype(np.uint16), "int32": np.dtype(np.int32), "uint32": np.dtype(np.uint32),
+    "uint16": np.dtype(np.uint16),
+    "int32": np.dtype(np.int32),
+    "uint32": np.dtype(np.uint32),
 }
 
 
@@ -62,8 +64,17 @@ def apply_shards(
     _check_output_dir(output_dir)
     with _vocab_file(vocab) as vocab:
         sampling.for_languages(vocab.languages)  # checks the languages before any worker starts
-        run = _Run(vocab, sampling, output_dir, {Path(p).name for p in every}, workers=workers, mask=mask,
-                   out_dtype=out_dtype, chunk_tokens=chunk_tokens, resume=resume)
+        run = _Run(
+            vocab,
+            sampling,
+            output_dir,
+            {Path(p).name for p in every},
+            workers=workers,
+            mask=mask,
+            out_dtype=out_dtype,
+            chunk_tokens=chunk_tokens,
+            resume=resume,
+        )
         return run.all(every[rank::world_size], progress, log, say)
 
 
@@ -87,8 +98,10 @@ def _find_inputs(inputs: Sequence[str | os.PathLike], say: Callable[[str], None]
         if owner is None:
             every.append(prefix)
         else:  # an earlier run's output folder given as input: its masks are not token shards
-            say(f"{Path(prefix).name}: a mask written by link-fast ({Path(owner).name}{LINK_RECORD_SUFFIX} "
-                f"lists it), skipped")
+            say(
+                f"{Path(prefix).name}: a mask written by link-fast ({Path(owner).name}{LINK_RECORD_SUFFIX} "
+                f"lists it), skipped"
+            )
     names = [Path(p).name for p in every]
     duplicates = sorted({n for n in names if names.count(n) > 1})
     if duplicates:
@@ -134,8 +147,19 @@ class _Run:
     """One ``apply_shards`` call once its options are checked: the shards of this rank, one
     after the other, through one pool started when the first needs it."""
 
-    def __init__(self, vocab: Vocab, sampling: Sampling, output_dir: Path, input_names: set[str], *,
-                 workers: int, mask: bool, out_dtype: str, chunk_tokens: int, resume: bool):
+    def __init__(
+        self,
+        vocab: Vocab,
+        sampling: Sampling,
+        output_dir: Path,
+        input_names: set[str],
+        *,
+        workers: int,
+        mask: bool,
+        out_dtype: str,
+        chunk_tokens: int,
+        resume: bool,
+    ):
         self.vocab, self.sampling, self.output_dir, self.input_names = vocab, sampling, output_dir, input_names
         self.workers, self.mask, self.out_dtype = workers, mask, out_dtype
         self.chunk_tokens, self.resume = chunk_tokens, resume
@@ -184,9 +208,11 @@ class _Run:
                 return done
         remove_dead_temporaries(self.output_dir, shard.name)
         if self.pool is None:
-            self.pool = (InProcess(self.vocab) if self.workers == 1 else
-                         Pool(self.workers, initializer=init_worker,
-                              initargs=(str(self.vocab.path), self.vocab.identity)))
+            self.pool = (
+                InProcess(self.vocab)
+                if self.workers == 1
+                else Pool(self.workers, initializer=init_worker, initargs=(str(self.vocab.path), self.vocab.identity))
+            )
         record = rewrite_shard(shard, paths, options, expected, self.pool, self.workers, self.chunk_tokens, bar)
         say(f"{shard.name}: {record['stats']['total_substitutions']:,} substitutions")
         return record

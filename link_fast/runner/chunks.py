@@ -82,8 +82,9 @@ class WorkerState:
                 raise InputError(f"token ids of {shard.dtype} do not fit int32")
             tokens, offsets = piece.astype(np.int32), offsets - offsets[0]
         try:
-            result = substituter.apply(tokens, offsets, first_doc=start, mask=options["mask"],
-                                       out_dtype=options["out_dtype"])
+            result = substituter.apply(
+                tokens, offsets, first_doc=start, mask=options["mask"], out_dtype=options["out_dtype"]
+            )
         except InputError as exc:
             # name the file and the sequence: the kernel only knows positions in the chunk
             raise ShardError(shard.paths[0], f"{exc} (in sequences {start}..{stop - 1})") from None
@@ -148,7 +149,7 @@ class WorkerState:
     @staticmethod
     def write_at(fd: int, array: np.ndarray, before: int) -> None:
         """Write ``array`` little-endian into ``fd`` after ``before`` items."""
-        data = memoryview(np.ascontiguousarray(array, dtype=array.dtype.newbyteorder("<"))).cast("B")
+        data = np.ascontiguousarray(array, dtype=array.dtype.newbyteorder("<")).data.cast("B")
         position = before * array.dtype.itemsize
         while len(data):
             written = os.pwrite(fd, data, position)

@@ -53,8 +53,9 @@ def _remove_stale(paths: dict, record: dict) -> None:
     record_path = paths["stats"]
     keep = {Path(p).name for p in record["outputs"]}
     mask_stem = paths["mask"].name
-    mask_owned_elsewhere = (record["mask_shard"] is None
-                            and (record_path.parent / f"{mask_stem}{LINK_RECORD_SUFFIX}").exists())
+    mask_owned_elsewhere = (
+        record["mask_shard"] is None and (record_path.parent / f"{mask_stem}{LINK_RECORD_SUFFIX}").exists()
+    )
     for path in paths["stale"]:
         if path.name in keep or (mask_owned_elsewhere and path.name.startswith(f"{mask_stem}.")):
             continue

@@ -21,5 +21,7 @@ def memory_mb() -> dict[str, float]:
     if "VmHWM" not in found:
         import resource
 
-        found["VmHWM"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / (1024 if sys.platform != "darwin" else 2**20)
+        found["VmHWM"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / (
+            1024 if sys.platform != "darwin" else 2**20
+        )
     return {"peak_rss": round(found["VmHWM"], 1), "anon_rss": round(found.get("RssAnon", 0.0), 1)}

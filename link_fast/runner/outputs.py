@@ -23,10 +23,17 @@ def output_paths(output_dir: Path, name: str, input_names: set[str]) -> dict:
     """The data, mask and record paths of input ``name``, and ``stale``: the files of the same
     names that committing this output removes when it does not write them (another input's data
     output named NAME_mask is not a stale mask of NAME)."""
-    return {"data": output_dir / name, "mask": output_dir / f"{name}_mask",
-            "stats": output_dir / f"{name}{LINK_RECORD_SUFFIX}",
-            "stale": [output_dir / f"{stem}{suffix}" for suffix in SHARD_SUFFIXES
-                      for stem in (name, f"{name}_mask") if stem == name or stem not in input_names]}
+    return {
+        "data": output_dir / name,
+        "mask": output_dir / f"{name}_mask",
+        "stats": output_dir / f"{name}{LINK_RECORD_SUFFIX}",
+        "stale": [
+            output_dir / f"{stem}{suffix}"
+            for suffix in SHARD_SUFFIXES
+            for stem in (name, f"{name}_mask")
+            if stem == name or stem not in input_names
+        ],
+    }
 
 
 def finished(stats_path: Path, expected: dict) -> dict | None:
@@ -86,10 +93,14 @@ def vocab_record(vocab: Vocab) -> dict:
     for name in sorted(vocab.tables):
         array = np.ascontiguousarray(vocab.tables[name])
         digest.update(f"{name}:{array.dtype.str}:{array.size};".encode())
-        digest.update(memoryview(array).cast("B"))
-    return {"fingerprint": vocab.fingerprint, "languages": list(vocab.languages),
-            "format_version": vocab.meta["format_version"], "keys": vocab.n_keys,
-            "contents": f"sha256:{digest.hexdigest()}"}
+        digest.update(array.data.cast("B"))
+    return {
+        "fingerprint": vocab.fingerprint,
+        "languages": list(vocab.languages),
+        "format_version": vocab.meta["format_version"],
+        "keys": vocab.n_keys,
+        "contents": f"sha256:{digest.hexdigest()}",
+    }
 
 
 def _input_files(prefixes: Sequence[str]) -> dict[tuple[int, int], str]:
@@ -124,5 +135,9 @@ def refuse_overwriting_inputs(prefixes: Sequence[str], output_dir: Path, mask: b
                 source = inputs.get((stat.st_dev, stat.st_ino))
                 if source is not None:
                     same = os.path.abspath(target) == os.path.abspath(source)
-                    raise ShardError(target, "the output would overwrite its input" if same else
-                                             f"the output would overwrite the input {source} (the same file)")
+                    raise ShardError(
+                        target,
+                        "the output would overwrite its input"
+                        if same
+                        else f"the output would overwrite the input {source} (the same file)",
+                    )

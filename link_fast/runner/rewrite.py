@@ -25,8 +25,11 @@ class _Output:
     def __init__(self, shard, paths: dict, options: dict):
         dtype = np.dtype(options["out_dtype"])
         self.data = ShardWriter(paths["data"], dtype, format=shard.format, document_indices=shard.document_indices)
-        self.mask = (ShardWriter(paths["mask"], np.uint8, format=shard.format,
-                                 document_indices=shard.document_indices) if options["mask"] else None)
+        self.mask = (
+            ShardWriter(paths["mask"], np.uint8, format=shard.format, document_indices=shard.document_indices)
+            if options["mask"]
+            else None
+        )
         self.writers = [w for w in (self.data, self.mask) if w is not None]
         self.stats = None
         self.worker_memory: dict[str, float] = {}
@@ -55,8 +58,12 @@ def account_chunk(output: _Output, result: tuple) -> int:
 def _direct_options(output: _Output, paths: dict, sizes_path: Path, n_chunks: int) -> dict:
     """Where pool workers write their chunks (``WorkerState.run_chunk``)."""
     np.full(n_chunks, -1, dtype="<i8").tofile(sizes_path)
-    return {"sizes": str(sizes_path), "data": output.data.temp_data_path,
-            "mask": output.mask.temp_data_path if output.mask else None, "name": str(paths["data"])}
+    return {
+        "sizes": str(sizes_path),
+        "data": output.data.temp_data_path,
+        "mask": output.mask.temp_data_path if output.mask else None,
+        "name": str(paths["data"]),
+    }
 
 
 def _run_chunks(shard, output: _Output, tasks: list, pool, workers: int, bar) -> None:
@@ -71,9 +78,12 @@ def _run_chunks(shard, output: _Output, tasks: list, pool, workers: int, bar) ->
             result = pool.result(window[0][1])
         except WorkerDied as died:  # the pool is stopped already: name the chunk the worker held
             lost = died.task if died.task is not None else window[0][0] if window else next_task
-            raise ShardError(shard.paths[0], f"a worker process died ({died.how}) while rewriting sequences "
-                             f"{tasks[lost][1]}..{tasks[lost][2] - 1} (chunk {lost + 1} of {len(tasks)}); "
-                             "--resume continues from this shard") from None
+            raise ShardError(
+                shard.paths[0],
+                f"a worker process died ({died.how}) while rewriting sequences "
+                f"{tasks[lost][1]}..{tasks[lost][2] - 1} (chunk {lost + 1} of {len(tasks)}); "
+                "--resume continues from this shard",
+            ) from None
         window.popleft()
         bar.update(account_chunk(output, result), shard.name)
 
@@ -82,16 +92,22 @@ def _record(shard, paths: dict, output: _Output, outputs: dict, expected: dict, 
     stats = output.stats
     if stats is None:  # an empty shard
         stats = Stats.zero(tuple(expected["vocab"]["languages"]))
-    return dict(expected, inputs=list(shard.paths), outputs=[str(p) for p in outputs],
-                output_files={Path(p).name: size for p, size in outputs.items()},
-                mask_shard=paths["mask"].name if output.mask is not None else None,
-                stats=stats.to_dict(), seconds=round(time.perf_counter() - started, 3),
-                memory_mb={"main": memory_mb(), "worker": output.worker_memory or memory_mb()},
-                link_fast_version=__version__)
+    return dict(
+        expected,
+        inputs=list(shard.paths),
+        outputs=[str(p) for p in outputs],
+        output_files={Path(p).name: size for p, size in outputs.items()},
+        mask_shard=paths["mask"].name if output.mask is not None else None,
+        stats=stats.to_dict(),
+        seconds=round(time.perf_counter() - started, 3),
+        memory_mb={"main": memory_mb(), "worker": output.worker_memory or memory_mb()},
+        link_fast_version=__version__,
+    )
 
 
-def rewrite_shard(shard, paths: dict, options: dict, expected: dict, pool, workers: int, chunk_tokens: int,
-                  bar) -> dict:
+def rewrite_shard(
+    shard, paths: dict, options: dict, expected: dict, pool, workers: int, chunk_tokens: int, bar
+) -> dict:
     """Rewrite ``shard`` into the output at ``paths`` and commit it; its record."""
     started = time.perf_counter()
     bounds = chunk_bounds(np.asarray(shard.sizes), chunk_tokens)

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import mmap
 import os
+from typing import cast
 
 import numpy as np
 
@@ -13,6 +14,7 @@ from ..errors import FileError
 
 class ShardError(FileError):
     """A shard is missing, malformed, inconsistent, or cannot be written."""
+
 
 TOKEN_DTYPES = (np.uint16, np.int32, np.uint32)  # the ones the kernel takes
 # Pointer checks run in blocks so a 100M-sequence index does not need GBs of temporaries.
@@ -34,7 +36,6 @@ def map_file(path: str, dtype: np.dtype, count: int | None = None, offset: int =
     return np.memmap(path, dtype=dtype, mode="r", offset=offset, shape=(count,) if count is not None else None)
 
 
-
 class Shard:
     """A memory-mapped shard of either format. Make one with ``open_shard``."""
 
@@ -49,9 +50,19 @@ class Shard:
     sizes: np.ndarray
     tokenizer_name: str | None
 
-    def __init__(self, *, format: str, prefix: str, paths: list[str], dtype: np.dtype,
-                 tokens: np.ndarray, sizes: np.ndarray, document_indices: np.ndarray,
-                 starts: np.ndarray, tokenizer_name: str | None = None):
+    def __init__(
+        self,
+        *,
+        format: str,
+        prefix: str,
+        paths: list[str],
+        dtype: np.dtype,
+        tokens: np.ndarray,
+        sizes: np.ndarray,
+        document_indices: np.ndarray,
+        starts: np.ndarray,
+        tokenizer_name: str | None = None,
+    ):
         self.format = format
         self.prefix = prefix
         self.name = os.path.basename(prefix)
@@ -81,7 +92,7 @@ class Shard:
         if mm is None or not hasattr(mmap, "MADV_DONTNEED") or stop <= start:
             return
         first, last = self.offsets(start, stop)[[0, -1]]
-        base = tokens.offset % mmap.ALLOCATIONGRANULARITY  # where np.memmap's array starts in its map
+        base = cast(np.memmap, tokens).offset % mmap.ALLOCATIONGRANULARITY  # where np.memmap's array starts in its map
         begin = base + int(first) * tokens.itemsize
         end = base + int(last) * tokens.itemsize
         begin -= begin % mmap.PAGESIZE
@@ -120,8 +131,9 @@ class Shard:
         self.close()
 
     def __repr__(self) -> str:
-        return (f"Shard({self.format}, {self.prefix!r}, {self.n_sequences} sequences, "
-                f"{self.n_tokens} tokens, {self.dtype})")
+        return (
+            f"Shard({self.format}, {self.prefix!r}, {self.n_sequences} sequences, {self.n_tokens} tokens, {self.dtype})"
+        )
 
 
 def check_document_indices(path: str, doc_idx: np.ndarray, n: int) -> list[ShardError]:
@@ -133,8 +145,11 @@ def check_document_indices(path: str, doc_idx: np.ndarray, n: int) -> list[Shard
     down = np.flatnonzero(np.diff(doc_idx) < 0)
     if len(down):
         i = int(down[0]) + 1
-        problems.append(ShardError(path, f"document_indices decrease at position {i} "
-                                         f"({int(doc_idx[i - 1])} then {int(doc_idx[i])})"))
+        problems.append(
+            ShardError(
+                path, f"document_indices decrease at position {i} ({int(doc_idx[i - 1])} then {int(doc_idx[i])})"
+            )
+        )
     if doc_idx[-1] != n:
         problems.append(ShardError(path, f"document_indices end at {int(doc_idx[-1])}, not at the sequence count {n}"))
     return problems

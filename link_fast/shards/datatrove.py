@@ -15,7 +15,10 @@ from .base import Shard, ShardError, file_size, map_file
 # outputs, and only when the metadata file says so.
 DATATROVE_DTYPES: dict[int, np.dtype] = {1: np.dtype("<u1"), 2: np.dtype("<u2"), 4: np.dtype("<u4")}
 DATATROVE_WRITE_SIZES: dict[np.dtype, int] = {
-    np.dtype("<u1"): 1, np.dtype("<u2"): 2, np.dtype("<u4"): 4, np.dtype("<i4"): 4,
+    np.dtype("<u1"): 1,
+    np.dtype("<u2"): 2,
+    np.dtype("<u4"): 4,
+    np.dtype("<i4"): 4,
 }
 DATATROVE_DEFAULT_TOKENIZER = "Unknown Tokenizer"  # what datatrove itself writes without a name
 
@@ -60,8 +63,9 @@ def inspect_datatrove(prefix: str) -> tuple[Shard | None, list[ShardError]]:
     if problem is not None:
         return None, [problem]
     if index_size % 8:
-        return None, [ShardError(index_path, f"{index_size} bytes is not a whole number of uint64 offsets "
-                                             "(truncated?)")]
+        return None, [
+            ShardError(index_path, f"{index_size} bytes is not a whole number of uint64 offsets (truncated?)")
+        ]
     ends = map_file(index_path, np.dtype("<u8"), index_size // 8)
     last = int(ends[-1]) if len(ends) else 0
     if token_size is None:
@@ -79,13 +83,22 @@ def inspect_datatrove(prefix: str) -> tuple[Shard | None, list[ShardError]]:
     down = np.flatnonzero(np.diff(ends64, prepend=np.int64(0)) < 0)
     if len(down):
         i = int(down[0])
-        problems.append(ShardError(index_path, f"document end offsets decrease at document {i} "
-                                               f"({int(ends[i - 1]) if i else 0} then {int(ends[i])})"))
+        problems.append(
+            ShardError(
+                index_path,
+                f"document end offsets decrease at document {i} ({int(ends[i - 1]) if i else 0} then {int(ends[i])})",
+            )
+        )
     elif last > n_tokens:
         problems.append(ShardError(ds_path, f"truncated: {n_tokens} tokens, the index's last document ends at {last}"))
     elif last < n_tokens:
-        problems.append(ShardError(index_path, f"last document ends at token {last} but {ds_path} holds "
-                                               f"{n_tokens} tokens ({n_tokens - last} after the last document)"))
+        problems.append(
+            ShardError(
+                index_path,
+                f"last document ends at token {last} but {ds_path} holds "
+                f"{n_tokens} tokens ({n_tokens - last} after the last document)",
+            )
+        )
     loss_size = file_size(loss_path)
     if loss_size is not None and loss_size != n_tokens:
         problems.append(ShardError(loss_path, f"{loss_size} bytes, expected one per token ({n_tokens})"))
@@ -95,9 +108,17 @@ def inspect_datatrove(prefix: str) -> tuple[Shard | None, list[ShardError]]:
     paths = [ds_path, index_path] + [p for p in (loss_path, meta_path) if os.path.exists(p)]
     sizes = np.diff(ends64, prepend=np.int64(0))
     tokens = map_file(ds_path, dtype, n_tokens)
-    shard = Shard(format="datatrove", prefix=prefix, paths=paths, dtype=dtype, tokens=tokens,
-                  sizes=sizes, document_indices=np.arange(len(ends) + 1, dtype=np.int64), starts=ends64,
-                  tokenizer_name=tokenizer)
+    shard = Shard(
+        format="datatrove",
+        prefix=prefix,
+        paths=paths,
+        dtype=dtype,
+        tokens=tokens,
+        sizes=sizes,
+        document_indices=np.arange(len(ends) + 1, dtype=np.int64),
+        starts=ends64,
+        tokenizer_name=tokenizer,
+    )
     return shard, []
 
 

@@ -35,8 +35,13 @@ FLOAT_CODES = (6, 7)
 # What the writer emits for each dtype. 4-byte unsigned tokens go out as code 4 (int32), the only
 # 4-byte integer code megatron-core knows; ids below 2**31 have the same bytes either way.
 MEGATRON_WRITE_CODES: dict[np.dtype, int] = {
-    np.dtype("<u1"): 1, np.dtype("<i1"): 2, np.dtype("<i2"): 3, np.dtype("<i4"): 4,
-    np.dtype("<i8"): 5, np.dtype("<u2"): 8, np.dtype("<u4"): 4,
+    np.dtype("<u1"): 1,
+    np.dtype("<i1"): 2,
+    np.dtype("<i2"): 3,
+    np.dtype("<i4"): 4,
+    np.dtype("<i8"): 5,
+    np.dtype("<u2"): 8,
+    np.dtype("<u4"): 4,
 }
 
 MEGATRON_SUFFIXES = (".bin", ".idx")
@@ -84,14 +89,27 @@ def inspect_megatron(prefix: str) -> tuple[Shard | None, list[ShardError]]:
     bad = _first_bad_pointer(sizes, pointers, dtype.itemsize)
     if bad is not None:
         i, got, want = bad
-        problems.append(ShardError(idx_path, f"sequence pointers disagree with sizes from sequence {i} "
-                                             f"(pointer {got}, expected {want}): not contiguous or out of order"))
+        problems.append(
+            ShardError(
+                idx_path,
+                f"sequence pointers disagree with sizes from sequence {i} "
+                f"(pointer {got}, expected {want}): not contiguous or out of order",
+            )
+        )
     problems += check_document_indices(idx_path, doc_idx, n)
     if problems:
         return None, problems
     tokens = map_file(bin_path, dtype, total)
-    shard = Shard(format="megatron", prefix=prefix, paths=[bin_path, idx_path], dtype=dtype, tokens=tokens,
-                  sizes=sizes, document_indices=doc_idx, starts=pointers)
+    shard = Shard(
+        format="megatron",
+        prefix=prefix,
+        paths=[bin_path, idx_path],
+        dtype=dtype,
+        tokens=tokens,
+        sizes=sizes,
+        document_indices=doc_idx,
+        starts=pointers,
+    )
     return shard, []
 
 
@@ -115,24 +133,38 @@ def _read_header(idx_path: str, idx_size: int) -> ShardError | tuple[np.dtype, i
         return ShardError(idx_path, f"unknown dtype code {code}")
     need = HEADER_SIZE + 12 * n + 8 * n_doc_idx  # Python ints: no overflow whatever the header says
     if idx_size < need:
-        return ShardError(idx_path, f"truncated: {idx_size} bytes, the header ({n} sequences, "
-                                    f"{n_doc_idx} document indices) needs {need}")
+        return ShardError(
+            idx_path,
+            f"truncated: {idx_size} bytes, the header ({n} sequences, {n_doc_idx} document indices) needs {need}",
+        )
     problems = []
     if idx_size > need:
         # megatron-core's multimodal indexes append one int8 mode per sequence; we do not read them.
-        problems.append(ShardError(idx_path, f"{idx_size - need} extra bytes after document_indices "
-                                             f"(multimodal indexes are not supported)"))
+        problems.append(
+            ShardError(
+                idx_path, f"{idx_size - need} extra bytes after document_indices (multimodal indexes are not supported)"
+            )
+        )
     return MEGATRON_DTYPES[code], n, n_doc_idx, problems
 
 
 def _check_data_size(bin_path: str, bin_size: int, total: int, dtype: np.dtype) -> list[ShardError]:
     want_bytes = total * dtype.itemsize
     if bin_size < want_bytes:
-        return [ShardError(bin_path, f"truncated: {bin_size} bytes, the index needs {want_bytes} "
-                                     f"({total} tokens x {dtype.itemsize} bytes)")]
+        return [
+            ShardError(
+                bin_path,
+                f"truncated: {bin_size} bytes, the index needs {want_bytes} ({total} tokens x {dtype.itemsize} bytes)",
+            )
+        ]
     if bin_size > want_bytes:
-        return [ShardError(bin_path, f"{bin_size - want_bytes} extra bytes: {bin_size} bytes, the index "
-                                     f"covers {want_bytes} ({total} tokens x {dtype.itemsize} bytes)")]
+        return [
+            ShardError(
+                bin_path,
+                f"{bin_size - want_bytes} extra bytes: {bin_size} bytes, the index "
+                f"covers {want_bytes} ({total} tokens x {dtype.itemsize} bytes)",
+            )
+        ]
     return []
 
 
@@ -140,9 +172,9 @@ def _first_bad_pointer(sizes: np.ndarray, pointers: np.ndarray, itemsize: int) -
     """(sequence, pointer, expected pointer) of the first pointer that is not the running sum."""
     base = 0
     for a in range(0, len(sizes), CHECK_BLOCK):
-        block = sizes[a:a + CHECK_BLOCK]
+        block = sizes[a : a + CHECK_BLOCK]
         want = pointers_from_sizes(block, itemsize) + np.int64(base)
-        wrong = np.flatnonzero(want != pointers[a:a + CHECK_BLOCK])
+        wrong = np.flatnonzero(want != pointers[a : a + CHECK_BLOCK])
         if len(wrong):
             i = int(wrong[0])
             return a + i, int(pointers[a + i]), int(want[i])
@@ -155,5 +187,6 @@ def index_bytes(sizes: np.ndarray, doc_idx: np.ndarray, dtype: np.dtype) -> byte
     code = MEGATRON_WRITE_CODES[np.dtype(dtype).newbyteorder("<")]
     header = HEADER.pack(MEGATRON_MAGIC, MEGATRON_VERSION, code, len(sizes), len(doc_idx))
     pointers = pointers_from_sizes(sizes, np.dtype(dtype).itemsize)
-    return b"".join([header, sizes.astype("<i4").tobytes(), pointers.astype("<i8").tobytes(),
-                     doc_idx.astype("<i8").tobytes()])
+    return b"".join(
+        [header, sizes.astype("<i4").tobytes(), pointers.astype("<i8").tobytes(), doc_idx.astype("<i8").tobytes()]
+    )

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+from typing import cast
 
 import numpy as np
 
@@ -43,7 +44,7 @@ def recorded_mask(record: dict, name: str) -> str | None:
     if "mask_shard" in record:
         return record["mask_shard"] if isinstance(record["mask_shard"], str) else None
     # a record of an earlier link-fast, without "mask_shard": its mask is NAME_mask, among its outputs
-    outputs = record.get("outputs") if isinstance(record.get("outputs"), list) else []
+    outputs = cast(list, record.get("outputs")) if isinstance(record.get("outputs"), list) else []
     if record.get("mask") is True and any(os.path.basename(str(p)).startswith(f"{name}_mask.") for p in outputs):
         return f"{name}_mask"
     return None
@@ -83,9 +84,14 @@ def _check_against_records(shard: Shard) -> list[ShardError]:
     if recorded_mask(owner_record, owner_name) == shard.name:
         return problems + _compare_mask(shard, owner)
     if record is None:
-        problems.append(ShardError(shard.paths[1], f"named as the mask of {owner_name}, but {owner_name}"
-                                                   f"{LINK_RECORD_SUFFIX} lists no such mask: "
-                                                   "left over from an earlier run?"))
+        problems.append(
+            ShardError(
+                shard.paths[1],
+                f"named as the mask of {owner_name}, but {owner_name}"
+                f"{LINK_RECORD_SUFFIX} lists no such mask: "
+                "left over from an earlier run?",
+            )
+        )
     return problems
 
 
@@ -103,16 +109,21 @@ def _compare_mask(mask: Shard, owner: str) -> list[ShardError]:
         return problems + [ShardError(where, f"cannot be checked against its data shard: {data_problems[0]}")]
     try:
         if data.n_sequences != mask.n_sequences:
-            return problems + [ShardError(where, f"{mask.n_sequences} sequences, its data shard {owner_name} "
-                                                 f"has {data.n_sequences}")]
+            return problems + [
+                ShardError(where, f"{mask.n_sequences} sequences, its data shard {owner_name} has {data.n_sequences}")
+            ]
         for a in range(0, mask.n_sequences, CHECK_BLOCK):
-            got = np.asarray(mask.sizes[a:a + CHECK_BLOCK], dtype=np.int64)
-            want = np.asarray(data.sizes[a:a + CHECK_BLOCK], dtype=np.int64)
+            got = np.asarray(mask.sizes[a : a + CHECK_BLOCK], dtype=np.int64)
+            want = np.asarray(data.sizes[a : a + CHECK_BLOCK], dtype=np.int64)
             wrong = np.flatnonzero(got != want)
             if len(wrong):
                 i = int(wrong[0])
-                return problems + [ShardError(where, f"sequence {a + i} has {int(got[i])} tokens, "
-                                                     f"{int(want[i])} in its data shard {owner_name}")]
+                return problems + [
+                    ShardError(
+                        where,
+                        f"sequence {a + i} has {int(got[i])} tokens, {int(want[i])} in its data shard {owner_name}",
+                    )
+                ]
         if not np.array_equal(mask.document_indices, data.document_indices):
             problems.append(ShardError(where, f"document_indices differ from its data shard {owner_name}'s"))
     finally:

@@ -1,6 +1,6 @@
 """The background fsync of a file being written: data is flushed to disk as it accumulates, so
-that the final fsync waits for the last stretch only, not for the whole file (disk, not
-compute, bounds a file-to-file rewrite otherwise: ~0.65 s per 320 MB on the 2-core VM)."""
+that the final fsync waits for the last stretch only, not for the whole file: the disk, not the
+kernel, would otherwise bound a file-to-file rewrite."""
 
 from __future__ import annotations
 

@@ -20,8 +20,15 @@ class ShardWriter:
     exit and removes the temporary files on an exception.
     """
 
-    def __init__(self, prefix, dtype, *, format: str = "megatron", document_indices: np.ndarray | None = None,
-                 tokenizer_name: str | None = None):
+    def __init__(
+        self,
+        prefix,
+        dtype,
+        *,
+        format: str = "megatron",
+        document_indices: np.ndarray | None = None,
+        tokenizer_name: str | None = None,
+    ):
         self.prefix = os.fspath(prefix)
         self.format = format
         self.dtype = np.dtype(dtype)
@@ -33,8 +40,10 @@ class ShardWriter:
             self._finals = [self.prefix + ".bin", self.prefix + ".idx"]  # data first, index last
         elif format == "datatrove":
             if self.dtype.newbyteorder("<") not in datatrove.DATATROVE_WRITE_SIZES:
-                raise ShardError(self.prefix + ".ds", f"cannot write {self.dtype} tokens to a datatrove shard "
-                                                      f"(uint16, uint32 or int32)")
+                raise ShardError(
+                    self.prefix + ".ds",
+                    f"cannot write {self.dtype} tokens to a datatrove shard (uint16, uint32 or int32)",
+                )
             self._finals = [self.prefix + ".ds", self.prefix + ".ds.metadata", self.prefix + ".ds.index"]
         else:
             raise ShardError(self.prefix, f"unknown shard format {format!r} (megatron or datatrove)")
@@ -75,7 +84,7 @@ class ShardWriter:
             raise ShardError(self._data_path, f"offsets must rise from >= 0 to <= {len(tokens)} tokens")
         if self.format == "megatron" and len(sizes) and sizes.max() > np.iinfo(np.int32).max:
             raise ShardError(self._data_path, "a sequence longer than 2**31-1 tokens does not fit a Megatron index")
-        chunk = tokens[int(offsets[0]):int(offsets[-1])]
+        chunk = tokens[int(offsets[0]) : int(offsets[-1])]
         # Reinterpreting uint32 as int32 (Megatron) or int32 as uint32 (datatrove) keeps only
         # ids in [0, 2**31) intact: check, cheaply, on this in-memory chunk.
         if len(chunk) and self.format == "megatron" and self.dtype == np.uint32 and chunk.max() > 2**31 - 1:
@@ -84,7 +93,7 @@ class ShardWriter:
             raise ShardError(self._data_path, f"negative token id {int(chunk.min())} in a datatrove shard")
         chunk = np.ascontiguousarray(chunk, dtype=self.dtype.newbyteorder("<"))
         try:
-            self._data.write(memoryview(chunk).cast("B"))
+            self._data.write(chunk.data.cast("B"))
             self._sync.add(chunk.nbytes)
         except OSError as exc:
             self._fail(self._data_path, exc)
@@ -148,8 +157,11 @@ class ShardWriter:
             doc_idx = np.arange(n + 1, dtype=np.int64)
         problems = check_document_indices(index_path, doc_idx, n)
         if not problems and self.format == "datatrove" and not np.array_equal(doc_idx, np.arange(n + 1)):
-            problems = [ShardError(index_path, "datatrove shards have one sequence per document; "
-                                               "document_indices must be 0, 1, ..., N")]
+            problems = [
+                ShardError(
+                    index_path, "datatrove shards have one sequence per document; document_indices must be 0, 1, ..., N"
+                )
+            ]
         if problems:
             self.abort()
             raise problems[0]

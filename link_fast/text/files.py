@@ -11,10 +11,13 @@ import gzip
 import os
 from collections.abc import Iterator
 from pathlib import Path
-from typing import BinaryIO, NamedTuple
+from typing import TYPE_CHECKING, BinaryIO, NamedTuple
 
 from ..errors import FileError
 from ..io import temporary_path, zstd_chunks
+
+if TYPE_CHECKING:
+    from zstandard import ZstdCompressionWriter
 
 COMPRESSIONS = (".gz", ".zst")
 FORMATS = (".jsonl", ".txt")
@@ -98,6 +101,8 @@ def _split_lines(chunks: Iterator[bytes], limit: int) -> Iterator[tuple[int, byt
     """``iter_lines`` on the content's chunks. The line that goes on past the chunk read so far
     is kept as a list of pieces (joined once, when it ends: no copy of it per chunk) and only
     while it is within the limit."""
+    pending: list[bytes]
+    line: bytes | None
     number, pending, held = 0, [], 0  # held: bytes of the unfinished line so far
     for chunk in chunks:
         lines = chunk.split(b"\n")
@@ -152,6 +157,7 @@ class Writer:
         _, _, compression = split_name(self.path)
         self.tmp = temporary_path(self.path)
         self.raw = open(self.tmp, "wb")  # noqa: SIM115 (closed by commit or abort)
+        self.f: ZstdCompressionWriter | gzip.GzipFile | None
         if compression == ".zst":
             import zstandard
 

@@ -84,8 +84,9 @@ class Matcher:
         size = max(AUTOMATON_WINDOW, 2 * longest)
         offset, stop, seen = 0, min(n, size), 0
         while True:
-            for last, (length, spaced, bare) in self._automaton.iter(text if stop == n and not offset
-                                                                     else text[offset:stop]):
+            for last, (length, spaced, bare) in self._automaton.iter(
+                text if stop == n and not offset else text[offset:stop]
+            ):
                 end = offset + last + 1
                 if end <= seen:
                     continue

@@ -16,7 +16,7 @@ from json.encoder import encode_basestring as _json_string
 
 from ..substituter import Stats
 from .files import LongLine, TextError
-from .substituter import TextSubstituter
+from .substituter import TextResult, TextSubstituter
 
 LONG_TEXT = 1 << 20  # characters: a longer document is written out a piece at a time
 _SURROGATE = re.compile("[\ud800-\udfff]")
@@ -32,8 +32,9 @@ class BadLine(Exception):
         self.problem = problem
 
 
-def rewrite_chunk(sub: TextSubstituter, path: str, fmt: str, field: str, subs_field: str | None,
-                  on_error: str, lines: Lines) -> tuple[bytes, Stats, list[tuple[int, str]]]:
+def rewrite_chunk(
+    sub: TextSubstituter, path: str, fmt: str, field: str, subs_field: str | None, on_error: str, lines: Lines
+) -> tuple[bytes, Stats, list[tuple[int, str]]]:
     """Rewrite one chunk of lines (taken out of ``lines`` one by one, so a long line is not held
     twice). Returns (output bytes, stats, skipped lines [(line, problem)]); with
     ``on_error="fail"`` a bad line raises ``TextError`` instead."""
@@ -56,6 +57,7 @@ def rewrite_chunk(sub: TextSubstituter, path: str, fmt: str, field: str, subs_fi
 
 def take_line(lines: Lines, index: int) -> str:
     """Line ``index`` of the chunk, decoded, and its bytes dropped from the chunk."""
+    raw: bytes | LongLine | None
     number, raw = lines[index]
     if isinstance(raw, LongLine):
         raise BadLine(raw.problem)
@@ -81,8 +83,9 @@ def write_txt_line(sub: TextSubstituter, lines: Lines, index: int, stats: Stats,
         out.append(sub.apply(line, doc, stats, substitutions=False).text.encode("utf-8") + b"\n")
 
 
-def write_jsonl_line(sub: TextSubstituter, lines: Lines, index: int, stats: Stats, out: list[bytes],
-                     field: str, subs_field: str | None) -> None:
+def write_jsonl_line(
+    sub: TextSubstituter, lines: Lines, index: int, stats: Stats, out: list[bytes], field: str, subs_field: str | None
+) -> None:
     """A ``.jsonl`` line rewritten, appended to ``out``: the text in ``field`` substituted,
     every other field kept; a blank line is skipped (it keeps its number)."""
     doc = lines[index][0] - 1
@@ -97,6 +100,7 @@ def write_jsonl_line(sub: TextSubstituter, lines: Lines, index: int, stats: Stat
             raise BadLine("JSON nested too deeply to write back (over the recursion limit)") from None
         out.append(b"\n")
         return
+    result: TextResult | None
     result = sub.apply(text, doc, stats, substitutions=bool(subs_field))
     record[field], text = result.text, None
     if subs_field:
@@ -125,7 +129,7 @@ def _parse_record(line: str, field: str) -> dict | None:
     except RecursionError:  # json recurses once per level of nesting
         raise BadLine("malformed JSON: nested too deeply (over the recursion limit)") from None
     finally:
-        line = None
+        del line  # the caller's last reference
     if not isinstance(record, dict):
         raise BadLine(f"malformed JSON: expected a JSON object, got {type(record).__name__}")
     text = record.get(field)
@@ -154,8 +158,9 @@ def _json_body(piece: str) -> bytes:
     return _json_string(piece)[1:-1].encode("utf-8")
 
 
-def _long_record_parts(sub: TextSubstituter, record: dict, text: str, doc: int, stats: Stats,
-                       field: str, subs_field: str | None) -> list[bytes]:
+def _long_record_parts(
+    sub: TextSubstituter, record: dict, text: str, doc: int, stats: Stats, field: str, subs_field: str | None
+) -> list[bytes]:
     """``json.dumps(record, ensure_ascii=False)`` after the substitutions, as UTF-8 bytes in
     parts, for a record whose text is long: the output text is escaped and encoded a piece at a
     time as ``TextSubstituter.rewrite`` makes it, so neither it nor the JSON line is ever one str
@@ -200,4 +205,3 @@ def _record_parts(record: dict, field: str, body: list[bytes], subs_field: str |
             parts.append(json.dumps(value, ensure_ascii=False).encode("utf-8"))
     parts.append(b"}")
     return parts
-

@@ -18,7 +18,7 @@ from collections import deque
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, cast
 
 from ..errors import InputError
 from ..io import write_json
@@ -67,8 +67,18 @@ def substitute_files(
     if not isinstance(vocab, Vocab):
         vocab = Vocab.load(vocab)
     sampling.for_languages(vocab.languages)  # checks the languages before any file is opened
-    run = _Run(vocab, sampling, field, substitutions_field, on_error, None if tokenizer is None else str(tokenizer),
-               lines_per_chunk, max_line_bytes, Progress(None, progress, unit="chr"), log)
+    run = _Run(
+        vocab,
+        sampling,
+        field,
+        substitutions_field,
+        on_error,
+        None if tokenizer is None else str(tokenizer),
+        lines_per_chunk,
+        max_line_bytes,
+        Progress(None, progress, unit="chr"),
+        log,
+    )
     results: dict[str, dict] = {}
     rewriters = None
     try:
@@ -162,8 +172,10 @@ class _Run:
             raise
         record = self._record(source, target, stats, skipped, time.perf_counter() - started)
         write_json(Path(f"{target}.link.json"), record, TextError)
-        self.say(f"{source} -> {target}: {stats.documents:,} documents, {stats.total_substitutions:,} substitutions"
-                 + (f", {len(skipped):,} bad lines skipped" if skipped else ""))
+        self.say(
+            f"{source} -> {target}: {stats.documents:,} documents, {stats.total_substitutions:,} substitutions"
+            + (f", {len(skipped):,} bad lines skipped" if skipped else "")
+        )
         return record
 
     def _tasks(self, source) -> Iterator[tuple]:
@@ -175,19 +187,27 @@ class _Run:
     def _record(self, source, target: Path, stats: Stats, skipped: list, seconds: float) -> dict:
         vocab = self.vocab
         return {
-            "config": dict(self.sampling.for_languages(vocab.languages, self.stream_key(source)).to_dict(),
-                           tokenizer=self.tokenizer),
+            "config": dict(
+                self.sampling.for_languages(vocab.languages, self.stream_key(source)).to_dict(),
+                tokenizer=self.tokenizer,
+            ),
             "vocab": {"fingerprint": vocab.fingerprint, "languages": list(vocab.languages), "keys": vocab.n_keys},
-            "input": str(source), "output": str(target), "field": self.field,
-            "stats": stats.to_dict(), "skipped_lines": len(skipped),
+            "input": str(source),
+            "output": str(target),
+            "field": self.field,
+            "stats": stats.to_dict(),
+            "skipped_lines": len(skipped),
             "skipped": [{"line": n, "problem": p} for n, p in skipped[:100]],
-            "input_bytes": Path(source).stat().st_size, "seconds": round(seconds, 3),
+            "input_bytes": Path(source).stat().st_size,
+            "seconds": round(seconds, 3),
         }
 
 
-def _chunks(path: str, lines_per_chunk: int, chars_per_chunk: int,
-            max_line_bytes: int | None = None) -> Iterator[list[tuple[int, bytes | LongLine]]]:
+def _chunks(
+    path: str, lines_per_chunk: int, chars_per_chunk: int, max_line_bytes: int | None = None
+) -> Iterator[list[tuple[int, bytes | LongLine]]]:
     chunk, size = [], 0
+    item: tuple[int, bytes | LongLine] | None
     for item in iter_lines(path, max_line_bytes):
         chunk.append(item)
         size += 0 if isinstance(item[1], LongLine) else len(item[1])
@@ -236,6 +256,7 @@ def _worker_init(vocab_path: str, identity, sampling: Sampling, tokenizer: str |
 
 
 def _worker_rewrite(task: tuple) -> tuple:
+    assert _WORKER is not None  # _worker_init made it
     return _WORKER(task)
 
 
@@ -251,8 +272,9 @@ class _Rewriters:
             return
         try:
             vocab_path, identity = self._vocab_file(run.vocab)
-            self.pool = Pool(workers, initializer=_worker_init,
-                             initargs=(vocab_path, identity, run.sampling, run.tokenizer))
+            self.pool = Pool(
+                workers, initializer=_worker_init, initargs=(vocab_path, identity, run.sampling, run.tokenizer)
+            )
         except BaseException:
             self.close()
             raise
@@ -272,7 +294,7 @@ class _Rewriters:
         flight, so memory stays bounded whatever the file's size; a worker that dies fails the
         file, naming the lines it held."""
         if self.pool is None:
-            yield from map(self.local, tasks)
+            yield from map(cast(ChunkRewriter, self.local), tasks)  # workers == 1: made in __init__
             return
         window: deque = deque()  # (task number, first line, last line, future)
         number = 0

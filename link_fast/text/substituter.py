@@ -54,8 +54,13 @@ class Substitution:
     language: str
 
     def to_dict(self) -> dict:
-        return {"start": self.start, "end": self.end, "source": self.source,
-                "translation": self.translation, "language": self.language}
+        return {
+            "start": self.start,
+            "end": self.end,
+            "source": self.source,
+            "translation": self.translation,
+            "language": self.language,
+        }
 
 
 @dataclass
@@ -85,6 +90,8 @@ class TextSubstituter:
         self.vocab = vocab
         self.sampling = Sampling.from_options(sampling, **options).for_languages(vocab.languages)
         languages = self.sampling.languages
+        # for_languages spells out both
+        assert languages is not None and self.sampling.stream_key is not None
         self._weights = integer_weights(vocab.languages, languages)  # as Substituter's
         self._doc_weights = [(l, w) for l, w in enumerate(self._weights) if w]
         self._base = stream_base(self.sampling.seed, self.sampling.stream_key)
@@ -131,8 +138,9 @@ class TextSubstituter:
         ``shape``: ``word_shape(text)``, when the caller has it already."""
         return list(zip(*self._matcher.find(text, word_shape(text) if shape is None else shape), strict=True))
 
-    def apply(self, text: str, doc_index: int = 0, stats: Stats | None = None, *,
-              substitutions: bool = True) -> TextResult:
+    def apply(
+        self, text: str, doc_index: int = 0, stats: Stats | None = None, *, substitutions: bool = True
+    ) -> TextResult:
         """Rewrite one document; ``doc_index`` is its index in its stream (file).
         ``substitutions=False``: leave ``TextResult.substitutions`` empty (no object per
         substitution: less memory on a long document).
@@ -158,8 +166,9 @@ class TextSubstituter:
         results = [self.apply(text, first_doc + i, stats) for i, text in enumerate(texts)]
         return results, stats
 
-    def rewrite(self, text: str, doc: int, stats: Stats, substitutions: bool,
-                emit: Callable[[str], None]) -> list[Substitution] | None:
+    def rewrite(
+        self, text: str, doc: int, stats: Stats, substitutions: bool, emit: Callable[[str], None]
+    ) -> list[Substitution] | None:
         """``apply``'s work, streamed: the output text goes to ``emit`` in consecutive pieces
         (one for a short document), never whole unless the caller joins them. Counts into
         ``stats``. Returns the substitutions (empty unless ``substitutions``), or None when
@@ -200,8 +209,10 @@ class TextSubstituter:
             doc_lang = pick(draw(base, DOMAIN_DOC_LANG, doc, 0), self._doc_weights)
         for first in range(0, n_matches, CANDIDATE_BLOCK):
             count = min(CANDIDATE_BLOCK, n_matches - first)
-            replaced = np.flatnonzero((draws(base, DOMAIN_REPLACE, doc, count, first) >> np.uint64(11))
-                                      < below_threshold) + first
+            replaced = (
+                np.flatnonzero((draws(base, DOMAIN_REPLACE, doc, count, first) >> np.uint64(11)) < below_threshold)
+                + first
+            )
             if not len(replaced):
                 continue
             translate_draws = draws_at(base, DOMAIN_TRANSLATE, doc, replaced).tolist()
