@@ -35,4 +35,6 @@ extensions = [
     )
 ]
 
-setup(ext_modules=cythonize(extensions, compiler_directives=directives, build_dir="build/cython-debug" if DEBUG else None))
+setup(
+    ext_modules=cythonize(extensions, compiler_directives=directives, build_dir="build/cython-debug" if DEBUG else None)
+)

@@ -19,8 +19,9 @@ def test_apply(benchmark, bench_paths, corpus, tmp_path, workers, record_rate):
     from link_fast.runner import apply_shards
 
     def apply_once():
-        apply_shards(bench_paths["vocab"], [str(bench_paths["shard"])], tmp_path, ratio=RATIO,
-                     workers=workers, progress=False)
+        apply_shards(
+            bench_paths["vocab"], [str(bench_paths["shard"])], tmp_path, ratio=RATIO, workers=workers, progress=False
+        )
         for path in tmp_path.iterdir():
             path.unlink()
 
