@@ -13,6 +13,7 @@ import time
 from pathlib import Path
 
 from .errors import LinkFastError
+from .sampling import LANG_SCOPES, OPTION_NAMES, RATIO_BASES, Sampling
 
 EXIT_USAGE = 2
 
@@ -111,10 +112,10 @@ def _cleaning_from_args(args):
 
 
 def _add_sampling_options(p: argparse.ArgumentParser, stream_key_default: str) -> None:
-    """The options of Substituter, shared by `apply` and `text` (`_sampling_from_args` reads them)."""
+    """The options of Substituter, shared by `apply` and `text` (`_sampling` reads them)."""
     p.add_argument("--ratio", type=float, required=True, help="probability that a candidate word is replaced")
     p.add_argument("--portion", type=float, default=1.0, help="probability that a document is eligible (default 1)")
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--seed", type=int, default=0, help="random seed, an integer in [0, 2**64) (default 0)")
     p.add_argument(
         "--languages",
         type=_languages,
@@ -122,28 +123,24 @@ def _add_sampling_options(p: argparse.ArgumentParser, stream_key_default: str) -
         metavar="LANG=W,...",
         help="target languages and weights, e.g. de=0.7,fr=0.3 (default: all, equal)",
     )
-    p.add_argument("--ratio-basis", choices=("candidates", "words"), default="candidates")
-    p.add_argument("--lang-scope", choices=("word", "document"), default="word")
+    p.add_argument(
+        "--ratio-basis",
+        choices=RATIO_BASES,
+        default="candidates",
+        help="candidates: --ratio is the share of dictionary words replaced; words: the share of all words",
+    )
+    p.add_argument(
+        "--lang-scope",
+        choices=LANG_SCOPES,
+        default="word",
+        help="word: a language drawn for each replaced word; document: one language per document",
+    )
     p.add_argument("--stream-key", default=None, help=f"random stream key (default: {stream_key_default})")
 
 
-def _sampling_from_args(args) -> dict:
-    return {
-        "ratio": args.ratio,
-        "portion": args.portion,
-        "seed": args.seed,
-        "languages": args.languages,
-        "ratio_basis": args.ratio_basis,
-        "lang_scope": args.lang_scope,
-        "stream_key": args.stream_key,
-    }
-
-
-def _sampling(args):
-    """The ``Sampling`` of a command's sampling options."""
-    from .sampling import Sampling
-
-    return Sampling(**_sampling_from_args(args))
+def _sampling(args) -> Sampling:
+    """The ``Sampling`` of a command's sampling options (the parser's names are its fields')."""
+    return Sampling(**{name: getattr(args, name) for name in OPTION_NAMES})
 
 
 def _progress(quiet: bool):
@@ -540,7 +537,7 @@ def _add_bench_parser(sub) -> None:
         help="worker counts to run link-fast apply with (default 1,2)",
     )
     p.add_argument("--ratio", type=float, default=0.3, help="substitution ratio (default 0.3)")
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
     p.add_argument("--repeat", type=int, default=3, help="runs per measurement; the best counts (default 3)")
     p.add_argument("--json", action="store_true", help="print the report as JSON (no progress)")
     p.set_defaults(func=cmd_bench)
@@ -549,7 +546,7 @@ def _add_bench_parser(sub) -> None:
 def _add_demo_parser(sub) -> None:
     p = sub.add_parser("demo", help="run LINK on a small bundled sample and show the result")
     p.add_argument("--ratio", type=float, default=0.5, help="share of dictionary words replaced (default 0.5)")
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
     p.add_argument(
         "--color",
         choices=("auto", "always", "never"),
