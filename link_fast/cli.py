@@ -12,6 +12,7 @@ import sys
 import time
 from pathlib import Path
 
+from . import __version__
 from .errors import LinkFastError
 from .sampling import LANG_SCOPES, OPTION_NAMES, RATIO_BASES, Sampling
 
@@ -556,12 +557,23 @@ def _add_demo_parser(sub) -> None:
     p.set_defaults(func=cmd_demo)
 
 
+def _note_oversubscription(args) -> None:
+    """More worker processes than cores only share the cores: say so, once."""
+    workers, cores = getattr(args, "workers", None), os.cpu_count() or 1
+    if isinstance(workers, int) and workers > cores and not getattr(args, "quiet", False):
+        print(
+            f"link-fast: note: --workers {workers} on {cores} CPU core(s); more than {cores} gains nothing",
+            file=sys.stderr,
+        )
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="link-fast",
         description="LINK lexical substitution on token ids: compile a dictionary for a tokenizer, "
         "rewrite tokenized corpora.",
     )
+    parser.add_argument("--version", action="version", version=f"link-fast {__version__}")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     _add_compile_parser(sub)
     _add_apply_parser(sub)
@@ -575,7 +587,11 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv=None) -> int:
     parser = build_parser()
+    if not (sys.argv[1:] if argv is None else argv):  # bare `link-fast`: what it can do, not an error
+        parser.print_help()
+        return 0
     args = parser.parse_args(argv)
+    _note_oversubscription(args)
     try:
         return args.func(args)
     except LinkFastError as exc:

@@ -78,3 +78,15 @@ def test_unwritable_output_and_bad_vocab(tmp_path, tekken_path):
     (tmp_path / "bad.lfv").write_bytes(b"garbage")
     proc = run("info", str(tmp_path / "bad.lfv"))
     assert proc.returncode == 2 and "bad.lfv: not a link_fast vocabulary" in proc.stderr
+
+
+def test_version_and_bare_command_print_and_succeed(capsys):
+    from link_fast import __version__
+    from link_fast.cli import main
+
+    with pytest.raises(SystemExit) as exit_info:
+        main(["--version"])
+    assert exit_info.value.code == 0
+    assert capsys.readouterr().out.strip() == f"link-fast {__version__}"
+    assert main([]) == 0
+    assert "COMMAND" in capsys.readouterr().out
