@@ -240,15 +240,22 @@ def cmd_apply(args) -> int:
         log=None if args.quiet else lambda m: print(m, file=sys.stderr),
     )
     if not args.quiet:
-        tokens = sum(r["stats"]["tokens_in"] for r in results.values())
-        subs = sum(r["stats"]["total_substitutions"] for r in results.values())
-        seconds = time.perf_counter() - started
-        print(
-            f"{len(results)} shard(s), {tokens:,} tokens, {subs:,} substitutions in {seconds:.1f} s "
-            f"({tokens / max(seconds, 1e-9) / 1e6:.1f} M tokens/s) -> {args.output}",
-            file=sys.stderr,
-        )
+        print(_apply_summary(results, time.perf_counter() - started, args.output), file=sys.stderr)
     return 0
+
+
+def _apply_summary(results: dict, seconds: float, output) -> str:
+    """One line: the work done now and its rate; shards resume skipped are counted apart."""
+    done = [r for r in results.values() if not r.get("resumed")]
+    skipped = len(results) - len(done)
+    tokens = sum(r["stats"]["tokens_in"] for r in done)
+    subs = sum(r["stats"]["total_substitutions"] for r in done)
+    line = f"{len(done)} shard(s) rewritten, {tokens:,} tokens, {subs:,} substitutions in {seconds:.1f} s"
+    if done:
+        line += f" ({tokens / max(seconds, 1e-9) / 1e6:.1f} M tokens/s)"
+    if skipped:
+        line += f"; {skipped} already done, skipped"
+    return f"{line} -> {output}"
 
 
 def cmd_text(args) -> int:

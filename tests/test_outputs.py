@@ -266,3 +266,15 @@ def test_the_datatrove_step_refuses_its_input_folder_as_output(tmp_path, vocab_p
         for _ in step.run(None, rank=0, world_size=1):
             pass
     assert snapshot(tmp_path / "in") == before
+
+
+def test_a_resume_that_skips_everything_reports_no_throughput(tmp_path, vocab_path):
+    write_shard(tmp_path / "in" / "a", n_docs=50)
+    common = ["apply", "--vocab", vocab_path, tmp_path / "in", "--ratio", "0.5", "-o", tmp_path / "out"]
+    first = run_cli(*common)
+    assert first.returncode == 0 and "1 shard(s) rewritten" in first.stderr, first.stderr
+    again = run_cli(*common, "--resume")
+    assert again.returncode == 0, again.stderr
+    summary = again.stderr.strip().splitlines()[-1]
+    assert summary.startswith("0 shard(s) rewritten, 0 tokens") and "1 already done, skipped" in summary
+    assert "tokens/s" not in summary

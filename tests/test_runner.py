@@ -134,6 +134,7 @@ def test_statistics_file_and_resume(tmp_path, vocab_path):
         resume=True,
         progress=False,
     )
+    assert all(record.pop("resumed") for record in again.values())  # marked as skipped, else the same record
     assert again == first and (out / "s1.bin").stat().st_mtime_ns == mtime
     changed = apply_shards(vocab_path, [tmp_path / "in"], out, ratio=0.4, resume=True, progress=False)
     assert changed["s1"]["config"]["ratio"] == 0.4 and (out / "s1.bin").stat().st_mtime_ns != mtime

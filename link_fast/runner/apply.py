@@ -47,7 +47,8 @@ def apply_shards(
     log: Callable[[str], None] | None = None,
     **options: Any,
 ) -> dict[str, dict]:
-    """Rewrite every shard of ``inputs`` into ``output_dir``; returns {name: statistics record}.
+    """Rewrite every shard of ``inputs`` into ``output_dir``; returns {name: statistics record}
+    (the record of a shard ``resume`` skipped carries ``resumed=True``).
 
     ``inputs``: shard prefixes, files, directories or globs. ``sampling``: a ``Sampling``, or
     its options as keywords (``ratio=0.3, seed=1, ...``); its ``stream_key`` defaults to each
@@ -205,7 +206,7 @@ class _Run:
             if done is not None:
                 say(f"{shard.name}: already done, skipped")
                 bar.update(int(np.sum(shard.sizes, dtype=np.int64)), shard.name)
-                return done
+                return dict(done, resumed=True)  # marked, so that summaries do not count it as work done now
         remove_dead_temporaries(self.output_dir, shard.name)
         if self.pool is None:
             self.pool = (
