@@ -8,12 +8,15 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import signal
 import sys
 import time
 from pathlib import Path
+from typing import NoReturn
 
 from . import __version__
-from .errors import LinkFastError
+from .errors import InputError, LinkFastError
+from .io import same_file
 from .sampling import LANG_SCOPES, OPTION_NAMES, RATIO_BASES, Sampling
 
 EXIT_USAGE = 2
@@ -159,6 +162,7 @@ def cmd_compile(args) -> int:
         if lang in dictionaries:
             raise LinkFastError(f"language {lang!r} given twice in --dict")
         dictionaries[lang] = path
+    _refuse_overwriting(args.output, [args.tokenizer, *_dictionary_files(dictionaries.values()), *args.skip_words])
     vocab = compile_vocab(
         args.tokenizer,
         dictionaries,
@@ -171,6 +175,23 @@ def cmd_compile(args) -> int:
     if not args.quiet:
         print(_describe(vocab, args.output), file=sys.stderr)
     return 0
+
+
+def _dictionary_files(paths) -> list[str]:
+    """The files behind the dictionaries given: a dictd index stands for its data file too."""
+    files = []
+    for path in map(str, paths):
+        files.append(path)
+        if path.endswith(".index"):
+            files += [path[: -len(".index")] + ext for ext in (".dict", ".dict.dz")]
+    return files
+
+
+def _refuse_overwriting(output, inputs) -> None:
+    """An output may not be one of the inputs (the same path, a symbolic or a hard link)."""
+    for source in inputs:
+        if Path(source).resolve() == Path(output).resolve() or same_file(source, output):
+            raise InputError(f"{output}: the output would overwrite the input {source}")
 
 
 def _describe(vocab, path) -> str:
@@ -574,8 +595,16 @@ def _note_oversubscription(args) -> None:
         )
 
 
+class _Parser(argparse.ArgumentParser):
+    """argparse with link-fast's error form: one line naming the problem, status 2 (argparse
+    prints the whole usage first, which buries the problem in a batch job's log)."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(EXIT_USAGE, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = _Parser(
         prog="link-fast",
         description="LINK lexical substitution on token ids: compile a dictionary for a tokenizer, "
         "rewrite tokenized corpora.",
@@ -592,6 +621,15 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+class Terminated(BaseException):
+    """SIGTERM (a scheduler, `timeout`, `kill`): unwinds like Ctrl-C, so workers are stopped and
+    temporary files removed before the process ends."""
+
+
+def _terminate(signum, frame) -> None:
+    raise Terminated()
+
+
 def main(argv=None) -> int:
     parser = build_parser()
     if not (sys.argv[1:] if argv is None else argv):  # bare `link-fast`: what it can do, not an error
@@ -599,6 +637,7 @@ def main(argv=None) -> int:
         return 0
     args = parser.parse_args(argv)
     _note_oversubscription(args)
+    signal.signal(signal.SIGTERM, _terminate)
     try:
         return args.func(args)
     except LinkFastError as exc:
@@ -614,6 +653,9 @@ def main(argv=None) -> int:
     except KeyboardInterrupt:
         print("link-fast: interrupted", file=sys.stderr)
         return 130
+    except Terminated:
+        print("link-fast: terminated", file=sys.stderr)
+        return 128 + signal.SIGTERM
 
 
 if __name__ == "__main__":

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import os
+import stat
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import BinaryIO
@@ -114,3 +115,24 @@ def zstd_chunks(raw: BinaryIO, fail: Callable[[str], Exception]) -> Iterator[byt
         raise fail(f"corrupt zstd data ({exc})") from None
     if inside_frame:
         raise fail("truncated zstd data (the last frame does not end)")
+
+
+def same_file(a: str | os.PathLike, b: str | os.PathLike) -> bool:
+    """Whether two paths name one file (the same path, a symbolic or a hard link); False when
+    either does not exist."""
+    try:
+        return os.path.samefile(a, b)
+    except OSError:
+        return False
+
+
+def refuse_special_file(path: str | os.PathLike, fail: Callable[[str], Exception]) -> None:
+    """Refuse a path that exists but is neither a regular file nor a folder (a FIFO, a socket, a
+    device) before it is opened: opening a FIFO waits for a writer forever. Missing paths and
+    folders are left to the caller's own messages."""
+    try:
+        mode = os.stat(path).st_mode
+    except OSError:
+        return
+    if not (stat.S_ISREG(mode) or stat.S_ISDIR(mode)):
+        raise fail("not a regular file (a pipe, socket or device)")

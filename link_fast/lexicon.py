@@ -48,7 +48,7 @@ from pathlib import Path
 from typing import BinaryIO, cast
 
 from .errors import DictionaryError
-from .io import zstd_chunks
+from .io import refuse_special_file, zstd_chunks
 
 __all__ = ["CleaningOptions", "Lexicon", "load_lexicon", "load_stopwords", "DROP_REASONS"]
 
@@ -330,6 +330,7 @@ def _shorten(line: str) -> str:
 
 
 def _open_binary(path: Path) -> BinaryIO:
+    refuse_special_file(path, lambda problem: DictionaryError(path, problem))
     try:
         return open(path, "rb")
     except FileNotFoundError:
@@ -575,6 +576,7 @@ def _all_translations(texts: list[str]) -> list[list[str]]:
 
 
 def _read_bytes(path: Path, what: str) -> bytes:
+    refuse_special_file(path, lambda problem: DictionaryError(path, problem))
     try:
         if path.name.endswith(".dz"):
             with gzip.open(path, "rb") as f:

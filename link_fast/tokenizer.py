@@ -36,6 +36,7 @@ from typing import Any
 import numpy as np
 
 from .errors import InputError, TokenizerError
+from .io import refuse_special_file
 
 __all__ = [
     "FLAG_WS_START",
@@ -705,6 +706,7 @@ def load_tokenizer(path: str | os.PathLike, *, pattern: str | None = None) -> To
             if (p / cand).is_file():
                 return load_tokenizer(p / cand, pattern=pattern)
         raise TokenizerError(path, f"is a directory without {', '.join(_DIR_CANDIDATES)}")
+    refuse_special_file(p, lambda problem: TokenizerError(path, problem))
     try:
         raw = p.read_bytes()
     except FileNotFoundError:

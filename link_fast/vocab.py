@@ -46,7 +46,7 @@ import numpy as np
 
 from ._kernel import MAX_NODES, build_edge_table
 from .errors import VocabError
-from .io import temporary_path
+from .io import refuse_special_file, temporary_path
 from .tokenizer import (
     FLAG_END_WORD,
     FLAG_FUSES_RIGHT,
@@ -506,6 +506,7 @@ def _is_int(value) -> bool:
 
 def _map_file(path: Path) -> tuple[mmap.mmap, FileIdentity]:
     """The whole file memory-mapped read-only, and its identity."""
+    refuse_special_file(path, lambda problem: VocabError(path, problem))
     try:
         with open(path, "rb") as f:
             stat = os.fstat(f.fileno())

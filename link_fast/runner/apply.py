@@ -62,7 +62,54 @@ def apply_shards(
     every = _find_inputs(inputs, say)
     output_dir = Path(output_dir)
     refuse_overwriting_inputs(every, output_dir, mask)
+    created = not output_dir.exists()
     _check_output_dir(output_dir)
+    try:
+        return _run(
+            vocab,
+            sampling,
+            output_dir,
+            every,
+            workers,
+            mask,
+            out_dtype,
+            chunk_tokens,
+            resume,
+            rank,
+            world_size,
+            progress,
+            log,
+            say,
+        )
+    except BaseException:
+        if created:  # a failed run leaves no trace: remove the folder it made, if nothing is in it
+            _remove_if_empty(output_dir)
+        raise
+
+
+def _remove_if_empty(folder: Path) -> None:
+    try:
+        folder.rmdir()
+    except OSError:  # not empty (outputs finished before the failure stay), or already gone
+        pass
+
+
+def _run(
+    vocab,
+    sampling,
+    output_dir,
+    every,
+    workers,
+    mask,
+    out_dtype,
+    chunk_tokens,
+    resume,
+    rank,
+    world_size,
+    progress,
+    log,
+    say,
+) -> dict[str, dict]:
     with _vocab_file(vocab) as vocab:
         sampling.for_languages(vocab.languages)  # checks the languages before any worker starts
         run = _Run(

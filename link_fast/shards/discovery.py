@@ -7,6 +7,7 @@ import glob
 import os
 from collections.abc import Sequence
 
+from ..io import refuse_special_file
 from .base import Shard, ShardError
 from .datatrove import DATATROVE_SUFFIXES, inspect_datatrove
 from .megatron import MEGATRON_SUFFIXES, inspect_megatron
@@ -50,6 +51,8 @@ def inspect_shard(path) -> tuple[Shard | None, list[ShardError]]:
     prefix, fmt = split_prefix(path)
     if fmt is None:
         raise ShardError(prefix, "no shard here: none of .bin/.idx/.ds/.ds.index exists")
+    for file in (prefix + suffix for suffix in SHARD_SUFFIXES):
+        refuse_special_file(file, lambda problem, file=file: ShardError(file, problem))  # type: ignore[misc]
     try:
         if fmt == "megatron":
             return inspect_megatron(prefix)

@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Any, Literal, cast
 
 from ..errors import InputError
-from ..io import write_json
+from ..io import same_file, write_json
 from ..pool import Pool, WorkerDied
 from ..progress import Progress
 from ..sampling import Sampling
@@ -63,6 +63,10 @@ def substitute_files(
     """
     sampling = Sampling.from_options(sampling, **options)
     _check_run_options(on_error, max_line_bytes, workers)
+    if substitutions_field is not None and substitutions_field == field:
+        raise InputError(
+            f"substitutions_field {field!r} would replace the text field it describes: choose another name"
+        )
     targets = _planned_outputs(inputs, output)
     if not isinstance(vocab, Vocab):
         vocab = Vocab.load(vocab)
@@ -120,7 +124,7 @@ def _planned_outputs(inputs: Sequence, output) -> list[Path]:
     for source, target in zip(inputs, targets, strict=True):
         if split_name(source)[1] != split_name(target)[1]:
             raise InputError(f"{target}: the output must have the input's format ({split_name(source)[1]})")
-        if Path(source).resolve() == target.resolve():
+        if Path(source).resolve() == target.resolve() or same_file(source, target):
             raise InputError(f"{target}: the output would overwrite its input")
     try:
         (targets[0].parent if targets[0] == Path(output) else Path(output)).mkdir(parents=True, exist_ok=True)
