@@ -257,7 +257,7 @@ def test_long_document_path_equals_the_short_one(vocab, monkeypatch, text, doc, 
     assert got.stats.to_dict() == want.stats.to_dict()
 
 
-@pytest.mark.parametrize("subs_field", [None, "link", "text"])
+@pytest.mark.parametrize("subs_field", [None, "link"])
 def test_long_records_written_as_the_short_ones(vocab, tmp_path, monkeypatch, subs_field):
     rng = random.Random(5)
     records = [
