@@ -74,7 +74,8 @@ _FORK_STATE: tuple | None = None  # (tokenizer, texts, frames) inherited by fork
 
 def _encode_range(bounds: tuple[int, int]) -> tuple[np.ndarray, np.ndarray]:
     """Encode texts[start:stop] of the inherited state; (lengths with -1 for rejected, ids)."""
-    assert _FORK_STATE is not None  # set by the parent before the workers fork
+    if _FORK_STATE is None:
+        raise RuntimeError("_encode_range runs in a worker forked after _FORK_STATE is set")
     tokenizer, texts, frames, spacings = _FORK_STATE
     start, stop = bounds
     specials = tokenizer.special_ids

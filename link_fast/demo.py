@@ -12,6 +12,7 @@ import sys
 import time
 from importlib import resources
 from pathlib import Path
+from typing import cast
 
 import numpy as np
 
@@ -70,7 +71,7 @@ def run_demo(ratio: float = 0.5, seed: int = 0, color: str = "auto", out=None) -
     tokens = np.concatenate(encoded)
     substituter = Substituter(vocab, ratio=ratio, seed=seed, stream_key="demo")
     result = substituter.apply(tokens, offsets, mask=True)
-    assert result.mask is not None  # mask=True
+    mask = cast(np.ndarray, result.mask)  # asked for with mask=True
 
     w = out.write
     w(
@@ -84,7 +85,7 @@ def run_demo(ratio: float = 0.5, seed: int = 0, color: str = "auto", out=None) -
         w(f"--- before (document {d}, {len(before)} tokens)\n{tokenizer.decode(before)}\n")
         w(
             f"+++ after ({b - a} tokens; substitutions marked)\n"
-            f"{_highlight(tokenizer, result.tokens[a:b], result.mask[a:b], use_color)}\n\n"
+            f"{_highlight(tokenizer, result.tokens[a:b], mask[a:b], use_color)}\n\n"
         )
     s = result.stats
     w("statistics\n")

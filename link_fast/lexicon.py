@@ -618,8 +618,7 @@ def _dictd_entries(index_path: Path, data_path: Path, stats: dict[str, int]) -> 
                 f"entry at offset {offset}+{length} lies past the end of {data_path.name} ({size} bytes)",
                 line=_index_line_number(index_text, row),
             )
-        head = head_match(data, offset, end)
-        assert head is not None  # every part of the pattern is optional: it matches any text
+        head = cast(re.Match, head_match(data, offset, end))  # every part is optional: it always matches
         first, rest = head.groups()
         entry_of[offset] = len(firsts)
         firsts.append(first)

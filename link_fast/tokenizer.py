@@ -31,7 +31,7 @@ import struct
 import unicodedata
 from collections.abc import Iterable, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 
@@ -359,7 +359,7 @@ class HFTokenizer(Tokenizer):
             if byte_level:
                 out[i] = _byte_level_bytes(piece)
             else:
-                assert replacement is not None  # _hf_text_mapping raises when neither is known
+                replacement = cast(str, replacement)  # _hf_text_mapping raises when neither is known
                 m = _BYTE_PIECE.fullmatch(piece) if byte_fallback else None
                 if m is not None:
                     out[i] = bytes([int(m.group(1), 16)])

@@ -41,6 +41,7 @@ import struct
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TypeGuard
 
 import numpy as np
 
@@ -500,7 +501,7 @@ def _require_header(ok, problem: str) -> None:
         raise _Corrupt(f"corrupt vocabulary header: {problem}")
 
 
-def _is_int(value) -> bool:
+def _is_int(value) -> TypeGuard[int]:
     return isinstance(value, int) and not isinstance(value, bool)  # JSON true is no count
 
 
@@ -583,8 +584,8 @@ def _check_layout(layout: dict) -> None:
     """Every table has an aligned, non-negative offset and a non-negative count."""
     for name in ARRAY_DTYPES:
         entry = layout.get(name)
-        _require_header(isinstance(entry, dict), f"table {name!r} missing from 'arrays'")
-        assert entry is not None  # _require_header raised otherwise
+        if not isinstance(entry, dict):
+            raise _Corrupt(f"corrupt vocabulary header: table {name!r} missing from 'arrays'")
         offset, count = entry.get("offset"), entry.get("count")
         _require_header(
             _is_int(offset) and offset >= 0 and offset % _ALIGN == 0,

@@ -110,15 +110,15 @@ class LinkShards(PipelineStep):
     def run(self, data: DocumentsPipeline = None, rank: int = 0, world_size: int = 1) -> DocumentsPipeline:
         if data is not None:
             yield from self._rewrite_documents(data, rank)
-        if self.input_folder is None:
+        input_folder, output_folder = self.input_folder, self.output_folder
+        if input_folder is None or output_folder is None:  # documents only: __init__ takes both or neither
             return
-        assert self.output_folder is not None  # __init__ takes both folders or neither
         prefixes = self.shards_for_rank(rank, world_size)
         if not prefixes:
             return
         with tempfile.TemporaryDirectory(prefix="link_fast_", dir=self.local_working_dir) as work:
-            inputs = [self._local_input(p, Path(work) / "in") for p in prefixes]
-            output_dir = self.output_folder.path if self.output_folder.is_local() else os.path.join(work, "out")
+            inputs = [self._local_input(input_folder, p, Path(work) / "in") for p in prefixes]
+            output_dir = output_folder.path if output_folder.is_local() else os.path.join(work, "out")
             with self.track_time(unit="shard"):
                 records = apply_shards(
                     self.vocab_path,
@@ -132,8 +132,8 @@ class LinkShards(PipelineStep):
                     resume=True,
                     progress=False,
                 )
-            if not self.output_folder.is_local():
-                self._upload(Path(output_dir), records)
+            if not output_folder.is_local():
+                self._upload(output_folder, Path(output_dir), records)
         for record in records.values():
             stats = record["stats"]
             self.stat_update("shards")
@@ -143,34 +143,32 @@ class LinkShards(PipelineStep):
             self.stat_update("tokens_in", value=stats["tokens_in"], unit="shard")
             self.stat_update("tokens_out", value=stats["tokens_out"], unit="shard")
 
-    def _local_input(self, prefix: str, into: Path) -> str:
-        """A local path for the shard ``prefix`` of input_folder (copied there if remote)."""
-        assert self.input_folder is not None  # called by run() only with one
-        if self.input_folder.is_local():
-            return os.path.join(self.input_folder.path, prefix)
+    def _local_input(self, folder, prefix: str, into: Path) -> str:
+        """A local path for the shard ``prefix`` of ``folder`` (copied there if remote)."""
+        if folder.is_local():
+            return os.path.join(folder.path, prefix)
         into.mkdir(parents=True, exist_ok=True)
         for suffix in SHARD_SUFFIXES:
-            if self.input_folder.exists(prefix + suffix):
+            if folder.exists(prefix + suffix):
                 local = str(into / (os.path.basename(prefix) + suffix))
-                self.input_folder.get_file(prefix + suffix, local)
+                folder.get_file(prefix + suffix, local)
                 # The copy gets the remote file's mtime, part of the input's identity that a
                 # resumed task compares: a fresh copy's own would redo every shard.
                 try:
-                    stamp = self.input_folder.modified(prefix + suffix).timestamp()
+                    stamp = folder.modified(prefix + suffix).timestamp()
                 except (NotImplementedError, AttributeError, OSError, ValueError, TypeError):
                     continue  # a filesystem without modification times: resume redoes this shard
                 os.utime(local, (stamp, stamp))
         return str(into / os.path.basename(prefix))
 
-    def _upload(self, local: Path, records: dict) -> None:
-        """Copy the outputs to a remote output_folder, each shard's marker (NAME.link.json) last."""
-        assert self.output_folder is not None  # called by run() only with one
+    def _upload(self, folder, local: Path, records: dict) -> None:
+        """Copy the outputs to the remote ``folder``, each shard's marker (NAME.link.json) last."""
         for name, record in records.items():
             for path in record.get("outputs", []):
-                self.output_folder.put_file(path, os.path.basename(path))
+                folder.put_file(path, os.path.basename(path))
             marker = local / f"{name}.link.json"
             if marker.exists():
-                self.output_folder.put_file(str(marker), marker.name)
+                folder.put_file(str(marker), marker.name)
 
     def _rewrite_documents(self, data: DocumentsPipeline, rank: int) -> Iterator[Document]:
         import numpy as np

@@ -65,22 +65,20 @@ def apply_shards(
     created = not output_dir.exists()
     _check_output_dir(output_dir)
     try:
-        return _run(
-            vocab,
-            sampling,
-            output_dir,
-            every,
-            workers,
-            mask,
-            out_dtype,
-            chunk_tokens,
-            resume,
-            rank,
-            world_size,
-            progress,
-            log,
-            say,
-        )
+        with _vocab_file(vocab) as vocab:
+            sampling.for_languages(vocab.languages)  # checks the languages before any worker starts
+            run = _Run(
+                vocab,
+                sampling,
+                output_dir,
+                {Path(p).name for p in every},
+                workers=workers,
+                mask=mask,
+                out_dtype=out_dtype,
+                chunk_tokens=chunk_tokens,
+                resume=resume,
+            )
+            return run.all(every[rank::world_size], progress, log, say)
     except BaseException:
         if created:  # a failed run leaves no trace: remove the folder it made, if nothing is in it
             _remove_if_empty(output_dir)
@@ -92,38 +90,6 @@ def _remove_if_empty(folder: Path) -> None:
         folder.rmdir()
     except OSError:  # not empty (outputs finished before the failure stay), or already gone
         pass
-
-
-def _run(
-    vocab,
-    sampling,
-    output_dir,
-    every,
-    workers,
-    mask,
-    out_dtype,
-    chunk_tokens,
-    resume,
-    rank,
-    world_size,
-    progress,
-    log,
-    say,
-) -> dict[str, dict]:
-    with _vocab_file(vocab) as vocab:
-        sampling.for_languages(vocab.languages)  # checks the languages before any worker starts
-        run = _Run(
-            vocab,
-            sampling,
-            output_dir,
-            {Path(p).name for p in every},
-            workers=workers,
-            mask=mask,
-            out_dtype=out_dtype,
-            chunk_tokens=chunk_tokens,
-            resume=resume,
-        )
-        return run.all(every[rank::world_size], progress, log, say)
 
 
 def _check_run_options(workers, chunk_tokens, rank, world_size, out_dtype) -> None:

@@ -184,7 +184,8 @@ def init_worker(vocab_path: str, identity: FileIdentity) -> None:
 
 def run_chunk(task: tuple) -> tuple:
     """A pool worker's task: ``WorkerState.run_chunk`` on the state ``init_worker`` made."""
-    assert _state is not None, "run_chunk runs in a pool worker set up by init_worker"
+    if _state is None:
+        raise RuntimeError("run_chunk runs in a pool worker set up by init_worker")
     return _state.run_chunk(task)
 
 

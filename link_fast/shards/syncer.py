@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import concurrent.futures
 import os
-from typing import BinaryIO
+from typing import BinaryIO, cast
 
 SYNC_EVERY_BYTES = 64 << 20  # a background fdatasync after this much new data
 
@@ -33,8 +33,8 @@ class BackgroundSync:
             self._executor = concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="link_fast-fdatasync")
         self._file.flush()
         self._unsynced = 0
-        assert self._executor is not None
-        self._syncing = self._executor.submit(os.fdatasync, self._file.fileno())
+        executor = cast(concurrent.futures.ThreadPoolExecutor, self._executor)  # made just above
+        self._syncing = executor.submit(os.fdatasync, self._file.fileno())
 
     def finish(self, check: bool) -> None:
         """Wait for the running sync and stop the thread; ``check``: raise its OSError."""

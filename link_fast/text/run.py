@@ -260,7 +260,8 @@ def _worker_init(vocab_path: str, identity, sampling: Sampling, tokenizer: str |
 
 
 def _worker_rewrite(task: tuple) -> tuple:
-    assert _WORKER is not None  # _worker_init made it
+    if _WORKER is None:
+        raise RuntimeError("_worker_rewrite runs in a pool worker set up by _worker_init")
     return _WORKER(task)
 
 

@@ -10,9 +10,9 @@ token mode. Statistics count characters (``Stats(unit="characters")``).
 from __future__ import annotations
 
 import copy
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 
@@ -89,12 +89,10 @@ class TextSubstituter:
     def __init__(self, vocab: Vocab, sampling: Sampling | None = None, *, tokenizer=None, **options: Any):
         self.vocab = vocab
         self.sampling = Sampling.from_options(sampling, **options).for_languages(vocab.languages)
-        languages = self.sampling.languages
-        # for_languages spells out both
-        assert languages is not None and self.sampling.stream_key is not None
+        languages = cast(Mapping[str, float], self.sampling.languages)  # for_languages spells it out
         self._weights = integer_weights(vocab.languages, languages)  # as Substituter's
         self._doc_weights = [(l, w) for l, w in enumerate(self._weights) if w]
-        self._base = stream_base(self.sampling.seed, self.sampling.stream_key)
+        self._base = stream_base(self.sampling.seed, cast(str, self.sampling.stream_key))
         self._portion_threshold = probability_threshold(self.sampling.portion)
         self._ratio_threshold = probability_threshold(self.sampling.ratio)
         self._lang_mask = np.asarray(vocab.tables["key_lang_mask"])
