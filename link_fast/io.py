@@ -12,6 +12,7 @@ import json
 import os
 import stat
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import BinaryIO
 
@@ -40,14 +41,16 @@ def fsync_dir(path: str | os.PathLike) -> None:
         os.close(fd)
 
 
-def write_atomic(path: str | os.PathLike, data: bytes, *, sync: bool = True) -> None:
-    """Write ``data`` to ``path`` through a temporary name: the file is whole or absent.
-    Raises OSError; the temporary is removed on any failure."""
+@contextmanager
+def atomic_file(path: str | os.PathLike, *, sync: bool = True) -> Iterator[BinaryIO]:
+    """A binary file to write ``path`` through: it is written under a temporary name, synced,
+    and renamed into place when the block ends, so the file is whole or absent. Raises
+    OSError; the temporary is removed on any failure."""
     path = Path(path)
     temporary = temporary_path(path)
     try:
         with open(temporary, "wb") as f:
-            f.write(data)
+            yield f
             if sync:
                 f.flush()
                 os.fsync(f.fileno())
@@ -55,6 +58,12 @@ def write_atomic(path: str | os.PathLike, data: bytes, *, sync: bool = True) -> 
     except BaseException:
         temporary.unlink(missing_ok=True)
         raise
+
+
+def write_atomic(path: str | os.PathLike, data: bytes, *, sync: bool = True) -> None:
+    """Write ``data`` to ``path`` through a temporary name (``atomic_file``)."""
+    with atomic_file(path, sync=sync) as f:
+        f.write(data)
 
 
 def json_bytes(data) -> bytes:

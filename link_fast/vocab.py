@@ -47,7 +47,7 @@ import numpy as np
 
 from ._kernel import MAX_NODES, build_edge_table
 from .errors import VocabError
-from .io import refuse_special_file, temporary_path
+from .io import atomic_file, refuse_special_file
 from .tokenizer import (
     FLAG_END_WORD,
     FLAG_FUSES_RIGHT,
@@ -396,22 +396,14 @@ class Vocab:
         header = dict(self.meta, arrays=layout)
         header_bytes = json.dumps(header, ensure_ascii=False, sort_keys=True).encode("utf-8")
         data_start = -(-(_PREFIX.size + len(header_bytes)) // _ALIGN) * _ALIGN
-        tmp = temporary_path(path)
-        try:
-            with open(tmp, "wb") as f:
-                f.write(_PREFIX.pack(MAGIC, FORMAT_VERSION, 0, len(header_bytes)))
-                f.write(header_bytes)
-                f.write(b"\0" * (data_start - _PREFIX.size - len(header_bytes)))
-                for name in ARRAY_DTYPES:
-                    array = np.ascontiguousarray(self.tables[name], dtype=ARRAY_DTYPES[name])
-                    f.write(array.tobytes())
-                    f.write(b"\0" * (-array.nbytes % _ALIGN))
-                f.flush()
-                os.fsync(f.fileno())
-            os.replace(tmp, path)
-        except BaseException:
-            tmp.unlink(missing_ok=True)
-            raise
+        with atomic_file(path) as f:
+            f.write(_PREFIX.pack(MAGIC, FORMAT_VERSION, 0, len(header_bytes)))
+            f.write(header_bytes)
+            f.write(b"\0" * (data_start - _PREFIX.size - len(header_bytes)))
+            for name in ARRAY_DTYPES:
+                array = np.ascontiguousarray(self.tables[name], dtype=ARRAY_DTYPES[name])
+                f.write(array.tobytes())
+                f.write(b"\0" * (-array.nbytes % _ALIGN))
         return path
 
     @classmethod
