@@ -457,6 +457,7 @@ def test_cli(vocab, tmp_path, capsys):
     assert two.read_bytes() == out.read_bytes()
 
 
+@pytest.mark.slow
 def test_throughput_on_pydoc(tekken_vocab, pydoc_documents, tmp_path, capsys):
     import time
 

@@ -317,6 +317,7 @@ MEMORY_SCRIPT = textwrap.dedent("""
 """)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("suffix", [".jsonl", ".txt"])
 def test_a_long_line_takes_memory_in_proportion(tmp_path, capsys, suffix):
     """One 5 MB document: the peak of memory Python allocates while the file is rewritten stays

@@ -360,6 +360,7 @@ def check_results(cases: list[tuple[str, Path, bool]], jobs: list[dict], results
     return problems
 
 
+@pytest.mark.slow
 def test_every_damaged_table_and_header_field_is_refused_cleanly(material):
     cases = table_files(material) + header_files(material)
     jobs = [
