@@ -49,7 +49,9 @@ __all__ = [
     "HFTokenizer",
     "SentencePieceTokenizer",
     "TiktokenTokenizer",
+    "NAMED_TOKENIZERS",
     "load_tokenizer",
+    "resolve_tokenizer",
     "token_flags",
     "flags_for_bytes",
     "bytes_to_unicode",
@@ -692,20 +694,111 @@ def _load_sentencepiece(path: str | os.PathLike, raw: bytes, required: bool) -> 
     return SentencePieceTokenizer(path, sp)
 
 
-def load_tokenizer(path: str | os.PathLike, *, pattern: str | None = None) -> Tokenizer:
-    """Load a tokenizer file, detecting its format from its content.
+# Tokenizers installed with a package, by the name `--tokenizer` accepts: (package, file in it).
+NAMED_TOKENIZERS = {
+    "tekken": ("mistral_common", "data/tekken_240911.json"),
+    "tekken-240718": ("mistral_common", "data/tekken_240718.json"),
+    "mistral-v1": ("mistral_common", "data/tokenizer.model.v1"),
+    "mistral-v3": ("mistral_common", "data/mistral_instruct_tokenizer_240323.model.v3"),
+    "mistral-v7": ("mistral_common", "data/mistral_instruct_tokenizer_241114.model.v7"),
+}
+# A Hugging Face Hub repository id: owner/name, nothing else.
+_HUB_REPO = re.compile(r"[A-Za-z0-9][\w.-]*/[\w.-]+")
+_FILE_SUFFIXES = {".json", ".model", ".tiktoken", ".txt", ".v1", ".v3", ".v7"}
 
-    ``path`` may also be a model directory holding ``tokenizer.json``, ``tekken.json`` or
-    ``tokenizer.model`` (first found wins). ``pattern`` overrides the pre-tokenization regex of
-    a ``.tiktoken`` rank file, which does not store one (default: cl100k's); other formats
-    ignore it. Raises ``TokenizerError`` naming the file for anything unreadable or unknown.
+
+def _named_tokenizer(name: str) -> Path:
+    package, file = NAMED_TOKENIZERS[name]
+    try:
+        from importlib import resources
+
+        path = Path(str(resources.files(package) / file))
+    except ModuleNotFoundError:
+        raise TokenizerError(
+            name, f"this named tokenizer ships with {package}: pip install 'link_fast[demo]'"
+        ) from None
+    if not path.is_file():
+        raise TokenizerError(name, f"{package} is installed but has no {file}; upgrade it")
+    return path
+
+
+def _reach_hub(repo: str, endpoint: str) -> None:
+    """Fail at once when the Hub's host does not resolve: the client would retry for half a minute."""
+    import socket
+    from urllib.parse import urlsplit
+
+    host = urlsplit(endpoint).hostname or endpoint
+    try:
+        socket.getaddrinfo(host, 443)
+    except OSError as e:
+        raise TokenizerError(
+            repo, f"no such file, and the Hugging Face Hub ({host}) cannot be reached ({e.strerror or e}); offline?"
+        ) from None
+
+
+def _hub_tokenizer(repo: str) -> Path:
+    """The tokenizer file of a Hugging Face Hub model repository, downloaded once into the HF cache."""
+    try:
+        import huggingface_hub
+    except ImportError:
+        raise TokenizerError(
+            repo, "no such file; as a Hugging Face Hub repo id it needs huggingface_hub: pip install 'link_fast[hf]'"
+        ) from None
+    for file in _DIR_CANDIDATES:  # already in the cache: no network needed
+        try:
+            return Path(huggingface_hub.hf_hub_download(repo, file, local_files_only=True))
+        except Exception:
+            continue
+    _reach_hub(repo, huggingface_hub.constants.ENDPOINT)
+    try:
+        files = set(huggingface_hub.list_repo_files(repo))
+        wanted = next((file for file in _DIR_CANDIDATES if file in files), None)
+        if wanted is None:
+            raise TokenizerError(repo, f"the Hugging Face Hub repository has none of {', '.join(_DIR_CANDIDATES)}")
+        return Path(huggingface_hub.hf_hub_download(repo, wanted))
+    except TokenizerError:
+        raise
+    except Exception as e:  # offline, unknown or gated repository: the hub's own message says which
+        reason = (str(e).strip().splitlines() or [type(e).__name__])[0]
+        raise TokenizerError(
+            repo, f"no such file, and fetching it from the Hugging Face Hub failed: {reason}"
+        ) from None
+
+
+def resolve_tokenizer(name_or_path: str | os.PathLike) -> Path:
+    """The file or folder a `--tokenizer` value names: a path, a name of ``NAMED_TOKENIZERS``, or
+    a Hugging Face Hub repo id (``owner/name``, fetched through huggingface_hub), in that order."""
+    path = Path(name_or_path)
+    if path.exists() or os.path.islink(path):
+        return path
+    text = str(name_or_path)
+    if text in NAMED_TOKENIZERS:
+        return _named_tokenizer(text)
+    # A missing local file is not sent to the Hub: its folder exists, or it has a file's suffix.
+    looks_local = path.parent.exists() and str(path.parent) != "." or path.suffix in _FILE_SUFFIXES
+    if _HUB_REPO.fullmatch(text) and not looks_local:
+        return _hub_tokenizer(text)
+    names = ", ".join(NAMED_TOKENIZERS)
+    raise TokenizerError(text, f"no such file; not a named tokenizer ({names}) nor a Hub repo id (owner/name)")
+
+
+def load_tokenizer(path: str | os.PathLike, *, pattern: str | None = None) -> Tokenizer:
+    """Load a tokenizer, detecting its format from the file's content.
+
+    ``path`` is a file, a model directory holding ``tokenizer.json``, ``tekken.json`` or
+    ``tokenizer.model`` (first found wins), a name of ``NAMED_TOKENIZERS`` (``"tekken"``) or a
+    Hugging Face Hub repo id (see ``resolve_tokenizer``). ``pattern`` overrides the
+    pre-tokenization regex of a ``.tiktoken`` rank file, which does not store one (default:
+    cl100k's); other formats ignore it. Raises ``TokenizerError`` naming the file for anything
+    unreadable or unknown.
     """
-    p = Path(path)
+    p = resolve_tokenizer(path)
     if p.is_dir():
         for cand in _DIR_CANDIDATES:
             if (p / cand).is_file():
                 return load_tokenizer(p / cand, pattern=pattern)
         raise TokenizerError(path, f"is a directory without {', '.join(_DIR_CANDIDATES)}")
+    path = p
     refuse_special_file(p, lambda problem: TokenizerError(path, problem))
     try:
         raw = p.read_bytes()
