@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
@@ -138,6 +139,17 @@ class Substituter:
     def config(self) -> dict:
         """The options that determine the output (for statistics files and resume checks)."""
         return self.sampling.to_dict()
+
+    def with_options(self, **changes: Any) -> Substituter:
+        """This Substituter with some sampling options changed (``Sampling.replace``). The
+        kernel tables depend only on the languages: they are shared unless those change, so a
+        ratio schedule (link_fast.training) can change the ratio every sample cheaply."""
+        other = copy.copy(self)
+        other.sampling = self.sampling.replace(**changes).for_languages(self.vocab.languages)
+        if other.sampling.languages != self.sampling.languages:
+            other._tables = kernel_tables(self.vocab, other.sampling)
+        other._sampling = kernel_sampling(self.vocab.languages, other.sampling)
+        return other
 
     def apply(
         self,
