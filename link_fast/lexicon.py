@@ -26,6 +26,9 @@ Two input formats are read; :func:`load_lexicon` picks one from the path:
   UTF-8; blank lines and lines starting with ``#`` are skipped. ``.gz`` and ``.zst`` files
   are decompressed while reading.
 
+A FreeDict dictionary may also be named ``freedict:CODE`` (``freedict:deu``): see
+:func:`resolve_dictionary`.
+
 Both formats then go through the same cleaning (:class:`CleaningOptions`). Every dropped
 pair is counted in :attr:`Lexicon.report` under ``dropped_<reason>``, one key per reason in
 :data:`DROP_REASONS`, so that ``pairs_read == pairs_kept + sum of those``. The report also
@@ -38,6 +41,7 @@ from __future__ import annotations
 import base64
 import gc
 import gzip
+import os
 import re
 import struct
 import unicodedata
@@ -50,7 +54,54 @@ from typing import BinaryIO, cast
 from .errors import DictionaryError
 from .io import refuse_special_file, zstd_chunks
 
-__all__ = ["CleaningOptions", "Lexicon", "load_lexicon", "load_stopwords", "DROP_REASONS"]
+__all__ = [
+    "CleaningOptions",
+    "Lexicon",
+    "load_lexicon",
+    "load_stopwords",
+    "resolve_dictionary",
+    "DROP_REASONS",
+    "FREEDICT_LANGUAGES",
+]
+
+# The English->X FreeDict dictionaries Debian ships, as dict-freedict-eng-CODE, all read by
+# the dictd reader below (tests/test_freedict_all.py checks each one).
+FREEDICT_LANGUAGES: tuple[str, ...] = (
+    "afr",
+    "ara",
+    "bul",
+    "ces",
+    "cym",
+    "dan",
+    "deu",
+    "ell",
+    "fin",
+    "fra",
+    "gle",
+    "hin",
+    "hrv",
+    "hun",
+    "ind",
+    "ita",
+    "jpn",
+    "lat",
+    "lit",
+    "nld",
+    "nor",
+    "pol",
+    "por",
+    "rom",
+    "rus",
+    "spa",
+    "srp",
+    "swe",
+    "swh",
+    "tur",
+)
+FREEDICT_PREFIX = "freedict:"
+# Where Debian's packages install them; $LINK_FAST_FREEDICT_DIR is searched first.
+FREEDICT_SYSTEM_DIR = "/usr/share/dictd"
+_FREEDICT_CODE = re.compile(r"[a-z]{3}")
 
 # Pair-level reasons, in the order the checks run; each counts (source, translation) pairs.
 # The first four apply to the source and then to each translation ("source_chars" to the
@@ -116,13 +167,41 @@ class Lexicon:
         return len(self.entries)
 
 
+def resolve_dictionary(path) -> Path:
+    """The file a dictionary argument names: a path as it is, or a FreeDict name.
+
+    ``"freedict:deu"`` is Debian's dict-freedict-eng-deu: ``freedict-eng-deu.index`` in
+    ``$LINK_FAST_FREEDICT_DIR`` (when set) or in ``/usr/share/dictd``. When it is in neither,
+    the :class:`~link_fast.errors.DictionaryError` says the command that installs it.
+    """
+    text = os.fspath(path)
+    if not isinstance(text, str) or not text.startswith(FREEDICT_PREFIX):
+        return Path(path)
+    code = text[len(FREEDICT_PREFIX) :]
+    known = " ".join(FREEDICT_LANGUAGES)
+    if not _FREEDICT_CODE.fullmatch(code):
+        raise DictionaryError(text, f"not a FreeDict name: expected freedict:CODE, CODE one of {known}")
+    directories = [d for d in (os.environ.get("LINK_FAST_FREEDICT_DIR", ""), FREEDICT_SYSTEM_DIR) if d]
+    for directory in directories:
+        index = Path(directory) / f"freedict-eng-{code}.index"
+        if index.is_file():
+            return index
+    where = " nor ".join(directories)
+    if code not in FREEDICT_LANGUAGES:
+        raise DictionaryError(text, f"no FreeDict English->{code} dictionary in {where} (known: {known})")
+    raise DictionaryError(
+        text, f"not installed (no freedict-eng-{code}.index in {where}): sudo apt-get install dict-freedict-eng-{code}"
+    )
+
+
 def load_lexicon(path, lang: str, options: CleaningOptions = CleaningOptions()) -> Lexicon:
     """Load and clean a dictionary in either supported format (see the module docstring).
 
+    ``path`` may also be a FreeDict name, ``"freedict:deu"`` (see :func:`resolve_dictionary`).
     Raises :class:`~link_fast.errors.DictionaryError` for a missing, unreadable or malformed
     file, and for one that yields no pair at all after cleaning.
     """
-    path = Path(path)
+    path = resolve_dictionary(path)
     dictd = _dictd_files(path)
     shown_path = dictd[0] if dictd is not None else path
     stats = {"lines": 0, _HEADWORD_MISMATCH: 0}
@@ -408,11 +487,33 @@ def _pair_entries(path: Path, stats: dict[str, int]) -> Iterator[tuple[str, list
 _METADATA_KEYS = ("00database", "00-database")
 # At most 10 base64 digits (60 bits): _b64_numbers relies on it.
 _INDEX_LINE = re.compile(r"([^\t\n]*)\t([A-Za-z0-9+/]{1,10})\t([A-Za-z0-9+/]{1,10})\r?\n")
-# The first line, and the second line with the run of numbered sense lines after it. Every
-# group may be empty, so it matches at the start of any entry. No NULs: they join entries.
-_ENTRY_HEAD = re.compile(rb"([^\n\x00]*)\n?([^\n\x00]*(?:\n[ \t]*[0-9]+\.[ \t][^\n\x00]*)*)")
-_SENSE_NUMBER = re.compile(r"^\s*\d+\.\s+")
-_STOP_PREFIXES = ('"', "Synonym", "see:", "Note:", "Antonym")
+# The first line, then the first non-blank line after it: several dictionaries (eng-ell,
+# eng-swh) put a blank line between the two. Every group may be empty, so it matches at the
+# start of any entry. No NULs: they join entries.
+_ENTRY_HEAD = re.compile(rb"([^\n\x00]*)\n?(?:[ \t]*\n)*([^\n\x00]*)")
+# The numbered sense lines of the rest of the entry, wherever they are: the WikDict-made
+# dictionaries (eng-fin, eng-bul, ...) follow each sense with an English gloss line, eng-lit
+# with "See also:" lines and blank lines, eng-hin with quoted examples.
+# eng-pol groups its senses by part of speech under Roman numerals: "I.  <N>  ulica",
+# "II.  <Adj> 1.  uliczny", " 2.  ...".
+_SENSE_LINE = re.compile(rb"^[ \t]*(?:[0-9]+|[IVX]+)\.(?:[ \t][^\n\x00]*)?$", re.MULTILINE)
+_SENSE_NUMBER = re.compile(r"^\s*(?:[IVX]+\.\s+(?:<[^<>]*>\s*)?)?(?:\d+\.(?:\s+|$))?")
+# A label in parentheses opening a translation line, as eng-tur's "(zool.) memeli": domain
+# markup, like the [zool.] of other dictionaries. Only labels with a full stop, which no
+# translation has, so that "(allein) im Haus" is still dropped for its brackets.
+_LEADING_LABEL = re.compile(r"^(?:\([^()\n]*\.\)[ \t]*,?[ \t]*)+", re.MULTILINE)
+# A sense number left at the end of a translation line: "pisang 2.", "1. tava 2." in the
+# WikDict dictionaries (eng-ind, eng-fin, ...), where the gloss of the sense comes next and
+# the next sense lost its translation ("able to be done", then " 3."). Only "2.": other
+# numbers there are dates, as in eng-hun's "június 14." (then dropped for its digits).
+_TRAILING_SENSE_NUMBER = re.compile(r"[ \t]+2\.$", re.MULTILINE)
+# The full stop that ends a translation line, as in eng-tur's "1. füme balık.": after a word
+# of four letters or more, so that abbreviations ("etw.", "Abk.") still end in theirs.
+_FINAL_PERIOD = re.compile(r"(?<=[^\W\d_]{4})\.$", re.MULTILINE)
+_STOP_PREFIXES = ('"', "Synonym", "see:", "See also:", "Note:", "Antonym")
+# The pronunciation after a headword: " /.../", " //...//" (WikDict) or " /[...]/", ending
+# the line or followed by a space, so that "centre / center /sˈɛntə/" keeps its inner slash.
+_HEAD_PRONUNCIATION = re.compile(r" (?://[^/]*//|/[^/]*/)(?= |$)")
 # ding2tei writes a term's abbreviation and its pronunciation right after the term's
 # grammar or domain markup: "Abkürzung <fem>Abk.,  /ˈabk/", "Abteilung <fem> [adm.] Abt.,
 # /ˈabt/". Both go, the markup that ends the term stays.
@@ -498,19 +599,10 @@ def _index_form(text: str) -> str:
 
 
 def _headword(first_line: str) -> str:
-    """The first line up to the pronunciation, else up to " (" or " <".
-
-    The pronunciation is " /.../" closed by a '/' before a space or the line end, so that
-    "centre / center /sˈɛntə/" keeps its inner slash.
-    """
-    at = first_line.find(" /")
-    while at != -1:
-        close = first_line.find("/", at + 2)
-        if close == -1:
-            break
-        if close + 1 == len(first_line) or first_line[close + 1] in " \t":
-            return first_line[:at]
-        at = first_line.find(" /", at + 1)
+    """The first line up to the pronunciation, else up to " (" or " <"."""
+    match = _HEAD_PRONUNCIATION.search(first_line)
+    if match is not None:
+        return first_line[: match.start()]
     cut = len(first_line)
     for marker in (" (", " <"):
         at = first_line.find(marker)
@@ -535,13 +627,30 @@ def _split_top_level(text: str) -> list[str]:
 
 
 def _translation_text(text: str) -> str:
-    """From the second line of an entry with the numbered lines after it, the translation
-    lines without their sense numbers and pronunciations; "" when there are none."""
-    stripped = text.lstrip()
-    if not stripped or stripped.startswith(_STOP_PREFIXES):
-        return ""
-    if "\n" in text or stripped[0].isdigit():
-        text = "\n".join(_SENSE_NUMBER.sub("", line, count=1) for line in text.split("\n"))
+    """From an entry's translation lines (its first body line, then its numbered lines), the
+    translations without their sense numbers and pronunciations; "" when there are none.
+
+    A first body line that is a cross-reference, a note or an example ("Synonym: ...",
+    '"long-hair cat" - ...') is no translation; the numbered lines after it still are.
+    """
+    if "\n" not in text:
+        stripped = text.lstrip()
+        if not stripped or stripped.startswith(_STOP_PREFIXES):
+            return ""
+        if stripped[0].isdigit() or stripped[0] in "IVX":
+            text = _SENSE_NUMBER.sub("", text, count=1)
+    else:
+        lines = text.split("\n")
+        if lines[0].lstrip().startswith(_STOP_PREFIXES):
+            lines[0] = ""
+        text = "\n".join([_SENSE_NUMBER.sub("", line, count=1) for line in lines])
+    # Cheap tests first: most eng-deu lines have a '.' ("etw.") and need none of these.
+    if text.endswith(".") or ".\n" in text:
+        if " 2." in text:
+            text = _TRAILING_SENSE_NUMBER.sub("", text)
+        text = _FINAL_PERIOD.sub("", text)
+    if ".)" in text:
+        text = _LEADING_LABEL.sub("", text)
     if "/" in text:
         text = _ABBREVIATION_TAIL.sub(r"\1", text)
         text = _PRONUNCIATION.sub("", text)
@@ -603,6 +712,7 @@ def _dictd_entries(index_path: Path, data_path: Path, stats: dict[str, int]) -> 
     lengths = [length_of[row[2]] for row in rows]
     size = len(data)
     head_match = _ENTRY_HEAD.match
+    sense_lines = _SENSE_LINE.findall
 
     # First pass, over distinct entries: cut out their first lines, still as bytes.
     entry_of: dict[int, int] = {}  # offset -> entry number
@@ -620,6 +730,10 @@ def _dictd_entries(index_path: Path, data_path: Path, stats: dict[str, int]) -> 
             )
         head = cast(re.Match, head_match(data, offset, end))  # every part is optional: it always matches
         first, rest = head.groups()
+        if head.end() < end:
+            senses = sense_lines(data, head.end(), end)
+            if senses:
+                rest = b"\n".join([rest, *senses])
         entry_of[offset] = len(firsts)
         firsts.append(first)
         rests.append(rest)

@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
-# Fetch the real material the acceptance tests (tests/test_real_data.py) run on, into DIR
-# (default .fixtures):
+# Fetch the real material the acceptance tests (tests/test_real_data.py, tests/test_freedict_all.py)
+# run on, into DIR (default .fixtures):
 #
-#   DIR/freedict/freedict-eng-{deu,fra}.{index,dict.dz}   Debian dict-freedict-eng-{deu,fra} (GPL)
-#   DIR/text/pydoc/**.rst.txt                             Debian python3.11-doc reST sources
+#   DIR/freedict/freedict-eng-LANG.{index,dict.dz}   Debian dict-freedict-eng-LANG (GPL), all 30
+#                                                   English->X FreeDict dictionaries Debian ships
+#   DIR/text/pydoc/**.rst.txt                       Debian python3.11-doc reST sources
 #
 # These are GPL or large: never commit them (.fixtures is git-ignored). Idempotent: a part whose
 # target already exists is skipped. Needs apt-get and dpkg-deb (any Debian/Ubuntu machine).
@@ -56,8 +57,11 @@ extract_deb() {
     echo "$out"
 }
 
-# FreeDict dictionaries
-for lang in deu fra; do
+# FreeDict dictionaries: every English->X one Debian ships (keep in step with
+# tests/test_freedict_all.py and link_fast.lexicon.FREEDICT_LANGUAGES).
+FREEDICT_LANGS="afr ara bul ces cym dan deu ell fin fra gle hin hrv hun ind ita jpn lat lit nld nor
+pol por rom rus spa srp swe swh tur"
+for lang in $FREEDICT_LANGS; do
     name=freedict-eng-$lang
     target=$DIR/freedict
     if [ -s "$target/$name.index" ] && [ -s "$target/$name.dict.dz" ]; then
@@ -77,6 +81,8 @@ for lang in deu fra; do
     mv "$target/.$name.dict.dz.tmp" "$target/$name.dict.dz"
     mv "$target/.$name.index.tmp" "$target/$name.index"
     echo "fetched freedict/$name ($(du -sh "$target/$name.dict.dz" | cut -f1) data, $(wc -l <"$target/$name.index") index lines)"
+    # The extracted package is no longer needed: 30 of them would fill /tmp for nothing.
+    rm -rf "$x" "$WORK"/dict-"$name"_*.deb
 done
 
 # English prose: the reST sources of the Python documentation

@@ -21,7 +21,15 @@ from hypothesis import strategies as st
 
 from link_fast.cli import main as cli_main
 from link_fast.errors import DictionaryError
-from link_fast.lexicon import DROP_REASONS, CleaningOptions, Lexicon, load_lexicon, load_stopwords
+from link_fast.lexicon import (
+    DROP_REASONS,
+    FREEDICT_LANGUAGES,
+    CleaningOptions,
+    Lexicon,
+    load_lexicon,
+    load_stopwords,
+    resolve_dictionary,
+)
 
 NO_LIMITS = CleaningOptions(
     drop_identity=False,
@@ -462,7 +470,8 @@ def test_dictd_entries(synthetic):
         "edit": ["aufbereiten", "redigieren"],
         "US": ["USA", "Vereinigte Staaten"],
         "Easter": ["Ostern"],
-        "lots": ["viele", "eine Menge"],
+        # sense 2 comes after a note line: a numbered sense is read wherever it is
+        "lots": ["viele", "eine Menge", "Lose"],
     }
     assert lexicon.path == str(synthetic)
     assert_balanced(lexicon)
@@ -606,6 +615,162 @@ def test_dictd_matches_reference(tmp_path_factory, raw_entries):
     lexicon = load_lexicon(index, "xx", options)
     assert lexicon.entries == expected
     assert_balanced(lexicon)
+
+
+# The body layouts of the other FreeDict dictionaries, one entry each, as they write them.
+LAYOUTS = [
+    # eng-ell, eng-swh: a blank line between the headword and the translation
+    (["battle"], "battle /bˈatəl/\n\nμάχη\n\n", {"battle": ["μάχη"]}),
+    (["coin"], "coin /kˈɔɪn/ <n>\n\nsarafu\n\n", {"coin": ["sarafu"]}),
+    # WikDict (eng-fin, -bul, -ind, -jpn, -nor): //pron// (several), an English gloss per sense
+    (
+        ["cinnamon"],
+        "cinnamon //ˈsɪ.mɪn// //ˈsɪn.ə.mən// <adj>\n1. kanelinruskea\ncolor\n2. kaneli, kanelinmakuinen\nflavor\n",
+        {"cinnamon": ["kanelinruskea", "kaneli", "kanelinmakuinen"]},
+    ),
+    (
+        ["waffle"],
+        "waffle //ˈwɑfəl// //ˈwɒfl// <n>\nгофрета\nflat pastry pressed with a grid pattern\n",
+        {"waffle": ["гофрета"]},
+    ),
+    (
+        ["button"],
+        "button //ˈbʌ.tən// /[ˈbʌʔ.tən]/ <n>\n1. tombol, knop\nmechanical device\n",
+        {"button": ["tombol", "knop"]},
+    ),
+    # WikDict: a "2." ends a translation line, senses without a translation (" 3.")
+    (["banana"], "banana //bəˈnænə// <n>\npisang 2.\nfruit\n 3.\nplant\n", {"banana": ["pisang"]}),
+    (
+        ["able"],
+        "able //ə.bl̩// <suffix>\n1. tava 2.\nable to be done\n 3.\ndue to be\n2. kelpoinen, tava\nfit to be\n",
+        {"able": ["tava", "kelpoinen"]},
+    ),
+    # a date keeps its number (and is then dropped for its digits)
+    (["flag day"], "flag day /flˈaɡ dˈeɪ/\njúnius 14.\n", {}),
+    # eng-lit: numbered senses after "See also:" and blank lines
+    (
+        ["ease"],
+        "ease /iːz/\n1. ramybė\n   See also: {rest}\n\n2. lengvumas, laisvumas\n",
+        {"ease": ["ramybė", "lengvumas", "laisvumas"]},
+    ),
+    # eng-hin: a quoted example after each sense
+    (
+        ["creek"],
+        'creek /kɹˈiːk/ <N>\n1. सँकरी\n      "The creek dried up."\n2. निवेशिका\n',
+        {"creek": ["सँकरी", "निवेशिका"]},
+    ),
+    # eng-pol: senses grouped by part of speech under Roman numerals
+    (
+        ["inferior"],
+        "inferior /ɪnˈfɪərɪə/\nI.  <Adj>  gorszy\nII.  <N> 1.  podwładny\n 2.  osoba o niższym statusie\n",
+        {"inferior": ["gorszy", "podwładny"]},  # the third has four words
+    ),
+    (["laser"], "laser /ˈleɪzə/\nI.  <N>  laser\n", {"laser": ["laser"]}),
+    (["Ivy"], "Ivy /ˈaɪvi/\nIvy, Efeu\n", {"Ivy": ["Ivy", "Efeu"]}),
+    # eng-tur: a domain label in parentheses, a full stop ending the line
+    (
+        ["spikelet"],
+        "spikelet /spˈaɪklɪt/\n1. (bot.) başakçık.\n2. füme balık.\n",
+        {"spikelet": ["başakçık", "füme balık"]},
+    ),
+    # eng-ces: no pronunciation at all
+    (["gryphon"], "gryphon\ngryf\n", {"gryphon": ["gryf"]}),
+]
+
+
+@pytest.mark.parametrize(("keys", "text", "expected"), LAYOUTS, ids=[keys[0] for keys, _, _ in LAYOUTS])
+def test_dictd_layouts(tmp_path, keys, text, expected):
+    index = make_dictd(
+        tmp_path, "d", [(["00databaseshort"], "00databaseshort\nd\n"), (keys, text), (["x"], "x /x/\niks\n")]
+    )
+    options = replace(CleaningOptions(), drop_identity=False, max_translations=0, min_source_length=1)
+    lexicon = load_lexicon(index, "xx", options)
+    entries = {source: kept for source, kept in lexicon.entries.items() if source != "x"}
+    assert entries == expected
+    assert lexicon.report["dropped_headword_mismatch"] == 0
+
+
+def test_dictd_gloss_lines_are_never_translations(tmp_path):
+    text = "potency /pˈəʊtənsi/ <n>\n1. kyky, potenssi\nability\n2. valta\npower\n3. voima\nstrength\n"
+    lexicon = load_lexicon(make_dictd(tmp_path, "d", [(["potency"], text)]), "fi")
+    assert lexicon.entries == {"potency": ["kyky", "potenssi", "valta", "voima"]}
+
+
+# ---------------------------------------------------------------------------------------------
+# FreeDict dictionaries by name
+
+
+def test_freedict_name_resolves_in_the_env_dir(tmp_path, monkeypatch):
+    make_dictd(tmp_path, "freedict-eng-deu", SYNTHETIC)
+    monkeypatch.setenv("LINK_FAST_FREEDICT_DIR", str(tmp_path))
+    assert resolve_dictionary("freedict:deu") == tmp_path / "freedict-eng-deu.index"
+    lexicon = load_lexicon("freedict:deu", "de")
+    assert lexicon.entries["cat"] == ["Katze"]
+    assert lexicon.path == str(tmp_path / "freedict-eng-deu.index")
+    # a path is a path, even one that looks like a name elsewhere
+    assert resolve_dictionary(tmp_path / "x.txt") == tmp_path / "x.txt"
+
+
+def test_freedict_name_not_installed_says_how_to_install(tmp_path, monkeypatch):
+    monkeypatch.setenv("LINK_FAST_FREEDICT_DIR", str(tmp_path))
+    monkeypatch.setattr("link_fast.lexicon.FREEDICT_SYSTEM_DIR", str(tmp_path / "nowhere"))
+    with pytest.raises(
+        DictionaryError, match=r"^freedict:swh: not installed .*: sudo apt-get install dict-freedict-eng-swh$"
+    ):
+        load_lexicon("freedict:swh", "sw")
+    with pytest.raises(DictionaryError, match=r"^freedict:xyz: no FreeDict English->xyz dictionary .*known: afr ara"):
+        load_lexicon("freedict:xyz", "xx")
+    with pytest.raises(DictionaryError, match=r"^freedict:German: not a FreeDict name"):
+        load_lexicon("freedict:German", "de")
+
+
+def test_freedict_names_cover_the_fetched_dictionaries():
+    assert len(FREEDICT_LANGUAGES) == 30 and "deu" in FREEDICT_LANGUAGES
+
+
+def test_cli_freedict_name(tmp_path, monkeypatch, capsys):
+    monkeypatch.setenv("LINK_FAST_FREEDICT_DIR", str(tmp_path))
+    monkeypatch.setattr("link_fast.lexicon.FREEDICT_SYSTEM_DIR", str(tmp_path / "nowhere"))
+    pytest.importorskip("mistral_common")
+    tekken = resources.files("mistral_common") / "data" / "tekken_240911.json"
+    out = tmp_path / "v.lfv"
+    code = cli_main(["compile", "--tokenizer", str(tekken), "--dict", "de=freedict:deu", "-o", str(out), "-q"])
+    assert code == 2
+    err = capsys.readouterr().err
+    assert "sudo apt-get install dict-freedict-eng-deu" in err and "Traceback" not in err
+    assert len(err.strip().splitlines()) == 1
+    assert not out.exists()
+
+
+def test_compile_vocab_takes_a_freedict_name(tmp_path, monkeypatch):
+    pytest.importorskip("mistral_common")
+    from link_fast import compile_vocab
+
+    tekken = resources.files("mistral_common") / "data" / "tekken_240911.json"
+    make_dictd(tmp_path, "freedict-eng-deu", SYNTHETIC)
+    monkeypatch.setenv("LINK_FAST_FREEDICT_DIR", str(tmp_path))
+    vocab = compile_vocab(str(tekken), {"de": "freedict:deu"})
+    assert vocab.meta["options"]["dictionaries"] == {"de": str(tmp_path / "freedict-eng-deu.index")}
+    assert vocab.meta["report"]["lexicons"]["de"]["sources"] == len(load_lexicon(tmp_path / "freedict-eng-deu", "de"))
+
+
+def test_info_prints_how_each_dictionary_was_read(tmp_path):
+    pytest.importorskip("mistral_common")
+    tekken = resources.files("mistral_common") / "data" / "tekken_240911.json"
+    make_dictd(tmp_path, "freedict-eng-deu", SYNTHETIC)
+    out = tmp_path / "v.lfv"
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("LINK_FAST_FREEDICT_DIR", str(tmp_path))
+        assert cli_main(["compile", "--tokenizer", str(tekken), "--dict", "de=freedict:deu", "-o", str(out), "-q"]) == 0
+    with contextlib.redirect_stdout(io.StringIO()) as printed:
+        assert cli_main(["info", str(out)]) == 0
+    expected = load_lexicon(tmp_path / "freedict-eng-deu.index", "de").report
+    line = next(line for line in printed.getvalue().splitlines() if "dictionary:" in line)
+    assert (
+        f"{expected['sources']:,} sources, {expected['pairs_kept']:,} of {expected['pairs_read']:,} translations kept"
+        in line
+    )
+    assert f"headword_mismatch {expected['dropped_headword_mismatch']:,}" in line
 
 
 # ---------------------------------------------------------------------------------------------
