@@ -1,4 +1,5 @@
-"""Build the Cython kernel. Compiler directives are set here, once, for every extension.
+"""Build the Cython extensions (the kernel, text mode's matcher). Compiler directives are set
+here, once, for every extension.
 
 LINK_FAST_DEBUG=1 turns bounds and wraparound checks back on and compiles with -O0 -g,
 for chasing a crash; the default build is the fast one. The debug build keeps its C source in
@@ -32,7 +33,15 @@ extensions = [
         define_macros=[("NPY_NO_DEPRECATED_API", "NPY_1_7_API_VERSION")],
         extra_compile_args=compile_args,
         depends=["csrc/link_fast.h", "link_fast/_kernel.pxd"],
-    )
+    ),
+    Extension(
+        "link_fast._text",
+        ["link_fast/_text.pyx"],
+        include_dirs=["csrc", numpy.get_include()],
+        define_macros=[("NPY_NO_DEPRECATED_API", "NPY_1_7_API_VERSION")],
+        extra_compile_args=compile_args,
+        depends=["csrc/link_fast.h", "link_fast/_text.pxd"],
+    ),
 ]
 
 setup(

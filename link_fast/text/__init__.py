@@ -14,11 +14,15 @@ vocabulary's tokenizer (``tokenizer=``) text mode follows token mode's boundarie
 Modules, by concern:
 
 - ``words``: word characters, word shape, counting words.
-- ``matcher``: the automaton and the leftmost-longest valid matches (windows for long texts).
+- ``matcher``: the automaton and the leftmost-longest valid matches (windows for long texts):
+  the Python reference path.
+- ``native``: the native path's index (link_fast/_text.pyx), built once and cached next to the
+  vocabulary, and a document's rewrite with it.
 - ``substituter``: ``TextSubstituter``, sampling and rewriting one document.
 - ``files``: formats and names, lines streamed with ``max_line_bytes``, atomic writers.
 - ``records``: a chunk of ``.txt`` / ``.jsonl`` lines rewritten, bad lines reported.
 - ``run``: ``substitute_files``, in this process or a pool of workers, with run records.
+- ``bench``: text mode against the naive regex script (``link-fast bench``, ``benches/``).
 """
 
 from ..draws import below, bernoulli, draw, draws, draws_at, pick  # noqa: F401 (the draws text mode makes)

@@ -32,7 +32,7 @@ class Matcher:
         self.token_boundaries = tokenizer is not None
         self._fusing: tuple[str, ...] = ()
         if tokenizer is not None:
-            self._fusing, self._fusing_ids = _fusing_tokens(vocab, tokenizer)
+            self._fusing, self._fusing_ids = fusing_tokens(vocab, tokenizer)
             self._tokenizer = tokenizer
         forms = _forms(vocab, keys)
         automaton = ahocorasick.Automaton()
@@ -101,23 +101,27 @@ class Matcher:
             stop = min(n, offset + size)
 
     def _separate(self, text: str, start: int, end: int) -> bool:
-        """Token boundaries: does the tokenizer start a token at ``start`` (before the word at
-        [start, end)), after a token that does not fuse? Decided by encoding a few characters of
-        context (from the last space or newline before it), the pre-tokenizer's reach (Tekken:
-        ``x(word`` fuses, `` (word`` does not)."""
-        # from the last whitespace before the word (pre-tokenizers cut there), at most 32 chars
-        left = max(0, start - 32)
-        cut = max(text.rfind(" ", left, start - 1), text.rfind("\n", left, start - 1))
-        left = cut if cut >= 0 else left
-        prefix = text[left:start].encode("utf-8")
-        position = 0
-        for t in self._tokenizer.encode(text[left:end]):
-            position += len(self._tokenizer.token_bytes(t))
-            if position == len(prefix):
-                return t not in self._fusing_ids
-            if position > len(prefix):
-                return False
-        return False
+        return separate(self._tokenizer, self._fusing_ids, text, start, end)
+
+
+def separate(tokenizer, fusing_ids: frozenset[int], text: str, start: int, end: int) -> bool:
+    """Token boundaries: does the tokenizer start a token at ``start`` (before the word at
+    [start, end)), after a token that does not fuse? Decided by encoding a few characters of
+    context (from the last space or newline before it), the pre-tokenizer's reach (Tekken:
+    ``x(word`` fuses, `` (word`` does not)."""
+    # from the last whitespace before the word (pre-tokenizers cut there), at most 32 chars
+    left = max(0, start - 32)
+    cut = max(text.rfind(" ", left, start - 1), text.rfind("\n", left, start - 1))
+    left = cut if cut >= 0 else left
+    prefix = text[left:start].encode("utf-8")
+    position = 0
+    for t in tokenizer.encode(text[left:end]):
+        position += len(tokenizer.token_bytes(t))
+        if position == len(prefix):
+            return t not in fusing_ids
+        if position > len(prefix):
+            return False
+    return False
 
 
 class _Selection:
@@ -177,7 +181,7 @@ def _forms(vocab: Vocab, keys: Sequence[int]) -> dict[str, list[int]]:
     return forms
 
 
-def _fusing_tokens(vocab: Vocab, tokenizer) -> tuple[tuple[str, ...], frozenset[int]]:
+def fusing_tokens(vocab: Vocab, tokenizer) -> tuple[tuple[str, ...], frozenset[int]]:
     """The texts and ids of the tokens the tokenizer fuses with a following word, after checking
     that ``tokenizer`` is the vocabulary's."""
     from ..tokenizer import FLAG_FUSES_RIGHT

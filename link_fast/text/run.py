@@ -11,6 +11,7 @@ temporary name and renamed when complete: a failed run leaves no output behind.
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import tempfile
 import time
@@ -28,6 +29,8 @@ from ..sampling import Sampling
 from ..substituter import Stats
 from ..vocab import Vocab
 from .files import DEFAULT_MAX_LINE_BYTES, LongLine, TextError, Writer, iter_lines, output_path_for, split_name
+from .native import SUFFIX as CACHE_SUFFIX
+from .native import IndexInfo, text_index
 from .records import rewrite_chunk
 from .substituter import TextSubstituter
 
@@ -68,8 +71,10 @@ def substitute_files(
             f"substitutions_field {field!r} would replace the text field it describes: choose another name"
         )
     targets = _planned_outputs(inputs, output)
+    started = time.perf_counter()
     if not isinstance(vocab, Vocab):
         vocab = Vocab.load(vocab)
+    vocab_seconds = time.perf_counter() - started
     sampling.for_languages(vocab.languages)  # checks the languages before any file is opened
     run = _Run(
         vocab,
@@ -87,6 +92,7 @@ def substitute_files(
     rewriters = None
     try:
         rewriters = _Rewriters(run, workers, first_key=run.stream_key(inputs[0]))
+        run.timing = {"vocab_seconds": round(vocab_seconds, 3), **rewriters.index_timing}
         for source, target in zip(inputs, targets, strict=True):
             results[str(target)] = run.file(rewriters, source, target)
     except BaseException:
@@ -147,6 +153,7 @@ class _Run:
     max_line_bytes: int
     bar: Progress
     log: Callable[[str], None] | None
+    timing: dict = dataclasses.field(default_factory=dict)  # vocabulary load, native index: how and how long
 
     def say(self, message: str) -> None:
         if self.log is not None:
@@ -199,11 +206,14 @@ class _Run:
             "input": str(source),
             "output": str(target),
             "field": self.field,
+            "substitutions_field": self.substitutions_field,
+            "vocab_path": None if vocab.path is None else os.path.abspath(vocab.path),
             "stats": stats.to_dict(),
             "skipped_lines": len(skipped),
             "skipped": [{"line": n, "problem": p} for n, p in skipped[:100]],
             "input_bytes": Path(source).stat().st_size,
             "seconds": round(seconds, 3),
+            "timing": self.timing,
         }
 
 
@@ -271,18 +281,26 @@ class _Rewriters:
     def __init__(self, run: _Run, workers: int, first_key: str):
         self.workers, self.pool, self.local = workers, None, None
         self._temporary_vocab: str | None = None
+        self.index_timing: dict = {}
         if workers == 1:
             self.local = ChunkRewriter(run.vocab, run.sampling, run.tokenizer)
-            self.local.substituter(first_key)  # built (tokenizer checked) before any file is opened
+            # built (tokenizer checked) before any file is opened
+            self._timed(self.local.substituter(first_key).index_info)
             return
         try:
             vocab_path, identity = self._vocab_file(run.vocab)
+            # the index cached here first, so that the workers load it rather than each build it
+            self._timed(text_index(run.vocab if identity is not None else Vocab.load(vocab_path))[1])
             self.pool = Pool(
                 workers, initializer=_worker_init, initargs=(vocab_path, identity, run.sampling, run.tokenizer)
             )
         except BaseException:
             self.close()
             raise
+
+    def _timed(self, info: IndexInfo | None) -> None:
+        if info is not None:
+            self.index_timing = {"index": info.how, "index_seconds": round(info.seconds, 3)}
 
     def _vocab_file(self, vocab: Vocab) -> tuple[str, Any]:
         """The vocabulary's file for the workers (a temporary one for a vocabulary built in
@@ -333,5 +351,6 @@ class _Rewriters:
             self.pool = None
         if self._temporary_vocab is not None:
             Path(self._temporary_vocab).unlink(missing_ok=True)
+            Path(f"{self._temporary_vocab}{CACHE_SUFFIX}").unlink(missing_ok=True)
             self._temporary_vocab = None
         self.local = None

@@ -38,6 +38,7 @@ from ..sampling import Sampling
 from ..substituter import Stats
 from ..vocab import Vocab
 from .matcher import Matcher
+from .native import IndexInfo, NativeText
 from .words import count_words, word_shape
 
 # Tunables of the long-document path (tests shrink them to run it on short texts).
@@ -75,8 +76,13 @@ class TextSubstituter:
 
     ``sampling``, or its options as keywords (``Sampling``'s fields); ``stream_key`` None means
     ``""``. ``apply(text, doc_index)`` rewrites one document, ``apply_batch(texts, first_doc)``
-    several (document ``first_doc + i``). Building the automaton takes a few seconds for a
-    vocabulary of a million keys.
+    several (document ``first_doc + i``).
+
+    ``native`` (default): matching, draws and output in native code (link_fast/_text.pyx) over
+    a character trie of every key, built once per vocabulary (about 10 s for a million keys)
+    and, with ``cache``, kept next to the vocabulary file as ``VOCAB.lfv.textcache`` (loaded in
+    a fraction of a second afterwards; see ``link_fast.text.native``). ``native=False``: the
+    Python reference path (pyahocorasick and a Python loop over its hits), identical output.
 
     ``tokenizer`` (optional, the one the vocabulary was compiled for) switches to token mode's
     boundaries, for output that re-tokenizes like token mode's: a word is only matched in the
@@ -86,7 +92,16 @@ class TextSubstituter:
     every whole dictionary word is a candidate.
     """
 
-    def __init__(self, vocab: Vocab, sampling: Sampling | None = None, *, tokenizer=None, **options: Any):
+    def __init__(
+        self,
+        vocab: Vocab,
+        sampling: Sampling | None = None,
+        *,
+        tokenizer=None,
+        native: bool = True,
+        cache: bool = True,
+        **options: Any,
+    ):
         self.vocab = vocab
         self.sampling = Sampling.from_options(sampling, **options).for_languages(vocab.languages)
         languages = cast(Mapping[str, float], self.sampling.languages)  # for_languages spells it out
@@ -98,18 +113,32 @@ class TextSubstituter:
         self._lang_mask = np.asarray(vocab.tables["key_lang_mask"])
         self._translation_cache: dict[tuple[int, int], list[str]] = {}
         selected = sum(1 << vocab.languages.index(lang) for lang in languages)
-        in_play = np.flatnonzero(self._lang_mask & np.uint32(selected)).tolist()
-        self._matcher = Matcher(vocab, in_play, tokenizer)
+        self._native: NativeText | None = None
+        self._matcher: Matcher | None = None
+        if native:
+            self._native = NativeText(vocab, self.sampling, self._weights, tokenizer, cache=cache)
+        else:
+            in_play = np.flatnonzero(self._lang_mask & np.uint32(selected)).tolist()
+            self._matcher = Matcher(vocab, in_play, tokenizer)
+
+    @property
+    def index_info(self) -> IndexInfo | None:
+        """How the native index was had (built, loaded from the cache, ...) and in how long."""
+        return None if self._native is None else self._native.info
 
     @property
     def token_boundaries(self) -> bool:
         """Whether matches follow the tokenizer's boundaries (built with ``tokenizer``)."""
-        return self._matcher.token_boundaries
+        if self._native is not None:
+            return self._native.strict
+        return cast(Matcher, self._matcher).token_boundaries
 
     @property
     def patterns(self) -> int:
-        """Patterns in the automaton."""
-        return self._matcher.patterns
+        """Patterns in the automaton (all the vocabulary's, for the native index)."""
+        if self._native is not None:
+            return self._native.index.n_terms
+        return cast(Matcher, self._matcher).patterns
 
     def config(self) -> dict:
         """The options that determine the output (for statistics files)."""
@@ -134,7 +163,11 @@ class TextSubstituter:
     def matches(self, text: str, shape: str | None = None) -> list[tuple[int, int, int]]:
         """Leftmost-longest non-overlapping valid matches: (start, end, key), in text order.
         ``shape``: ``word_shape(text)``, when the caller has it already."""
-        return list(zip(*self._matcher.find(text, word_shape(text) if shape is None else shape), strict=True))
+        if self._native is not None:
+            _, starts, ends, keys = self._native.sampler.scan_text(text, self._native.drop(text))
+            return list(zip(starts.tolist(), ends.tolist(), keys.tolist(), strict=True))
+        matcher = cast(Matcher, self._matcher)
+        return list(zip(*matcher.find(text, word_shape(text) if shape is None else shape), strict=True))
 
     def apply(
         self, text: str, doc_index: int = 0, stats: Stats | None = None, *, substitutions: bool = True
@@ -171,9 +204,11 @@ class TextSubstituter:
         (one for a short document), never whole unless the caller joins them. Counts into
         ``stats``. Returns the substitutions (empty unless ``substitutions``), or None when
         nothing changed: then ``emit`` was not called and the output is ``text`` itself."""
+        if self._native is not None:
+            return self._native.rewrite(text, doc, self._base, stats, substitutions, emit, EMIT_CHARS)
         languages = self.vocab.languages
         shape = word_shape(text)
-        starts, ends, keys = self._matcher.find(text, shape)
+        starts, ends, keys = cast(Matcher, self._matcher).find(text, shape)
         words = count_words(text, shape)
         del shape
         stats.documents += 1

@@ -1,0 +1,553 @@
+"""Text mode's native path: the character trie of the patterns, and one document's matching,
+sampling and output (docs/DESIGN.md §4, §5, §7).
+
+``build_trie`` makes the trie's arrays from the sorted patterns (link_fast/text/native.py
+caches them next to the vocabulary); ``TextIndex`` checks arrays read back from disk before
+any is used as an index; ``TextSampler.rewrite`` finds the leftmost-longest valid matches of
+one document, counts its words and draws its substitutions, and ``render`` writes the output
+text. The semantics are link_fast/text/matcher.py's and substituter.py's, which stay as the
+reference (tests compare the two byte for byte). _text.pyi types it.
+"""
+
+from libc.stdlib cimport malloc, realloc, free
+from libc.string cimport memcpy
+
+import numpy as np
+
+from link_fast.errors import InputError
+
+cdef extern from "Python.h":
+    int PyUnicode_KIND(object o)
+    void *PyUnicode_DATA(object o)
+    Py_UCS4 PyUnicode_READ(int kind, const void *data, Py_ssize_t index) nogil
+    Py_ssize_t PyUnicode_GET_LENGTH(object o)
+    bint PyUnicode_IS_ASCII(object o)
+    Py_UCS4 PyUnicode_MAX_CHAR_VALUE(object o)
+    object PyUnicode_New(Py_ssize_t size, Py_UCS4 maxchar)
+    void PyUnicode_WRITE(int kind, void *data, Py_ssize_t index, Py_UCS4 value) nogil
+    object PyUnicode_DecodeUTF8(const char *s, Py_ssize_t size, const char *errors)
+
+cdef enum:
+    ROOT_DIRECT = 1 << 16          # the root's children by code point below this: one load, no search
+    MAX_CODE_POINT = 0x110000
+    LINEAR_CHILDREN = 8            # children scanned in order up to this many, else binary search
+
+ROOT_CHILDREN = ROOT_DIRECT
+WORD_BITS_BYTES = MAX_CODE_POINT // 8
+
+
+def word_bits():
+    """Bit c set where code point c is a letter, number or mark (link_fast.text.words.is_word_char)."""
+    import unicodedata
+
+    bits = np.zeros(WORD_BITS_BYTES, dtype=np.uint8)
+    cdef uint8_t[::1] out = bits
+    cdef int c
+    for c in range(MAX_CODE_POINT):
+        if unicodedata.category(chr(c))[0] in "LNM":
+            out[c >> 3] |= 1 << (c & 7)
+    return bits
+
+
+def build_trie(list patterns):
+    """The trie of ``patterns`` (distinct non-empty str, sorted): {name: array}; the pattern at
+    index t ends at the node whose term is t."""
+    cdef Py_ssize_t n_patterns = len(patterns), p, i, n, lcp, longest = 0, total = 1
+    for p in range(n_patterns):
+        n = len(<str>patterns[p])
+        total += n
+        longest = max(longest, n)
+    if total >= (1 << 31) - 1:
+        raise InputError("text mode: the patterns hold too many characters for one trie")
+    cdef int32_t *first = <int32_t *>malloc(total * sizeof(int32_t))
+    cdef int32_t *sibling = <int32_t *>malloc(total * sizeof(int32_t))
+    cdef int32_t *last = <int32_t *>malloc(total * sizeof(int32_t))
+    cdef int32_t *path = <int32_t *>malloc((longest + 1) * sizeof(int32_t))
+    cdef int32_t *order = <int32_t *>malloc(total * sizeof(int32_t))
+    if first == NULL or sibling == NULL or last == NULL or path == NULL or order == NULL:
+        free(first); free(sibling); free(last); free(path); free(order)
+        raise MemoryError()
+    chars = np.zeros(total, dtype=np.uint32)
+    terms = np.full(total, -1, dtype=np.int32)
+    cdef uint32_t[::1] ch = chars
+    cdef int32_t[::1] term = terms
+    cdef int32_t count = 1, node, new
+    cdef str s, previous = ""
+    cdef int kind, pkind
+    cdef const void *data
+    cdef const void *pdata
+    try:
+        first[0] = sibling[0] = last[0] = -1
+        path[0] = 0
+        for p in range(n_patterns):
+            s = patterns[p]
+            n = len(s)
+            kind, data = PyUnicode_KIND(s), PyUnicode_DATA(s)
+            pkind, pdata = PyUnicode_KIND(previous), PyUnicode_DATA(previous)
+            lcp = 0
+            while lcp < n and lcp < len(previous) and PyUnicode_READ(kind, data, lcp) == PyUnicode_READ(pkind, pdata, lcp):
+                lcp += 1
+            if n == 0 or (p and (lcp == n or (lcp < len(previous) and PyUnicode_READ(kind, data, lcp) < PyUnicode_READ(pkind, pdata, lcp)))):
+                raise ValueError("build_trie needs distinct non-empty patterns in sorted order")
+            node = path[lcp]
+            for i in range(lcp, n):
+                new = count
+                count += 1
+                ch[new] = PyUnicode_READ(kind, data, i)
+                first[new] = sibling[new] = last[new] = -1
+                if last[node] < 0:
+                    first[node] = new
+                else:
+                    sibling[last[node]] = new
+                last[node] = new
+                path[i + 1] = new
+                node = new
+            term[node] = p
+            previous = s
+        return _breadth_first(count, first, sibling, order, chars, terms)
+    finally:
+        free(first); free(sibling); free(last); free(path); free(order)
+
+
+cdef dict _breadth_first(int32_t count, const int32_t *first, const int32_t *sibling, int32_t *order,
+                         chars, terms):
+    """The trie renumbered for TextIndex: a node's children get consecutive numbers when the
+    node is reached depth first, so a chain of single children (the tail of most words) lies
+    in consecutive nodes, one cache line for four of them."""
+    nodes = np.zeros((count, 4), dtype=np.int32)
+    root_child = np.full(ROOT_DIRECT, -1, dtype=np.int32)
+    cdef int32_t[:, ::1] nd = nodes
+    cdef int32_t[::1] rc = root_child, term = terms
+    cdef uint32_t[::1] ch = chars
+    cdef int32_t *old_of = <int32_t *>malloc(count * sizeof(int32_t))  # new number -> old
+    if old_of == NULL:
+        raise MemoryError()
+    cdef int32_t top = 0, given = 1, node, old, child, k
+    try:
+        old_of[0] = 0
+        order[0] = 0  # a stack of new numbers still to reach
+        top = 1
+        while top:
+            top -= 1
+            node = order[top]
+            old = old_of[node]
+            nd[node, 2], nd[node, 3] = ch[old], term[old]
+            nd[node, 0], k = given, 0
+            child = first[old]
+            while child >= 0:
+                old_of[given] = child
+                if node == 0 and ch[child] < ROOT_DIRECT:
+                    rc[ch[child]] = given
+                given += 1
+                k += 1
+                child = sibling[child]
+            nd[node, 1] = k
+            for child in range(nd[node, 0] + k - 1, nd[node, 0] - 1, -1):  # first child reached first
+                order[top] = child
+                top += 1
+    finally:
+        free(old_of)
+    nd[0, 2] = 0
+    return {"nodes": nodes.reshape(-1), "root_child": root_child}
+
+
+cdef class TextIndex:
+    """The trie's arrays and the word-character bits, checked: every index in them is in range
+    and the children of each node come after it, sorted, so a walk always ends."""
+
+    cdef Trie trie
+    cdef object arrays  # keeps the buffers alive
+    cdef readonly int64_t n_nodes, n_terms
+
+    def __init__(self, nodes, term_spaced, term_bare, root_child, word_bits, int64_t n_keys):
+        cdef const int32_t[::1] nd = nodes, sp = term_spaced, ba = term_bare, rc = root_child
+        cdef const uint8_t[::1] wb = word_bits
+        cdef int64_t n = nd.shape[0] // 4, t = sp.shape[0], i, c
+        cdef const Node *node
+        if n < 1 or nd.shape[0] != 4 * n or ba.shape[0] != t or rc.shape[0] != ROOT_DIRECT:
+            raise ValueError("the trie's arrays do not have matching lengths")
+        if wb.shape[0] != WORD_BITS_BYTES or n >= (1 << 31):
+            raise ValueError("the word-character bits or the node count are out of range")
+        node = <const Node *>&nd[0]
+        for i in range(n):
+            if node[i].count < 0 or (node[i].count and (node[i].first <= i or node[i].first > n - node[i].count)):
+                raise ValueError(f"node {i} of the trie has children out of range")
+            if not -1 <= node[i].term < t or (i and not 0 <= node[i].ch < MAX_CODE_POINT):
+                raise ValueError(f"node {i} of the trie is out of range")
+            for c in range(node[i].first + 1, node[i].first + node[i].count):
+                if node[c].ch <= node[c - 1].ch:
+                    raise ValueError(f"the children of node {i} are not sorted")
+        for i in range(t):
+            if not (-1 <= sp[i] < n_keys and -1 <= ba[i] < n_keys):
+                raise ValueError(f"pattern {i} names a key out of range")
+        for c in range(ROOT_DIRECT):
+            if rc[c] != -1 and (rc[c] < node[0].first or rc[c] >= node[0].first + node[0].count or node[rc[c]].ch != c):
+                raise ValueError(f"the root's child for code point {c} is out of range")
+        for i in range(node[0].first, node[0].first + node[0].count):
+            if node[i].ch < ROOT_DIRECT and rc[node[i].ch] != i:
+                raise ValueError("the root's direct children do not match its children")
+        self.arrays = (nodes, term_spaced, term_bare, root_child, word_bits)
+        self.n_nodes, self.n_terms = n, t
+        self.trie.nodes = node
+        self.trie.term_spaced = &sp[0] if t else NULL
+        self.trie.term_bare = &ba[0] if t else NULL
+        self.trie.root_child, self.trie.word_bits, self.trie.n_nodes = &rc[0], &wb[0], n
+
+
+cdef inline bint is_word(const uint8_t *bits, Py_UCS4 c) noexcept nogil:
+    cdef uint32_t code = <uint32_t>c
+    return (bits[code >> 3] >> (code & 7)) & 1
+
+
+cdef inline int64_t child_of(const Trie *trie, int64_t node, Py_UCS4 c) noexcept nogil:
+    cdef int64_t lo, hi, mid, end
+    cdef int32_t code = <int32_t>c
+    if node == 0 and c < ROOT_DIRECT:
+        return trie.root_child[c]
+    lo = trie.nodes[node].first
+    end = hi = lo + trie.nodes[node].count
+    if hi - lo <= LINEAR_CHILDREN:
+        while lo < hi:
+            if trie.nodes[lo].ch == code:
+                return lo
+            if trie.nodes[lo].ch > code:
+                return -1
+            lo += 1
+        return -1
+    while lo < hi:
+        mid = (lo + hi) >> 1
+        if trie.nodes[mid].ch < code:
+            lo = mid + 1
+        else:
+            hi = mid
+    return lo if lo < end and trie.nodes[lo].ch == code else -1
+
+
+ctypedef fused char_t:
+    uint8_t
+    uint16_t
+    uint32_t
+
+
+cdef int scan_chars(TextSampler self, const char_t *data, int64_t n, Matches *out, int64_t *words,
+                    object drop) except -1:
+    """TextSampler.scan over the characters of one string kind."""
+    cdef const Trie *trie = &self.index.trie
+    cdef const uint8_t *bits = trie.word_bits
+    cdef int64_t i, j, position = 0, node, best_end
+    cdef int32_t best_key = -1, key, t
+    cdef Py_UCS4 c, d
+    cdef bint previous_word = False, word
+    for i in range(n):
+        c = data[i]
+        word = is_word(bits, c)
+        if not previous_word:
+            words[0] += word
+            if i >= position:
+                node, j, best_end, d = 0, i, -1, c
+                while True:
+                    node = child_of(trie, node, d)
+                    if node < 0:
+                        break
+                    j += 1
+                    d = data[j] if j < n else 0
+                    t = trie.nodes[node].term
+                    if t >= 0 and (j == n or not is_word(bits, d)):
+                        key = self.resolve(t, i, j, i > 0 and data[i - 1] == 32, drop)
+                        if key >= 0:
+                            best_end, best_key = j, key
+                    if j >= n:
+                        break
+                if best_end >= 0:
+                    push(out, i, best_end, best_key)
+                    position = best_end
+        previous_word = word
+    return 0
+
+
+cdef int push(Matches *matches, int64_t start, int64_t end, int32_t key) except -1:
+    cdef Match *grown
+    if matches.size == matches.capacity:
+        grown = <Match *>realloc(matches.data, (2 * matches.capacity + 64) * sizeof(Match))
+        if grown == NULL:
+            raise MemoryError()
+        matches.data, matches.capacity = grown, 2 * matches.capacity + 64
+    matches.data[matches.size].start = start
+    matches.data[matches.size].length = <int32_t>(end - start)
+    matches.data[matches.size].key = key
+    matches.size += 1
+    return 0
+
+
+cdef class TextSampler:
+    """One vocabulary's tables and one sampling's integers (resolved in Python, as
+    TextSubstituter's): ``rewrite`` does a document's matching and draws."""
+
+    cdef TextIndex index
+    cdef object arrays
+    cdef const uint32_t *lang_mask
+    cdef const int64_t *trans_start
+    cdef const int32_t *trans
+    cdef const int64_t *text_offsets
+    cdef const uint8_t *text_blob
+    cdef int64_t n_keys, n_trans_slots, n_translations, n_text
+    cdef uint32_t selected
+    cdef uint32_t weights[LF_MAX_LANGUAGES]
+    cdef int n_languages
+    cdef uint64_t portion_threshold, ratio_threshold
+    cdef double ratio
+    cdef bint words_basis, doc_scope, strict, all_in_play
+    cdef list texts  # translation id -> its text (leading space removed), made when first written
+
+    def __init__(self, TextIndex index, key_lang_mask, key_trans_start, key_trans, trans_text_offsets, trans_text,
+                 weights, *, uint64_t portion_threshold, uint64_t ratio_threshold, double ratio, bint words_basis,
+                 bint doc_scope, bint strict, bint all_in_play=False):
+        cdef const uint32_t[::1] lm = key_lang_mask
+        cdef const int64_t[::1] ts = key_trans_start, to = trans_text_offsets
+        cdef const int32_t[::1] kt = key_trans
+        cdef const uint8_t[::1] tb = trans_text
+        cdef int l
+        if len(weights) > LF_MAX_LANGUAGES or not len(weights):
+            raise ValueError("between 1 and 32 languages")
+        if ts.shape[0] != lm.shape[0] * len(weights) + 1 or to.shape[0] < 1:
+            raise ValueError("the vocabulary's tables do not match its keys and languages")
+        self.index, self.arrays = index, (key_lang_mask, key_trans_start, key_trans, trans_text_offsets, trans_text)
+        self.lang_mask, self.trans_start, self.text_offsets = &lm[0] if lm.shape[0] else NULL, &ts[0], &to[0]
+        self.trans = &kt[0] if kt.shape[0] else NULL
+        self.text_blob = &tb[0] if tb.shape[0] else NULL
+        self.n_keys, self.n_trans_slots, self.n_translations = lm.shape[0], kt.shape[0], to.shape[0] - 1
+        self.n_text = tb.shape[0]
+        self.n_languages = len(weights)
+        self.selected = 0
+        for l in range(self.n_languages):
+            self.weights[l] = weights[l]
+            if weights[l]:
+                self.selected |= 1u << l
+        self.portion_threshold, self.ratio_threshold, self.ratio = portion_threshold, ratio_threshold, ratio
+        self.words_basis, self.doc_scope, self.strict = words_basis, doc_scope, strict
+        self.all_in_play = all_in_play  # every key has a language in play: no check per match
+        self.texts = [None] * self.n_translations
+
+    cdef inline int32_t in_play(self, int32_t key) noexcept:
+        return key if key >= 0 and self.lang_mask[key] & self.selected else -1
+
+    cdef int scan(self, str text, Matches *out, int64_t *words, object drop) except -1:
+        """The leftmost-longest valid matches of ``text`` into ``out``; its words into ``words``.
+        ``drop(start, end)``, with token boundaries, says whether a bare match after text of a
+        token that fuses right is not one (matcher.Matcher._separate)."""
+        cdef int kind = PyUnicode_KIND(text)
+        cdef const void *data = PyUnicode_DATA(text)
+        cdef int64_t n = PyUnicode_GET_LENGTH(text)
+        # one loop per string kind: a character is then one load, not a switch on the kind
+        if kind == 1:
+            return scan_chars(self, <const uint8_t *>data, n, out, words, drop)
+        if kind == 2:
+            return scan_chars(self, <const uint16_t *>data, n, out, words, drop)
+        return scan_chars(self, <const uint32_t *>data, n, out, words, drop)
+
+    cdef inline int32_t resolve(self, int32_t t, int64_t start, int64_t end, bint after_space, object drop) except -2:
+        """The key a whole-word occurrence of pattern ``t`` at [start, end) stands for, or -1."""
+        cdef const Trie *trie = &self.index.trie
+        cdef int32_t spaced = trie.term_spaced[t], bare = trie.term_bare[t]
+        if not self.all_in_play:
+            spaced, bare = self.in_play(spaced), self.in_play(bare)
+        if after_space:
+            return spaced if spaced >= 0 or self.strict else bare
+        if self.strict:
+            if bare >= 0 and start > 0 and drop is not None and drop(start, end):
+                return -1
+            return bare
+        return bare if bare >= 0 else spaced
+
+    cdef int pick(self, uint64_t h, uint32_t mask) noexcept:
+        """The kernel's pick_language among the languages of ``mask`` in play (-1 if none)."""
+        cdef uint64_t total = 0, r
+        cdef int l
+        for l in range(self.n_languages):
+            if mask >> l & 1:
+                total += self.weights[l]
+        if not total:
+            return -1
+        r = lf_below(h, total)
+        for l in range(self.n_languages):
+            if mask >> l & 1 and self.weights[l]:
+                if r < self.weights[l]:
+                    return l
+                r -= self.weights[l]
+        return -1
+
+    def scan_text(self, str text, drop=None):
+        """(words, starts, ends, keys) of ``text``: its word count and its matches."""
+        cdef Matches matches
+        cdef int64_t words = 0, m
+        matches.data, matches.size, matches.capacity = NULL, 0, 0
+        try:
+            self.scan(text, &matches, &words, drop)
+            starts = np.empty(matches.size, dtype=np.int64)
+            ends = np.empty(matches.size, dtype=np.int64)
+            keys = np.empty(matches.size, dtype=np.int32)
+            for m in range(matches.size):
+                starts[m], keys[m] = matches.data[m].start, matches.data[m].key
+                ends[m] = matches.data[m].start + matches.data[m].length
+            return words, starts, ends, keys
+        finally:
+            free(matches.data)
+
+    def rewrite(self, str text, uint64_t doc, uint64_t base, drop=None):
+        """One document's decisions: (words, candidates, eligible, substitutions per language,
+        edits), edits (starts, ends, languages, translation ids) in text order, None if none."""
+        cdef Matches matches
+        cdef int64_t words = 0
+        matches.data, matches.size, matches.capacity = NULL, 0, 0
+        try:
+            self.scan(text, &matches, &words, drop)
+            counts = [0] * self.n_languages
+            if not lf_bernoulli(lf_draw(base, LF_DOMAIN_DOCUMENT, doc, 0), self.portion_threshold):
+                return words, matches.size, False, counts, None
+            return words, matches.size, True, counts, self.draw_edits(&matches, words, doc, base, counts)
+        finally:
+            free(matches.data)
+
+    cdef object draw_edits(self, Matches *matches, int64_t words, uint64_t doc, uint64_t base, list counts):
+        """The replaced matches of an eligible document (starts, lengths, languages, translation
+        ids), compacted in place in ``matches`` first: memory stays that of the matches."""
+        cdef int64_t n = matches.size, m, kept = 0, slot, lo, hi, t
+        cdef uint64_t threshold = self.ratio_threshold, replace, lang_stream, translate
+        cdef double p
+        cdef int doc_lang = -1, lang
+        cdef int32_t key
+        if not n:
+            return None
+        if self.words_basis:
+            p = self.ratio * <double>words / <double>n
+            threshold = LF_ALWAYS if p >= 1.0 else <uint64_t>(p * <double>LF_ALWAYS)
+        threshold = min(threshold, LF_ALWAYS)
+        if self.doc_scope:
+            doc_lang = self.pick(lf_draw(base, LF_DOMAIN_DOC_LANG, doc, 0), self.selected)
+        replace = lf_draw_stream(base, LF_DOMAIN_REPLACE, doc)
+        lang_stream = lf_draw_stream(base, LF_DOMAIN_LANG, doc)
+        translate = lf_draw_stream(base, LF_DOMAIN_TRANSLATE, doc)
+        langs = np.empty(n, dtype=np.int8)
+        cdef int8_t[::1] g = langs
+        for m in range(n):
+            if not lf_bernoulli(lf_draw_at(replace, m), threshold):
+                continue
+            key = matches.data[m].key
+            if doc_lang >= 0:
+                if not self.lang_mask[key] >> doc_lang & 1:
+                    continue
+                lang = doc_lang
+            else:
+                lang = self.pick(lf_draw_at(lang_stream, m), self.lang_mask[key] & self.selected)
+            slot = <int64_t>key * self.n_languages + lang
+            lo, hi = self.trans_start[slot], self.trans_start[slot + 1]
+            if lang < 0 or not 0 <= lo < hi <= self.n_trans_slots:
+                raise InputError(f"the vocabulary has no translation of key {key} in language {lang}")
+            t = self.trans[lo + <int64_t>lf_below(lf_draw_at(translate, m), hi - lo)]
+            if not 0 <= t < self.n_translations:
+                raise InputError(f"the vocabulary's key {key} names translation {t}, out of range")
+            matches.data[kept] = matches.data[m]
+            matches.data[kept].key = <int32_t>t
+            g[kept] = lang
+            counts[lang] += 1
+            kept += 1
+        if not kept:
+            return None
+        starts = np.empty(kept, dtype=np.int64)
+        lengths = np.empty(kept, dtype=np.int32)
+        chosen = np.empty(kept, dtype=np.int32)
+        cdef int64_t[::1] s = starts
+        cdef int32_t[::1] e = lengths, c = chosen
+        for m in range(kept):
+            s[m], e[m], c[m] = matches.data[m].start, matches.data[m].length, matches.data[m].key
+        return starts, lengths, langs[:kept].copy(), chosen
+
+    def translation(self, int64_t t):
+        """The text written for translation ``t`` (its leading space removed)."""
+        cdef int64_t lo, hi
+        got = self.texts[t]
+        if got is None:
+            lo, hi = self.text_offsets[t], self.text_offsets[t + 1]
+            if not 0 <= lo <= hi <= self.n_text:
+                raise InputError(f"the vocabulary's translation {t} has its text out of range")
+            if hi > lo and self.text_blob[lo] == 32:
+                lo += 1
+            try:
+                got = PyUnicode_DecodeUTF8(<const char *>self.text_blob + lo, hi - lo, NULL)
+            except UnicodeDecodeError as exc:
+                raise InputError(f"the vocabulary's translation {t} is not UTF-8: {exc.reason}") from None
+            self.texts[t] = got
+        return got
+
+    def render(self, str text, const int64_t[::1] starts, const int32_t[::1] lengths, const int32_t[::1] chosen,
+               int64_t first, int64_t stop, int64_t lo, int64_t hi):
+        """``text[lo:hi]`` with edits ``first`` .. ``stop - 1`` (inside it, in order) applied."""
+        cdef int64_t m, length = hi - lo, at, position = lo
+        cdef Py_UCS4 top = 127 if PyUnicode_IS_ASCII(text) else 0
+        if not 0 <= lo <= hi <= PyUnicode_GET_LENGTH(text) or not 0 <= first <= stop <= starts.shape[0]:
+            raise ValueError("render: range out of the text or the edits")
+        if lengths.shape[0] != starts.shape[0] or chosen.shape[0] != starts.shape[0]:
+            raise ValueError("render: the edits' arrays differ in length")
+        pieces = []
+        for m in range(first, stop):
+            if not position <= starts[m] <= starts[m] + lengths[m] <= hi:
+                raise ValueError("render: edits out of order or out of range")
+            position = starts[m] + lengths[m]
+            if not 0 <= chosen[m] < self.n_translations:
+                raise ValueError("render: a translation out of range")
+            piece = self.texts[chosen[m]]
+            if piece is None:
+                piece = self.translation(chosen[m])
+            pieces.append(piece)
+            length += len(piece) - lengths[m]
+            top = max(top, PyUnicode_MAX_CHAR_VALUE(piece))
+        if not PyUnicode_IS_ASCII(text) and top < PyUnicode_MAX_CHAR_VALUE(text):
+            # the output's kind is that of its largest character: the input's kept parts may
+            # have lost the characters that made the input's
+            position = lo
+            for m in range(first, stop):
+                top = max(top, max_char(text, position, starts[m]))
+                position = starts[m] + lengths[m]
+            top = max(top, max_char(text, position, hi))
+        out = PyUnicode_New(length, top)
+        at, position = 0, lo
+        for m in range(first, stop):
+            copy_chars(out, at, text, position, starts[m] - position)
+            at += starts[m] - position
+            piece = pieces[m - first]
+            copy_chars(out, at, piece, 0, len(piece))
+            at += len(piece)
+            position = starts[m] + lengths[m]
+        copy_chars(out, at, text, position, hi - position)
+        return out
+
+
+cdef void copy_chars(str out, int64_t at, str source, int64_t start, int64_t count) noexcept:
+    """source[start:start + count] into the new string ``out`` at ``at``, whose kind holds
+    them (PyUnicode_CopyCharacters refuses a Latin-1 string's ASCII part into an ASCII one)."""
+    cdef int kind = PyUnicode_KIND(out), source_kind = PyUnicode_KIND(source)
+    cdef void *data = PyUnicode_DATA(out)
+    cdef const void *source_data = PyUnicode_DATA(source)
+    cdef int64_t i
+    if kind == source_kind:
+        memcpy(<char *>data + at * kind, <const char *>source_data + start * kind, count * kind)
+        return
+    for i in range(count):
+        PyUnicode_WRITE(kind, data, at + i, PyUnicode_READ(source_kind, source_data, start + i))
+
+
+cdef Py_UCS4 max_char(str text, int64_t lo, int64_t hi):
+    """The largest code point of text[lo:hi], or the first one past the kind below text's
+    (which settles the output's kind)."""
+    cdef int kind = PyUnicode_KIND(text)
+    cdef const void *data = PyUnicode_DATA(text)
+    cdef Py_UCS4 top = 0, c
+    cdef Py_UCS4 below = 127 if kind == 1 else 255 if kind == 2 else 65535
+    cdef int64_t i
+    for i in range(lo, hi):
+        c = PyUnicode_READ(kind, data, i)
+        if c > top:
+            top = c
+            if top > below:
+                break
+    return top

@@ -1,0 +1,160 @@
+"""Text mode's native path (link_fast/_text.pyx, link_fast/text/native.py): byte for byte the
+Python reference path (``TextSubstituter(native=False)``), and its cache next to the vocabulary
+(built once, reloaded, and rebuilt when stale or damaged)."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from test_text import PIECES, synthetic_vocab
+
+from link_fast import _text
+from link_fast.cli import main as cli_main
+from link_fast.text import TextSubstituter, native
+from link_fast.text import substituter as substituter_module
+from link_fast.vocab import Vocab
+
+# wider characters too: the output's kind (ASCII, Latin-1, UCS-2, UCS-4) follows what is kept
+NATIVE_PIECES = PIECES + ["Ω", "😀", "é", "\u00a0", "ice-cream", "'"]
+
+
+@pytest.fixture(scope="module")
+def vocab():
+    return synthetic_vocab()
+
+
+def _same(native_sub: TextSubstituter, python_sub: TextSubstituter, text: str, doc: int) -> None:
+    got, want = native_sub.apply(text, doc), python_sub.apply(text, doc)
+    assert got.text == want.text
+    assert type(got.text) is str and got.text.encode("utf-8") == want.text.encode("utf-8")
+    assert got.substitutions == want.substitutions
+    assert got.stats.to_dict() == want.stats.to_dict()
+    assert native_sub.matches(text) == python_sub.matches(text)
+
+
+@settings(max_examples=400, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(
+    st.lists(st.sampled_from(NATIVE_PIECES), max_size=60).map("".join),
+    st.integers(0, 1000),
+    st.sampled_from([0.0, 0.3, 0.7, 1.0]),
+    st.sampled_from([0.5, 1.0]),
+    st.sampled_from(["candidates", "words"]),
+    st.sampled_from(["word", "document"]),
+    st.sampled_from([{"de": 1.0, "fr": 1.0}, {"de": 0.7, "fr": 0.3}, {"fr": 1.0}, {"de": 1.0}]),
+    st.integers(0, 3),
+    st.sampled_from([1 << 18, 5]),
+)
+def test_native_equals_the_python_path(vocab, text, doc, ratio, portion, basis, scope, languages, seed, emit_chars):
+    options = dict(ratio=ratio, portion=portion, seed=seed, languages=languages, ratio_basis=basis, lang_scope=scope)
+    saved = substituter_module.EMIT_CHARS
+    substituter_module.EMIT_CHARS = emit_chars  # 5: a long document's output made in pieces
+    try:
+        _same(TextSubstituter(vocab, **options), TextSubstituter(vocab, native=False, **options), text, doc)
+    finally:
+        substituter_module.EMIT_CHARS = saved
+
+
+def test_output_kind_is_canonical(vocab):
+    """A substitution that removes the only wide character gives a narrower str, equal to the
+    same text made any other way."""
+    sub = TextSubstituter(vocab, ratio=1.0, languages={"de": 1.0})
+    for text in ("café x", "x café", "über café 😀", "😀"):
+        got = sub.apply(text).text
+        want = TextSubstituter(vocab, ratio=1.0, languages={"de": 1.0}, native=False).apply(text).text
+        assert got == want and hash(got) == hash(want) and got.isascii() == want.isascii()
+
+
+# -- the cache -----------------------------------------------------------------------------------
+
+
+@pytest.fixture
+def vocab_file(vocab, tmp_path):
+    path = tmp_path / "v.lfv"
+    vocab.save(path)
+    native.forget()
+    return path
+
+
+def _build(path, **options):
+    native.forget()  # as a new process: nothing held in memory
+    sub = TextSubstituter(Vocab.load(path), ratio=1.0, seed=3, **options)
+    return sub, sub.index_info
+
+
+def test_cache_is_built_once_then_loaded(vocab_file):
+    text = "the cat and the ice cream, über alles"
+    first, info = _build(vocab_file)
+    assert info is not None and info.how == "built, cached"
+    assert (vocab_file.parent / "v.lfv.textcache").is_file()
+    second, info = _build(vocab_file)
+    assert info is not None and info.how == "loaded"
+    assert second.apply(text).text == first.apply(text).text
+
+
+@pytest.mark.parametrize("damage", ["flip", "truncate", "header", "empty", "stale"])
+def test_damaged_or_stale_cache_is_rebuilt(vocab_file, damage):
+    text = "the cat and the ice cream, über alles"
+    want = _build(vocab_file)[0].apply(text).text
+    cache = vocab_file.parent / "v.lfv.textcache"
+    data = bytearray(cache.read_bytes())
+    if damage == "flip":
+        data[-100] ^= 0xFF
+    elif damage == "truncate":
+        data = data[: len(data) // 2]
+    elif damage == "header":
+        data[20:30] = b"{not json!"
+    elif damage == "empty":
+        data = bytearray()
+    cache.write_bytes(bytes(data))
+    if damage == "stale":  # another vocabulary in the same file: the cache names the old keys
+        other = Vocab.from_entries(np.zeros(2000, dtype=np.uint8), list(synthetic_vocab().entries())[:5], ["de", "fr"])
+        other.save(vocab_file)
+    sub, info = _build(vocab_file)
+    assert info is not None and info.how == "built, cached"
+    if damage != "stale":
+        assert sub.apply(text).text == want
+    assert _build(vocab_file)[1].how == "loaded"  # type: ignore[union-attr]
+
+
+def test_unwritable_directory_means_no_cache(vocab_file, monkeypatch):
+    def refuse(*args, **kwargs):
+        raise PermissionError("read-only")
+
+    monkeypatch.setattr(native, "atomic_file", refuse)
+    sub, info = _build(vocab_file)
+    assert info is not None and info.how == "built"
+    assert sub.apply("the cat").stats.candidates == 1
+
+
+def test_index_refuses_arrays_out_of_range(vocab):
+    arrays = native.build_arrays(vocab)
+    good = {name: np.array(array) for name, array in arrays.items()}
+    _text.TextIndex(good["nodes"], good["term_spaced"], good["term_bare"], good["root_child"], good["word_bits"], 30)
+    for name, position, value in [
+        ("nodes", 0, 10**6),  # the root's children past the end
+        ("nodes", 1, -1),  # a negative child count
+        ("nodes", 7, 10**6),  # a pattern that does not exist
+        ("term_spaced", 0, 10**6),  # a key that does not exist
+        ("root_child", ord("c"), 10**6),
+    ]:
+        bad = {k: v.copy() for k, v in good.items()}
+        bad[name][position] = value
+        with pytest.raises(ValueError):
+            _text.TextIndex(bad["nodes"], bad["term_spaced"], bad["term_bare"], bad["root_child"], bad["word_bits"], 30)
+
+
+def test_cli_summary_reports_the_index_apart(vocab_file, tmp_path, capsys):
+    src = tmp_path / "docs.jsonl"
+    src.write_text("".join(json.dumps({"text": t}) + "\n" for t in ["the cat", "ice cream"]))
+    native.forget()
+    assert (
+        cli_main(["text", "--vocab", str(vocab_file), "--ratio", "1", str(src), "-o", str(tmp_path / "o.jsonl")]) == 0
+    )
+    err = capsys.readouterr().err
+    assert "index built, cached in" in err and "vocabulary loaded in" in err and "substituting" in err
+    record = json.loads((tmp_path / "o.jsonl.link.json").read_text())
+    assert record["timing"]["index"] == "built, cached"
