@@ -1,4 +1,5 @@
-"""LINK as a datatrove pipeline step: ``LinkShards``.
+"""LINK as datatrove pipeline steps: ``LinkShards`` (token ids in shards), ``LinkText``
+(``Document.text``, before a tokenizer; at the end of this module).
 
 Each datatrove task (rank) rewrites its share of the shards of ``input_folder`` into
 ``output_folder`` with the runner of ``link-fast apply``: the same outputs, byte for byte, and
@@ -194,3 +195,76 @@ class LinkShards(PipelineStep):
                 self.stat_update("candidates", value=result.stats.candidates)
                 self.stat_update("substitutions", value=result.stats.total_substitutions)
             yield document
+
+
+class LinkText(PipelineStep):
+    """LINK substitutions on ``Document.text`` (text mode, as ``link-fast text``), for the
+    common pipeline ``JsonlReader -> LinkText -> DocumentTokenizer``.
+
+        LocalPipelineExecutor(
+            [JsonlReader("raw/"), LinkText("en-de.lfv", ratio=0.3), DocumentTokenizer("tokenized/", "tok.json")],
+            tasks=64, logging_dir="logs/link",
+        ).run()
+
+    A document's index is its order within the task and the stream key the task's rank
+    (``rank00003``) unless ``stream_key`` is given, as ``LinkShards`` does for documents with
+    ids. ``tokenizer``: the vocabulary's, to match only where token mode would.
+    ``substitutions_key``: also store the substitutions (offsets in the new text) in
+    ``Document.metadata`` under this key. Statistics go to datatrove's stats: documents,
+    candidates, substitutions (and per language), characters in and out.
+    """
+
+    name = "🔗 LINK text substitution"
+    type = "🔨 - FORMAT"
+
+    def __init__(
+        self,
+        vocab: str | os.PathLike,
+        sampling: Sampling | None = None,
+        *,
+        tokenizer: str | os.PathLike | None = None,
+        substitutions_key: str | None = None,
+        **options: Any,
+    ):
+        super().__init__()
+        if sampling is None and "ratio" not in options:
+            raise TypeError("LinkText needs sampling= or ratio=")
+        # Only paths and options here: the step is pickled to every task; run() opens them.
+        self.vocab_path = os.fspath(vocab)
+        self.sampling = Sampling.from_options(sampling, **options)
+        self.tokenizer = None if tokenizer is None else os.fspath(tokenizer)
+        self.substitutions_key = substitutions_key
+
+    def run(self, data: DocumentsPipeline = None, rank: int = 0, world_size: int = 1) -> DocumentsPipeline:
+        if data is None:
+            return
+        substituter = None
+        for index, document in enumerate(data):
+            if substituter is None:
+                substituter = self._substituter(rank)
+            with self.track_time():
+                result = substituter.apply(document.text, index, substitutions=self.substitutions_key is not None)
+            document.text = result.text
+            if self.substitutions_key is not None:
+                document.metadata[self.substitutions_key] = [s.to_dict() for s in result.substitutions]
+            stats = result.stats
+            self.stat_update("documents")
+            self.stat_update("candidates", value=stats.candidates)
+            self.stat_update("substitutions", value=stats.total_substitutions)
+            for language, count in stats.substitutions.items():
+                if count:
+                    self.stat_update(f"substitutions_{language}", value=count)
+            self.stat_update("characters_in", value=stats.size_in)
+            self.stat_update("characters_out", value=stats.size_out)
+            yield document
+
+    def _substituter(self, rank: int):
+        from ..text import TextSubstituter
+        from ..tokenizer import load_tokenizer
+        from ..vocab import Vocab
+
+        sampling = self.sampling
+        if sampling.stream_key is None:
+            sampling = sampling.replace(stream_key=f"rank{rank:05d}")
+        tokenizer = None if self.tokenizer is None else load_tokenizer(self.tokenizer)
+        return TextSubstituter(Vocab.load(self.vocab_path), sampling, tokenizer=tokenizer)
