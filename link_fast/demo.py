@@ -7,27 +7,28 @@ then print a before/after excerpt and the statistics.
 
 from __future__ import annotations
 
-import os
 import sys
 import time
-from importlib import resources
 from pathlib import Path
 from typing import cast
 
 import numpy as np
 
 from .errors import LinkFastError
+from .highlight import mask_marks, pieces, terminal, use_color
 
 DATA = Path(__file__).parent / "data"
 DEMO_LANGUAGES = {"de": DATA / "demo_en_de.txt", "fr": DATA / "demo_en_fr.txt"}
 
 
 def demo_tokenizer_path() -> Path:
+    from .errors import TokenizerError
+    from .tokenizer import resolve_tokenizer
+
     try:
-        path = resources.files("mistral_common") / "data" / "tekken_240911.json"
-    except ModuleNotFoundError:
+        return resolve_tokenizer("tekken")
+    except TokenizerError:
         raise LinkFastError("the demo uses Mistral's Tekken tokenizer: pip install 'link_fast[demo]'") from None
-    return Path(str(path))
 
 
 def demo_documents() -> list[str]:
@@ -39,17 +40,8 @@ def demo_documents() -> list[str]:
 
 def _highlight(tokenizer, tokens, mask, color: bool) -> str:
     """Decoded text with each run of substituted tokens marked."""
-    out, start = [], 0
-    marks = ("\033[1;32m", "\033[0m") if color else ("[", "]")
-    runs = np.flatnonzero(np.diff(np.concatenate(([0], mask.astype(np.int8), [0]))))
-    for begin, end in zip(runs[::2], runs[1::2]):
-        out.append(tokenizer.decode(tokens[start:begin]))
-        text = tokenizer.decode(tokens[begin:end])
-        stripped = text.lstrip(" ")
-        out.append(text[: len(text) - len(stripped)] + marks[0] + stripped + marks[1])
-        start = end
-    out.append(tokenizer.decode(tokens[start:]))
-    return "".join(out)
+    document = pieces(lambda a, b: tokenizer.decode(tokens[a:b]), len(tokens), mask_marks(mask))
+    return terminal(document, color)
 
 
 def run_demo(ratio: float = 0.5, seed: int = 0, color: str = "auto", out=None) -> int:
@@ -58,7 +50,7 @@ def run_demo(ratio: float = 0.5, seed: int = 0, color: str = "auto", out=None) -
     from .tokenizer import load_tokenizer
 
     out = out or sys.stdout
-    use_color = color == "always" or (color == "auto" and out.isatty() and not os.environ.get("NO_COLOR"))
+    colored = use_color(color, out)
     started = time.perf_counter()
     tokenizer = load_tokenizer(demo_tokenizer_path())
     vocab = compile_vocab(tokenizer, DEMO_LANGUAGES)
@@ -85,7 +77,7 @@ def run_demo(ratio: float = 0.5, seed: int = 0, color: str = "auto", out=None) -
         w(f"--- before (document {d}, {len(before)} tokens)\n{tokenizer.decode(before)}\n")
         w(
             f"+++ after ({b - a} tokens; substitutions marked)\n"
-            f"{_highlight(tokenizer, result.tokens[a:b], mask[a:b], use_color)}\n\n"
+            f"{_highlight(tokenizer, result.tokens[a:b], mask[a:b], colored)}\n\n"
         )
     s = result.stats
     w("statistics\n")

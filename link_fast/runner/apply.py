@@ -227,6 +227,11 @@ class _Run:
                 if self.workers == 1
                 else Pool(self.workers, initializer=init_worker, initargs=(str(self.vocab.path), self.vocab.identity))
             )
-        record = rewrite_shard(shard, paths, options, expected, self.pool, self.workers, self.chunk_tokens, bar)
+        # the vocabulary's path is recorded for `link-fast inspect`, but is not part of `expected`:
+        # moving the vocabulary does not make resume redo the shard
+        where = {"vocab_path": os.path.abspath(self.vocab.path) if self.vocab.path is not None else None}
+        record = rewrite_shard(
+            shard, paths, options, dict(expected, **where), self.pool, self.workers, self.chunk_tokens, bar
+        )
         say(f"{shard.name}: {record['stats']['total_substitutions']:,} substitutions")
         return record
