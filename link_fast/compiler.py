@@ -20,6 +20,7 @@ import gc
 import itertools
 import multiprocessing as mp
 import os
+import sys
 import time
 from array import array
 from collections.abc import Callable, Mapping, Sequence
@@ -31,6 +32,7 @@ import numpy as np
 from .errors import InputError
 from .lexicon import CleaningOptions, Lexicon, load_lexicon
 from .pool import Pool, WorkerDied
+from .progress import Progress
 from .tokenizer import Tokenizer, load_tokenizer, token_flags
 from .vocab import MAX_LANGUAGES, Vocab, tables_from_arrays
 
@@ -69,85 +71,199 @@ def source_cases(source: str, wanted: Sequence[str]) -> list[tuple[str, str, boo
 
 
 PARALLEL_MIN_FORMS = 100_000  # below this, starting worker processes costs more than it saves
-_FORK_STATE: tuple | None = None  # (tokenizer, texts, frames) inherited by forked encoders
+ENCODE_CHUNK = 65_536  # forms encoded at a time: bounds the tokenizer's per-form Python lists
+_FORK_STATE: _Encoding | None = None  # what forked encoders inherit
+
+
+@dataclass
+class _Encoding:
+    """What encoding a range of forms needs: the forms (numbered as ``_FormRecords`` numbers
+    them), the text around each spacing's forms and the ids that text encodes to."""
+
+    tokenizer: Tokenizer
+    surfaces: list[str]
+    form_surface: np.ndarray
+    form_spacing: np.ndarray
+    heads: list[str]  # per spacing: the text before the form
+    tails: list[str]  # per spacing: the text after it
+    frames: list[tuple[list[int], list[int]]]  # per spacing: the ids of head and tail
+    special: np.ndarray | None  # per token id: special, or None where there are none
 
 
 def _encode_range(bounds: tuple[int, int]) -> tuple[np.ndarray, np.ndarray]:
-    """Encode texts[start:stop] of the inherited state; (lengths with -1 for rejected, ids)."""
-    if _FORK_STATE is None:
+    """Encode forms start..stop-1 of the inherited state; (lengths with -1 for rejected, ids).
+
+    The checks run on the flat ids of the whole range at once: a Python comparison per form
+    cost as much as the tokenizer itself."""
+    state = _FORK_STATE
+    if state is None:
         raise RuntimeError("_encode_range runs in a worker forked after _FORK_STATE is set")
-    tokenizer, texts, frames, spacings = _FORK_STATE
     start, stop = bounds
-    specials = tokenizer.special_ids
-    lengths = np.full(stop - start, -1, dtype=np.int32)
-    kept: list[list[int]] = []
-    for i, full in enumerate(tokenizer.encode_batch(texts[start:stop])):
-        n_before, before, after = frames[spacings[start + i]]
-        end = len(full) - len(after)
-        if end > n_before and full[:n_before] == before and full[end:] == after:
-            ids = full[n_before:end]
-            if not specials or specials.isdisjoint(ids):
-                lengths[i] = len(ids)
-                kept.append(ids)
-    flat = np.fromiter(itertools.chain.from_iterable(kept), dtype=np.uint32, count=int(lengths[lengths > 0].sum()))
-    return lengths, flat
+    codes = state.form_spacing[start:stop]
+    surfaces, heads, tails = state.surfaces, state.heads, state.tails
+    texts = [heads[c] + surfaces[s] + tails[c] for c, s in zip(codes.tolist(), state.form_surface[start:stop].tolist())]
+    encoded = state.tokenizer.encode_batch(texts)
+    del texts
+    full_len = np.fromiter(map(len, encoded), dtype=np.int64, count=len(encoded))
+    ends = np.cumsum(full_len)
+    flat = np.fromiter(itertools.chain.from_iterable(encoded), dtype=np.int64, count=int(ends[-1]) if len(ends) else 0)
+    del encoded
+    begins = ends - full_len
+    inner_start, inner_end = begins.copy(), ends.copy()
+    ok = np.zeros(len(codes), dtype=bool)
+    for code, (before, after) in enumerate(state.frames):
+        mine = codes == code
+        fits = mine & (full_len - len(after) > len(before))
+        for j, token in enumerate(before):  # the context's own ids first ...
+            fits[fits] &= flat[begins[fits] + j] == token
+        for j, token in enumerate(after):  # ... and last
+            fits[fits] &= flat[ends[fits] - len(after) + j] == token
+        inner_start[mine] += len(before)
+        inner_end[mine] -= len(after)
+        ok |= fits
+    if state.special is not None:  # a special id in a form: not text a document can hold
+        seen = np.zeros(len(flat) + 1, dtype=np.int64)
+        np.cumsum(state.special[flat], out=seen[1:])
+        ok[ok] &= seen[inner_end[ok]] == seen[inner_start[ok]]
+    lengths = np.where(ok, inner_end - inner_start, -1).astype(np.int32)
+    offsets = np.zeros(len(codes) + 1, dtype=np.int64)
+    np.cumsum(np.maximum(lengths, 0), out=offsets[1:])
+    inner = np.repeat(inner_start - offsets[:-1], np.maximum(lengths, 0)) + np.arange(offsets[-1])
+    return lengths, flat[inner].astype(np.uint32)
 
 
-def encode_forms(
-    tokenizer: Tokenizer, spacings: Sequence[str], surfaces: Sequence[str], workers: int = 1
-) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Context-free ids of each form (``spacings[i]``, ``surfaces[i]``).
-
-    Returns ``(ok, offsets, tokens)``: ``ok[i]`` is False where the form's ids depend on their
-    context (or contain a special id); otherwise its ids are ``tokens[offsets[i]:offsets[i+1]]``.
-    Large batches are encoded by forked worker processes, which return compact arrays.
-    """
-    global _FORK_STATE
-    frames = {}
-    for spacing, (prefix, suffix) in CONTEXTS.items():
+def _encoding(tokenizer: Tokenizer, records: _FormRecords) -> _Encoding:
+    """The encoding state of ``records``' forms, each spacing's context checked to be stable."""
+    heads, tails, frames = [], [], []
+    for spacing in records.spacing_names:
+        prefix, suffix = CONTEXTS[spacing]
         before = tokenizer.encode(prefix)
         with_suffix = tokenizer.encode(prefix + suffix)
         if with_suffix[: len(before)] != before:
             raise InputError(f"{tokenizer.name}: context {prefix!r}+{suffix!r} is not stable for this tokenizer")
-        frames[spacing] = (len(before), before, with_suffix[len(before) :])
-    texts = [
-        f"{CONTEXTS[sp][0]} {surface}{CONTEXTS[sp][1]}"
-        if sp == "space"
-        else f"{CONTEXTS[sp][0]}{surface}{CONTEXTS[sp][1]}"
-        for sp, surface in zip(spacings, surfaces)
-    ]
-    n = len(texts)
+        heads.append(prefix + " " if spacing == "space" else prefix)
+        tails.append(suffix)
+        frames.append((before, with_suffix[len(before) :]))
+    special = None
+    if tokenizer.special_ids:
+        special = np.zeros(tokenizer.vocab_size, dtype=bool)
+        special[sorted(tokenizer.special_ids)] = True
+    return _Encoding(
+        tokenizer, records.surfaces, records.form_surface, records.form_spacing, heads, tails, frames, special
+    )
+
+
+def encode_forms(
+    tokenizer: Tokenizer, records: _FormRecords, workers: int = 1, progress: _Say | None = None
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Context-free ids of each of ``records``' forms.
+
+    Returns ``(ok, offsets, tokens)``: ``ok[i]`` is False where the form's ids depend on their
+    context (or contain a special id); otherwise its ids are ``tokens[offsets[i]:offsets[i+1]]``.
+    Forms are encoded ``ENCODE_CHUNK`` at a time, large batches by forked worker processes,
+    which return compact arrays.
+    """
+    global _FORK_STATE
+    n = records.n_forms
     parallel = workers > 1 and n >= PARALLEL_MIN_FORMS and "fork" in mp.get_all_start_methods()
-    step = -(-n // (workers * 4)) if parallel else max(n, 1)
-    ranges = [(i, min(n, i + step)) for i in range(0, n, step)]
-    _FORK_STATE = (tokenizer, texts, frames, spacings)
+    ranges = [(i, min(n, i + ENCODE_CHUNK)) for i in range(0, n, ENCODE_CHUNK)]
+    _FORK_STATE = _encoding(tokenizer, records)
+    tally = (progress or _Say(False)).tally(n, "form")
     try:
-        if parallel:  # a pool whose dead worker fails the compile instead of hanging it
-            pool = Pool(workers, context="fork")
-            try:
-                futures = [pool.submit(i, _encode_range, r) for i, r in enumerate(ranges)]
-                parts = [pool.result(f) for f in futures]
-            except WorkerDied as died:
-                a, b = ranges[died.task if died.task is not None else 0]
-                raise WorkerDied(
-                    died.how,
-                    died.task,
-                    f"a worker process died ({died.how}) while encoding dictionary forms {a}..{b - 1}",
-                ) from None
-            except BaseException:
-                pool.stop()
-                raise
-            pool.close()
+        if parallel:
+            parts = _run_ranges(ranges, workers, tally)
         else:
-            parts = [_encode_range(r) for r in ranges]
+            parts = []
+            for r in ranges:
+                parts.append(_encode_range(r))
+                tally.update(r[1] - r[0])
     finally:
         _FORK_STATE = None
+        tally.close()
     lengths = np.concatenate([p[0] for p in parts]) if parts else np.zeros(0, dtype=np.int32)
     tokens = np.concatenate([p[1] for p in parts]) if parts else np.zeros(0, dtype=np.uint32)
     ok = lengths >= 0
     offsets = np.zeros(n + 1, dtype=np.int64)
     np.cumsum(np.where(ok, lengths, 0), out=offsets[1:])
     return ok, offsets, tokens
+
+
+def _run_ranges(ranges, workers: int, tally: _Tally) -> list[tuple[np.ndarray, np.ndarray]]:
+    """``_encode_range`` of each range in forked workers, in order; a pool whose dead worker
+    fails the compile instead of hanging it."""
+    pool = Pool(workers, context="fork")
+    parts = []
+    try:
+        futures = [pool.submit(i, _encode_range, r) for i, r in enumerate(ranges)]
+        for r, future in zip(ranges, futures):
+            parts.append(pool.result(future))
+            tally.update(r[1] - r[0])
+    except WorkerDied as died:
+        a, b = ranges[died.task if died.task is not None else 0]
+        raise WorkerDied(
+            died.how, died.task, f"a worker process died ({died.how}) while encoding dictionary forms {a}..{b - 1}"
+        ) from None
+    except BaseException:
+        pool.stop()
+        raise
+    pool.close()
+    return parts
+
+
+def _number_sequences(offsets: np.ndarray, tokens: np.ndarray, index: np.ndarray) -> tuple[np.ndarray, int]:
+    """Number the distinct token sequences among those ``index`` selects (each at least one
+    token), in order of first appearance: (the number of each, how many distinct).
+
+    Sequences are grouped by a 64-bit hash of their tokens, then every member is compared
+    with its group's first: equal hashes of different sequences fall back to exact bytes.
+    Both passes go ``ENCODE_CHUNK`` sequences at a time, to bound their temporary arrays."""
+    chunks = [(a, a + ENCODE_CHUNK) for a in range(0, len(index), ENCODE_CHUNK)]
+    digest = np.concatenate([_digest(offsets, tokens, index[a:b]) for a, b in chunks] or [np.zeros(0, np.uint64)])
+    _, first, group = np.unique(digest, return_index=True, return_inverse=True)
+    del digest
+    representative = index[first[group]]
+    if not all(_same(offsets, tokens, index[a:b], representative[a:b]) for a, b in chunks):
+        raw = tokens.tobytes()
+        bounds = zip((offsets[index] * 4).tolist(), (offsets[index + 1] * 4).tolist())
+        seen: dict[bytes, int] = {}
+        return np.array([seen.setdefault(raw[a:b], len(seen)) for a, b in bounds], dtype=np.int64), len(seen)
+    rank = np.empty(len(first), dtype=np.int64)  # groups numbered by their first member
+    rank[np.argsort(first, kind="stable")] = np.arange(len(first))
+    return rank[group], len(first)
+
+
+def _digest(offsets: np.ndarray, tokens: np.ndarray, index: np.ndarray) -> np.ndarray:
+    """A 64-bit hash of each sequence ``index`` selects (each at least one token)."""
+    lengths = offsets[index + 1] - offsets[index]
+    starts = np.zeros(len(index) + 1, dtype=np.int64)
+    np.cumsum(lengths, out=starts[1:])
+    place = np.arange(starts[-1], dtype=np.int64) - np.repeat(starts[:-1], lengths)
+    mixed = tokens[place + np.repeat(offsets[index], lengths)].astype(np.uint64)
+    with np.errstate(over="ignore"):  # arithmetic modulo 2**64 is the point
+        mixed += np.uint64(1)
+        mixed *= _HASH_POWERS[place % len(_HASH_POWERS)]
+        mixed ^= (place.astype(np.uint64) + np.uint64(1)) * np.uint64(0x9E3779B97F4A7C15)
+        digest = np.add.reduceat(mixed, starts[:-1]) if len(index) else np.zeros(0, dtype=np.uint64)
+        digest ^= lengths.astype(np.uint64) * np.uint64(0xC2B2AE3D27D4EB4F)
+    return digest
+
+
+def _same(offsets: np.ndarray, tokens: np.ndarray, index: np.ndarray, other: np.ndarray) -> bool:
+    """Whether each sequence ``index`` selects equals the one ``other`` selects."""
+    lengths = offsets[index + 1] - offsets[index]
+    if not np.array_equal(lengths, offsets[other + 1] - offsets[other]):
+        return False
+    place = np.arange(int(lengths.sum()), dtype=np.int64) - np.repeat(np.cumsum(lengths) - lengths, lengths)
+    return bool(
+        np.array_equal(
+            tokens[place + np.repeat(offsets[index], lengths)], tokens[place + np.repeat(offsets[other], lengths)]
+        )
+    )
+
+
+_HASH_POWERS = np.array(
+    [pow(0x100000001B3, i + 1, 2**64) for i in range(64)], dtype=np.uint64
+)  # FNV's prime, position by position
 
 
 def _gather(offsets: np.ndarray, tokens: np.ndarray, index: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -180,55 +296,44 @@ def compile_vocab(
     spacings: Sequence[str] = SPACINGS,
     cleaning: CleaningOptions | None = None,
     workers: int | None = None,
-    progress: Callable[[str], None] | None = None,
+    progress: Callable[[str], None] | bool | None = None,
 ) -> Vocab:
     """Compile ``dictionaries`` ({language: lexicon or dictionary path}) for ``tokenizer``.
 
     ``cases`` and ``spacings`` choose the surface forms (module docstring); ``cleaning`` applies
     to dictionaries given as paths; ``workers`` processes encode the forms (default: the
-    machine's cores, at most 8); ``progress`` receives one line per stage. The vocabulary's
-    ``meta["report"]`` says, per language, how many source words were used, how many surface
-    forms were kept, how many were dropped as not context-free, and how many
-    keys and phrases resulted.
+    machine's cores, at most 8). ``progress``: a callable receives one line per stage (and a
+    few while encoding); True prints those lines on stderr, with a bar over the encoding on a
+    terminal; None (the default) does that only when stderr is a terminal; False is quiet.
+    The vocabulary's ``meta["report"]`` says, per language, how many source words were used,
+    how many surface forms were kept, how many were dropped as not context-free, and how many
+    keys and phrases resulted. The same inputs and options give a byte-identical vocabulary,
+    whatever ``workers`` is.
     """
     with _gc_paused():
-        return _compile(tokenizer, dictionaries, cases, spacings, cleaning or CleaningOptions(), workers, progress)
+        return _compile(
+            tokenizer, dictionaries, cases, spacings, cleaning or CleaningOptions(), workers, _Say(progress)
+        )
 
 
-def _compile(tokenizer, dictionaries, cases, spacings, cleaning, workers, progress) -> Vocab:
-    started = time.perf_counter()
-    say = progress or (lambda message: None)
+def _compile(tokenizer, dictionaries, cases, spacings, cleaning, workers, say: _Say) -> Vocab:
     _check_options(dictionaries, cases, spacings)
     tokenizer, lexicons = _load_inputs(tokenizer, dictionaries, cleaning, say)
     languages = list(dictionaries)
+    say(f"listing the surface forms of {sum(len(lex.entries) for lex in lexicons):,} source words")
     records = _FormRecords.of(lexicons, cases, spacings)
+    # what the vocabulary keeps of the lexicons; the lexicons this call read are freed here
+    lexicon_info = {lang: (len(lex.entries), lex.path, lex.report) for lang, lex in zip(languages, lexicons)}
+    del lexicons
     workers = max(1, min(8, os.cpu_count() or 1)) if workers is None else workers
-    say(f"encoding {len(records.forms):,} surface forms with {tokenizer.name} ({workers} processes)")
-    ok, form_offsets, form_tokens = encode_forms(
-        tokenizer, [f[0] for f in records.forms], [f[1] for f in records.forms], workers
-    )
+    say(f"encoding {records.n_forms:,} surface forms with {tokenizer.name} ({workers} processes)")
+    ok, form_offsets, form_tokens = encode_forms(tokenizer, records, workers, say)
     say("building the trie")
-    kept = records.keep(ok)
-    rec_key, key_source_form, kept = records.keys(kept, form_offsets, form_tokens)
-    key_trans_start, key_trans, distinct = records.translations(kept, rec_key, len(key_source_form), len(languages))
-    key_offsets, key_tokens = _gather(form_offsets, form_tokens, key_source_form)
-    trans_offsets, trans_tokens = _gather(form_offsets, form_tokens, distinct)
-    key_texts = [records.text(f) for f in key_source_form.tolist()]
-    tables = tables_from_arrays(
-        token_flags(tokenizer),
-        len(languages),
-        key_offsets,
-        key_tokens,
-        key_texts,
-        key_trans_start,
-        key_trans.astype(np.int32),
-        trans_offsets,
-        trans_tokens,
-        [records.text(f) for f in distinct.tolist()],
-    )
-    if not len(key_source_form):
-        raise InputError(f"no dictionary word has a context-free encoding with {tokenizer.name}")
-    report = records.report(languages, [len(lex.entries) for lex in lexicons], kept, key_trans_start, key_texts)
+    selected = _select(records, ok, form_offsets, form_tokens, tokenizer, languages, lexicon_info)
+    del records, ok  # the surface strings and per-record arrays go before the tables are built
+    tables = _tables(selected, form_offsets, form_tokens, tokenizer, len(languages))
+    report = selected[-1]
+    del selected, form_offsets, form_tokens
     vocab = Vocab.from_tables(
         tables,
         languages,
@@ -237,21 +342,117 @@ def _compile(tokenizer, dictionaries, cases, spacings, cleaning, workers, progre
             "kind": tokenizer.kind,
             "fingerprint": tokenizer.fingerprint,
             "vocab_size": tokenizer.vocab_size,
+            # where it was, so that `link-fast inspect` can decode without being told
+            "path": os.path.abspath(tokenizer.path),
         },
         options={
             "cases": list(cases),
             "spacings": list(spacings),
             "cleaning": {k: sorted(v) if isinstance(v, frozenset) else v for k, v in asdict(cleaning).items()},
-            "dictionaries": {lang: lex.path for lang, lex in zip(languages, lexicons)},
+            "dictionaries": {lang: info[1] for lang, info in lexicon_info.items()},
         },
-        report={
-            "languages": report,
-            "lexicons": {lang: lex.report for lang, lex in zip(languages, lexicons)},
-            "seconds": round(time.perf_counter() - started, 3),
-        },
+        # no compile time in it: the same inputs must give the same bytes
+        report={"languages": report, "lexicons": {lang: info[2] for lang, info in lexicon_info.items()}},
     )
-    say(f"compiled {len(key_source_form):,} keys in {time.perf_counter() - started:.1f} s")
+    say(f"compiled {vocab.n_keys:,} keys in {say.elapsed():.1f} s")
     return vocab
+
+
+def _select(records, ok, form_offsets, form_tokens, tokenizer, languages, lexicon_info) -> tuple:
+    """What the tables are built from, once ``ok`` says which forms are context-free: the keys'
+    and distinct translations' forms and texts, the translations of each (key, language), and
+    the per-language report. Nothing of ``records`` is needed after it."""
+    kept = records.keep(ok)
+    rec_key, key_source_form, kept = records.keys(kept, form_offsets, form_tokens)
+    if not len(key_source_form):
+        raise InputError(f"no dictionary word has a context-free encoding with {tokenizer.name}")
+    key_trans_start, key_trans, distinct = records.translations(kept, rec_key, len(key_source_form), len(languages))
+    del rec_key
+    key_texts = records.texts(key_source_form)
+    sources = [info[0] for info in lexicon_info.values()]
+    report = records.report(languages, sources, kept, key_trans_start, key_texts)
+    return key_source_form, key_texts, key_trans_start, key_trans, distinct, records.texts(distinct), report
+
+
+def _tables(selected: tuple, form_offsets, form_tokens, tokenizer, n_languages: int) -> dict:
+    """The vocabulary's tables from what ``_select`` chose."""
+    key_source_form, key_texts, key_trans_start, key_trans, distinct, trans_texts, _ = selected
+    key_offsets, key_tokens = _gather(form_offsets, form_tokens, key_source_form)
+    trans_offsets, trans_tokens = _gather(form_offsets, form_tokens, distinct)
+    return tables_from_arrays(
+        token_flags(tokenizer),
+        n_languages,
+        key_offsets,
+        key_tokens,
+        key_texts,
+        key_trans_start,
+        key_trans.astype(np.int32),
+        trans_offsets,
+        trans_tokens,
+        trans_texts,
+    )
+
+
+class _Tally:
+    """Forms encoded so far: a bar, or a line at each quarter, or nothing."""
+
+    def __init__(self, say: Callable[[str], None] | None, total: int, unit: str, bar: bool):
+        self.say, self.total, self.unit, self.done, self.next_line = say, total, unit, 0, max(1, total // 4)
+        self.progress = Progress(total, True, unit=unit) if bar else None
+        if self.progress is not None and self.progress.bar is None:  # no tqdm: lines instead
+            self.progress = None
+
+    def update(self, n: int) -> None:
+        self.done += n
+        if self.progress is not None:
+            self.progress.update(n, "encoding")
+        elif self.say is not None and self.next_line <= self.done < self.total:
+            self.say(f"encoded {self.done:,} of {self.total:,} {self.unit}s")
+            self.next_line += max(1, self.total // 4)
+
+    def close(self) -> None:
+        if self.progress is not None:
+            self.progress.close()
+
+
+class _Say:
+    """Where ``compile_vocab``'s progress goes (its ``progress`` parameter)."""
+
+    def __init__(self, progress: Callable[[str], None] | bool | None):
+        self.started = time.perf_counter()
+        self.sink: Callable[[str], None] | None = None
+        self.terminal = sys.stderr.isatty()
+        if callable(progress):
+            self.sink, self.terminal = progress, False
+        elif progress or (progress is None and self.terminal):
+            self.sink = self._print
+
+    def elapsed(self) -> float:
+        return time.perf_counter() - self.started
+
+    def _print(self, message: str) -> None:
+        print(f"[{self.elapsed():6.1f}s] {message}", file=sys.stderr, flush=True)
+
+    def __call__(self, message: str) -> None:
+        if self.sink is not None:
+            self.sink(message)
+
+    def tally(self, total: int, unit: str) -> _Tally:
+        return _Tally(self.sink, total, unit, bar=self.sink is not None and self.terminal)
+
+
+def form_texts(
+    tokenizer: Tokenizer, lexicons: Sequence[Lexicon], cases: Sequence[str] = CASES, spacings: Sequence[str] = SPACINGS
+) -> list[str]:
+    """The texts ``compile_vocab`` has the tokenizer encode for ``lexicons``, one per surface
+    form in context: what encoding them costs is the part of a compile no design avoids
+    (``link-fast bench`` reports compile time as a ratio to it)."""
+    records = _FormRecords.of(lexicons, cases, spacings)
+    state = _encoding(tokenizer, records)
+    return [
+        state.heads[c] + state.surfaces[s] + state.tails[c]
+        for c, s in zip(records.form_spacing.tolist(), records.form_surface.tolist())
+    ]
 
 
 def _check_options(dictionaries, cases, spacings) -> None:
@@ -279,12 +480,90 @@ def _load_inputs(tokenizer, dictionaries, cleaning, say) -> tuple[Tokenizer, lis
     return tokenizer, lexicons
 
 
+# case variant -> how a translation is spelled in it (0: as in the dictionary, 1: Title, 2: UPPER)
+_CASE_CODES = {"lower": 0, "exact": 0, "title": 1, "upper": 2}
+
+
+@dataclass
+class _Blocks:
+    """One block per (language, source word, case variant): the surface ids of the source's
+    form, then of its translations' in the same case, concatenated in ``sequence``. Surface
+    ids are in no particular order; ``_FormRecords`` numbers forms by first occurrence."""
+
+    surfaces: list[str]  # by surface id
+    sequence: np.ndarray
+    start: np.ndarray  # per block: where it starts in ``sequence``
+    count: np.ndarray  # per block: how many translations follow the source
+    lang: np.ndarray  # per block: the language index
+    natural: np.ndarray  # per block: the case variant is the source's own spelling
+
+    @classmethod
+    def of(cls, lexicons: Sequence[Lexicon], cases) -> _Blocks:
+        ids: dict[str, int] = {}
+        parts = [cls._lexicon(lexicon, lang_index, cases, ids) for lang_index, lexicon in enumerate(lexicons)]
+        counts = np.concatenate([p[1] for p in parts])
+        return cls(
+            list(ids),
+            np.concatenate([p[0] for p in parts]),
+            np.cumsum(counts + 1) - (counts + 1),
+            counts,
+            np.concatenate([np.full(len(p[1]), i, dtype=np.int64) for i, p in enumerate(parts)]),
+            np.concatenate([p[2] for p in parts]),
+        )
+
+    @staticmethod
+    def _lexicon(lexicon: Lexicon, lang_index: int, cases, ids: dict[str, int]):
+        """(sequence, translation count, natural) of one lexicon's blocks, new surfaces added
+        to ``ids``. Each distinct translation is cased and interned once per case it takes,
+        not once per occurrence."""
+        intern = ids.setdefault
+        local: dict[str, int] = {}
+        entries = lexicon.entries
+        trans_local = np.fromiter(
+            (local.setdefault(t, len(local)) for ts in entries.values() for t in ts), dtype=np.int64
+        )
+        entry_count = np.fromiter(map(len, entries.values()), dtype=np.int64, count=len(entries))
+        block_entry, block_case, block_source, natural = array("q"), array("b"), array("q"), array("b")
+        for entry, word in enumerate(entries):
+            for case, surface, is_natural in source_cases(word, cases):
+                block_entry.append(entry)
+                block_case.append(_CASE_CODES[case])
+                block_source.append(intern(surface, len(ids)))
+                natural.append(is_natural)
+        entries_of = np.frombuffer(block_entry, dtype=np.int64)
+        case_of = np.frombuffer(block_case, dtype=np.int8).astype(np.int64)
+        count = entry_count[entries_of]
+        # each block's translations: its entry's slice of trans_local
+        first = np.repeat((np.cumsum(entry_count) - entry_count)[entries_of] - (np.cumsum(count) - count), count)
+        block_trans = trans_local[first + np.arange(len(first))]
+        trans_case = np.repeat(case_of, count)
+        surface_of = np.full((3, len(local)), -1, dtype=np.int64)  # (case, translation) -> surface id
+        texts = list(local)
+        for code, case in enumerate(("lower", "title", "upper")):
+            used = np.unique(block_trans[trans_case == code]).tolist()
+            surface_of[code, used] = [intern(apply_case(texts[t], case), len(ids)) for t in used]
+        starts = np.cumsum(count + 1) - (count + 1)
+        sequence = np.empty(len(count) + len(block_trans), dtype=np.int64)
+        is_source = np.zeros(len(sequence), dtype=bool)
+        is_source[starts] = True
+        sequence[starts] = np.frombuffer(block_source, dtype=np.int64)
+        sequence[~is_source] = surface_of[trans_case, block_trans]
+        return sequence, count, np.frombuffer(natural, dtype=np.int8).astype(bool)
+
+
 @dataclass
 class _FormRecords:
     """Every form a source or translation takes, numbered; and one record per (source form,
-    language) listing the form ids of its translations in the same form."""
+    language) listing the form ids of its translations in the same form.
 
-    forms: list[tuple[str, str]]  # (spacing, surface) per form id
+    Forms are numbered in the order the records first use them (records go by language,
+    source word, case, spacing; a record uses its source's form, then its translations'):
+    key and translation numbers follow from it, so it must not change."""
+
+    surfaces: list[str]  # each distinct surface string once
+    spacing_names: list[str]  # the distinct spacings, in the order given
+    form_surface: np.ndarray  # per form: its surface
+    form_spacing: np.ndarray  # per form: its spacing (an index of spacing_names)
     source: np.ndarray  # per record: the source form
     lang: np.ndarray  # per record: the language index
     natural: np.ndarray  # per record: the form is the source's own spelling
@@ -294,31 +573,56 @@ class _FormRecords:
 
     @classmethod
     def of(cls, lexicons: Sequence[Lexicon], cases, spacings) -> _FormRecords:
-        form_id: dict[tuple[str, str], int] = {}
-        source, lang, natural = array("q"), array("b"), array("b")
-        trans, trans_count = array("q"), array("q")
-        for lang_index, lexicon in enumerate(lexicons):
-            for word, translations in lexicon.entries.items():
-                for case, surface, is_natural in source_cases(word, cases):
-                    cased = [apply_case(t, case) for t in translations]
-                    for spacing in spacings:
-                        source.append(form_id.setdefault((spacing, surface), len(form_id)))
-                        lang.append(lang_index)
-                        natural.append(is_natural)
-                        trans.extend([form_id.setdefault((spacing, t), len(form_id)) for t in cased])
-                        trans_count.append(len(cased))
+        """Records of ``lexicons``. One pass in Python interns each case variant's surface
+        string (a string per occurrence, not a tuple per form and spacing); the spacings, the
+        form numbers and the records are then spread out with numpy."""
+        blocks = _Blocks.of(lexicons, cases)
+        spacing_names = list(dict.fromkeys(spacings))
+        record_spacing = np.array([spacing_names.index(s) for s in spacings], dtype=np.int64)
+        n_surfaces, n_spacings = len(blocks.surfaces), len(spacing_names)
+        # a surface's forms are first used by the block where the surface first occurs, all of
+        # the first spacing's in the order of the block, then the next spacing's
+        block_of = np.repeat(np.arange(len(blocks.count), dtype=np.int64), blocks.count + 1)
+        _, first_at = np.unique(blocks.sequence, return_index=True)
+        form_first = np.tile(block_of[first_at], n_spacings)
+        del block_of
+        form_spacing = np.repeat(np.arange(n_spacings, dtype=np.int64), n_surfaces)
+        order = np.lexsort((np.tile(first_at, n_spacings), form_spacing, form_first))
+        del form_first, form_spacing, first_at
+        form_of = np.empty(len(order), dtype=np.int64)  # (spacing * n_surfaces + surface) -> form
+        form_of[order] = np.arange(len(order), dtype=np.int64)
+        n_blocks, per_block = len(blocks.count), len(record_spacing)
+        rec_block = np.repeat(np.arange(n_blocks, dtype=np.int64), per_block)
+        rec_spacing = np.tile(record_spacing, n_blocks)
+        trans_count = blocks.count[rec_block]
+        # each record's translations: the slice of its block after the source
+        trans_block_pos = np.repeat(blocks.start[rec_block] + 1 - (np.cumsum(trans_count) - trans_count), trans_count)
+        trans_block_pos += np.arange(len(trans_block_pos))
+        trans = form_of[np.repeat(rec_spacing, trans_count) * n_surfaces + blocks.sequence[trans_block_pos]]
+        source = form_of[rec_spacing * n_surfaces + blocks.sequence[blocks.start[rec_block]]]
         return cls(
-            list(form_id),
-            np.frombuffer(source, dtype=np.int64),
-            np.frombuffer(lang, dtype=np.int8).astype(np.int64),
-            np.frombuffer(natural, dtype=np.int8).astype(bool),
-            np.frombuffer(trans, dtype=np.int64),
-            np.frombuffer(trans_count, dtype=np.int64),
+            blocks.surfaces,
+            spacing_names,
+            (order % n_surfaces).astype(np.int64),
+            (order // n_surfaces).astype(np.int8),
+            source,
+            blocks.lang[rec_block],
+            blocks.natural[rec_block],
+            trans,
+            trans_count,
         )
 
-    def text(self, form: int) -> str:
-        spacing, surface = self.forms[form]
-        return " " + surface if spacing == "space" else surface
+    @property
+    def n_forms(self) -> int:
+        return len(self.form_surface)
+
+    def texts(self, forms: np.ndarray) -> list[str]:
+        """The text of each form: its surface, after a space for the "space" spacing."""
+        surfaces = self.surfaces
+        lead = [" " if name == "space" else "" for name in self.spacing_names]
+        return [
+            lead[c] + surfaces[s] for c, s in zip(self.form_spacing[forms].tolist(), self.form_surface[forms].tolist())
+        ]
 
     @functools.cached_property
     def record_of_trans(self) -> np.ndarray:
@@ -337,16 +641,17 @@ class _FormRecords:
         """Keys: distinct token sequences of kept source forms, numbered in order of appearance.
         Returns each record's key, each key's source form, and the records kept once a source
         spelled exactly like a form has taken it from the derived case variants."""
-        raw = form_tokens.tobytes()
-        key_of_form: dict[bytes, int] = {}
-        form_key = np.full(len(self.forms), -1, dtype=np.int64)
-        for f in np.unique(self.source[kept]).tolist() if kept.any() else []:
-            form_key[f] = key_of_form.setdefault(raw[form_offsets[f] * 4 : form_offsets[f + 1] * 4], len(key_of_form))
+        forms = np.unique(self.source[kept])
+        form_key = np.full(self.n_forms, -1, dtype=np.int64)
+        number, n_keys = _number_sequences(form_offsets, form_tokens, forms)
+        form_key[forms] = number
         rec_key = form_key[self.source]
-        owned = np.zeros(len(key_of_form), dtype=bool)
+        if not n_keys:  # nothing kept: the caller says so
+            return rec_key, np.zeros(0, dtype=np.int64), kept
+        owned = np.zeros(n_keys, dtype=bool)
         owned[rec_key[kept & self.natural]] = True
         kept = kept & (self.natural | ~owned[np.maximum(rec_key, 0)])
-        key_source_form = np.zeros(len(key_of_form), dtype=np.int64)
+        key_source_form = np.zeros(n_keys, dtype=np.int64)
         first = np.unique(rec_key[kept], return_index=True)
         key_source_form[first[0]] = self.source[kept][first[1]]
         return rec_key, key_source_form, kept
@@ -358,7 +663,7 @@ class _FormRecords:
         use = kept[rec_of_trans] & self.ok[self.trans]
         slot = rec_key[rec_of_trans[use]] * n_langs + self.lang[rec_of_trans[use]]
         trans_form = self.trans[use]
-        _, first_seen = np.unique(slot * len(self.forms) + trans_form, return_index=True)
+        _, first_seen = np.unique(slot * self.n_forms + trans_form, return_index=True)
         first_seen.sort()
         slot, trans_form = slot[first_seen], trans_form[first_seen]
         order = np.argsort(slot, kind="stable")
