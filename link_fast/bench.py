@@ -424,6 +424,10 @@ def _bench_baselines(rows: dict, vocab: Vocab, sample: Corpus, tokenizer, ratio:
         best_of(lambda: texter.apply_batch(texts), 1),
         note="link-fast text, per token of the same documents",
     )
+    from .text.bench import text_rows
+
+    log("link-fast text and the naive text script, file to file")
+    text_rows(rows, vocab, texts, sample.n_tokens, ratio=ratio, seed=seed, repeat=2, log=log)
 
 
 def _ratios(rows: dict, workers: Sequence[int]) -> dict[str, float]:
@@ -435,6 +439,12 @@ def _ratios(rows: dict, workers: Sequence[int]) -> dict[str, float]:
     if "text pipeline" in rows:
         ratios["kernel / text pipeline"] = kernel / rows["text pipeline"].mtok_s
         ratios["text mode / text pipeline"] = rows["text mode"].mtok_s / rows["text pipeline"].mtok_s
+    for ours, naive in (
+        ("link-fast text", "naive text script"),
+        ("link-fast text + start-up", "naive text + start-up"),
+    ):
+        if ours in rows:
+            ratios[f"{ours} / {naive}"] = rows[ours].mtok_s / rows[naive].mtok_s
     suffix = " large" if f"apply {workers[0]}w large" in rows else ""
     first = f"apply {workers[0]}w{suffix}"
     for w in workers:
@@ -445,6 +455,64 @@ def _ratios(rows: dict, workers: Sequence[int]) -> dict[str, float]:
         if w != workers[0] and first in rows:
             ratios[f"{name} / {first}"] = rows[name].mtok_s / rows[first].mtok_s
     return ratios
+
+
+_COMPILE_PROBE = """
+import json, resource, sys, time
+from link_fast.compiler import compile_vocab, form_texts
+from link_fast.lexicon import load_lexicon
+from link_fast.runner.memory import memory_mb
+from link_fast.tokenizer import load_tokenizer
+tokenizer_path, dictionaries, output = sys.argv[1], json.loads(sys.argv[2]), sys.argv[3]
+started = time.perf_counter()
+vocab = compile_vocab(tokenizer_path, dictionaries, progress=False)
+seconds = time.perf_counter() - started
+peak = memory_mb()["peak_rss"]
+workers_peak = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
+vocab.save(output)
+tokenizer = load_tokenizer(tokenizer_path)
+texts = form_texts(tokenizer, [load_lexicon(path, lang) for lang, path in dictionaries.items()])
+started = time.perf_counter()
+tokenizer.encode_batch(texts)
+print(json.dumps({"seconds": seconds, "encode_seconds": time.perf_counter() - started, "forms": len(texts),
+                  "keys": vocab.n_keys, "peak_rss_mb": peak, "workers_peak_rss_mb": workers_peak}))
+"""
+
+
+def compile_row(tokenizer_path, dictionaries: dict, log: Callable[[str], None] = lambda message: None) -> dict:
+    """Compile ``dictionaries`` ({language: path}) for the tokenizer in a fresh process: its
+    time, as a ratio to the tokenizer's own batch encoding of the same forms (in one process,
+    after the compile), its peak RSS (and its encoding workers'), and the vocabulary (in
+    memory, under ``"vocab"``). A fresh process, so that the peak is the compile's alone."""
+    import json
+    import subprocess
+
+    log(f"compiling {', '.join(dictionaries)} in a fresh process, then encoding its forms alone")
+    with tempfile.TemporaryDirectory(prefix="link_fast_bench_") as tmp:
+        output = Path(tmp) / "vocab.lfv"
+        paths = {lang: str(path) for lang, path in dictionaries.items()}
+        done = subprocess.run(
+            [sys.executable, "-c", _COMPILE_PROBE, str(tokenizer_path), json.dumps(paths), str(output)],
+            capture_output=True,
+            text=True,
+        )
+        if done.returncode != 0:
+            raise InputError(f"compiling for the bench failed: {done.stderr.strip().splitlines()[-1:]}")
+        row = json.loads(done.stdout.strip().splitlines()[-1])
+        row["size"] = output.stat().st_size
+        loaded = Vocab.load(output)
+        row["vocab"] = Vocab({name: np.array(table) for name, table in loaded.tables.items()}, loaded.meta)
+    row["ratio"] = row["seconds"] / max(row["encode_seconds"], 1e-9)
+    return row
+
+
+def format_compile_row(row: dict) -> str:
+    return (
+        f"compile         {row['seconds']:.1f} s for {row['forms']:,} forms, {row['keys']:,} keys "
+        f"({row['ratio']:.2f}x the tokenizer's batch encoding of the forms, {row['encode_seconds']:.1f} s); "
+        f"peak RSS {row['peak_rss_mb']:,.0f} MB (encoding workers {row['workers_peak_rss_mb']:,.0f} MB); "
+        f"file {row['size'] / 1e6:,.1f} MB"
+    )
 
 
 def machine() -> dict:

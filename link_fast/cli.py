@@ -20,6 +20,11 @@ from .io import same_file
 from .sampling import LANG_SCOPES, OPTION_NAMES, RATIO_BASES, Sampling
 
 EXIT_USAGE = 2
+TOKENIZER_HELP = (
+    "a tokenizer file (HF tokenizer.json, SentencePiece .model, Tekken JSON, .tiktoken) or model folder; "
+    "a name shipped with mistral-common (tekken, mistral-v1, mistral-v3, mistral-v7); or a Hugging Face "
+    "Hub repo id (owner/name, fetched once into the HF cache)"
+)
 
 
 def _lang_path(text: str) -> tuple[str, str]:
@@ -156,20 +161,22 @@ def _progress(quiet: bool):
 
 def cmd_compile(args) -> int:
     from .compiler import compile_vocab
+    from .tokenizer import resolve_tokenizer
 
     dictionaries = {}
     for lang, path in args.dict:
         if lang in dictionaries:
             raise LinkFastError(f"language {lang!r} given twice in --dict")
         dictionaries[lang] = path
-    _refuse_overwriting(args.output, [args.tokenizer, *_dictionary_files(dictionaries.values()), *args.skip_words])
+    tokenizer = resolve_tokenizer(args.tokenizer)
+    _refuse_overwriting(args.output, [tokenizer, *_dictionary_files(dictionaries.values()), *args.skip_words])
     vocab = compile_vocab(
-        args.tokenizer,
+        tokenizer,
         dictionaries,
         cases=args.cases,
         spacings=args.spacings,
         cleaning=_cleaning_from_args(args),
-        progress=_progress(args.quiet),
+        progress=_progress(args.quiet) or False,
     )
     vocab.save(args.output)
     if not args.quiet:
@@ -178,9 +185,12 @@ def cmd_compile(args) -> int:
 
 
 def _dictionary_files(paths) -> list[str]:
-    """The files behind the dictionaries given: a dictd index stands for its data file too."""
+    """The files behind the dictionaries given (``freedict:CODE`` resolved): a dictd index
+    stands for its data file too."""
+    from .lexicon import resolve_dictionary
+
     files = []
-    for path in map(str, paths):
+    for path in (str(resolve_dictionary(p)) for p in paths):
         files.append(path)
         if path.endswith(".index"):
             files += [path[: -len(".index")] + ext for ext in (".dict", ".dict.dz")]
@@ -212,8 +222,21 @@ def _describe(vocab, path) -> str:
             f"{r['forms_without_translation']:,} without a usable translation), "
             f"{r['keys']:,} keys, {r['phrases']:,} phrases"
         )
+    # How each dictionary was read: what was kept, what was dropped and why.
+    for lang, r in m.get("report", {}).get("lexicons", {}).items():
+        dropped = ", ".join(f"{k[len('dropped_') :]} {n:,}" for k, n in r.items() if k.startswith("dropped_") and n)
+        lines.append(
+            f"  {lang:<11} dictionary: {r.get('sources', 0):,} sources, {r.get('pairs_kept', 0):,} of "
+            f"{r.get('pairs_read', 0):,} translations kept; dropped: {dropped or 'none'}"
+        )
     if "seconds" in m.get("report", {}):
         lines.append(f"  compiled in {m['report']['seconds']} s")
+    # What each language adds to the file (its keys, translations and their share of the trie).
+    from .vocab import language_bytes
+
+    per_language, shared = language_bytes(vocab.tables, len(m["languages"]))
+    sizes = ", ".join(f"{lang} {n / 1e6:,.1f}" for lang, n in zip(m["languages"], per_language))
+    lines.append(f"  size (MB)   {sizes}; token tables {shared / 1e6:,.1f}")
     return "\n".join(lines)
 
 
@@ -303,11 +326,16 @@ def cmd_text(args) -> int:
         subs = sum(r["stats"]["total_substitutions"] for r in results.values())
         skipped = sum(r["skipped_lines"] for r in results.values())
         seconds = time.perf_counter() - started
+        timing = next(iter(results.values()), {}).get("timing", {})
+        working = sum(r["seconds"] for r in results.values())
         print(
             f"{len(results)} file(s), {docs:,} documents, {subs:,} substitutions"
             + (f", {skipped:,} bad lines skipped" if skipped else "")
             + f" in {seconds:.1f} s "
-            f"({docs / max(seconds, 1e-9):,.0f} docs/s, {size / max(seconds, 1e-9) / 1e6:.1f} MB/s)",
+            f"({docs / max(seconds, 1e-9):,.0f} docs/s, {size / max(seconds, 1e-9) / 1e6:.1f} MB/s): "
+            f"vocabulary loaded in {timing.get('vocab_seconds', 0.0):.2f} s, "
+            f"index {timing.get('index', 'built')} in {timing.get('index_seconds', 0.0):.2f} s, "
+            f"substituting {working:.2f} s ({size / max(working, 1e-9) / 1e6:.1f} MB/s)",
             file=sys.stderr,
         )
     return 0
@@ -336,7 +364,6 @@ def _workers_list(text: str) -> tuple[int, ...]:
 
 def cmd_bench(args) -> int:
     from . import bench
-    from .compiler import compile_vocab
     from .demo import DEMO_LANGUAGES, demo_documents, demo_tokenizer_path
     from .tokenizer import load_tokenizer
     from .vocab import Vocab
@@ -355,9 +382,9 @@ def cmd_bench(args) -> int:
             tokenizer = load_tokenizer(demo_tokenizer_path())
         dictionaries = dict(args.dict) if args.dict else DEMO_LANGUAGES
         say and say(f"compiling {', '.join(f'{k}={v}' for k, v in dictionaries.items())}")
-        started = time.perf_counter()
-        vocab = compile_vocab(tokenizer, dictionaries)
-        compile_seconds = time.perf_counter() - started
+        compiled = bench.compile_row(tokenizer.path, dictionaries, log=say or (lambda m: None))
+        vocab = compiled.pop("vocab")
+        compile_seconds = compiled["seconds"]
     if args.shard:
         corpus = bench.corpus_from_shard(args.shard, tokenizer)
     elif tokenizer is not None:
@@ -377,12 +404,13 @@ def cmd_bench(args) -> int:
         log=say or (lambda m: None),
     )
     report["compile_seconds"] = compile_seconds
+    report["compile"] = None if args.vocab else compiled
     if args.json:
         print(json.dumps(report, indent=2))
     else:
         print(bench.format_report(report))
-        if compile_seconds is not None:
-            print(f"compile: {compile_seconds:.1f} s")
+        if not args.vocab:
+            print(bench.format_compile_row(compiled))
     return 0
 
 
@@ -392,13 +420,27 @@ def cmd_demo(args) -> int:
     return run_demo(ratio=args.ratio, seed=args.seed, color=args.color)
 
 
+def cmd_inspect(args) -> int:
+    from .inspect import run_inspect
+
+    return run_inspect(args)
+
+
+def cmd_report(args) -> int:
+    from .report import write_report
+
+    path = write_report(args.output_dir, args.output, samples=args.samples, seed=args.seed)
+    print(f"wrote {path}", file=sys.stderr)
+    return 0
+
+
 def _add_compile_parser(sub) -> None:
     p = sub.add_parser("compile", help="compile dictionaries for one tokenizer into a vocabulary file")
     p.add_argument(
         "--tokenizer",
         required=True,
-        metavar="PATH",
-        help="HF tokenizer.json, SentencePiece .model, Tekken JSON or .tiktoken file",
+        metavar="TOKENIZER",
+        help=TOKENIZER_HELP,
     )
     p.add_argument(
         "--dict",
@@ -406,7 +448,9 @@ def _add_compile_parser(sub) -> None:
         action="append",
         type=_lang_path,
         metavar="LANG=PATH",
-        help="a dictionary: MUSE pairs (.txt/.gz/.zst) or FreeDict dictd (.index); repeat per language",
+        help="a dictionary: MUSE pairs (.txt/.gz/.zst), FreeDict dictd (.index), or an installed FreeDict "
+        "by name, freedict:CODE (de=freedict:deu: Debian's dict-freedict-eng-deu, looked up in "
+        "$LINK_FAST_FREEDICT_DIR and /usr/share/dictd); repeat per language",
     )
     p.add_argument(
         "--cases",
@@ -505,8 +549,8 @@ def _add_text_parser(sub) -> None:
     p.add_argument(
         "--tokenizer",
         default=None,
-        metavar="PATH",
-        help="the vocabulary's tokenizer: match only where token mode would (same boundaries)",
+        metavar="TOKENIZER",
+        help="the vocabulary's tokenizer, to match only where token mode would (same boundaries); " + TOKENIZER_HELP,
     )
     p.add_argument("--workers", type=int, default=1, help="worker processes (default 1)")
     p.add_argument("-q", "--quiet", action="store_true", help="no summary on stderr")
@@ -531,15 +575,16 @@ def _add_bench_parser(sub) -> None:
     p.add_argument(
         "--tokenizer",
         default=None,
-        metavar="PATH",
-        help="tokenizer: compiles --dict for it, enables the text baselines (default: the demo's Tekken)",
+        metavar="TOKENIZER",
+        help="compiles --dict for it, enables the text baselines (default: the demo's Tekken); " + TOKENIZER_HELP,
     )
     p.add_argument(
         "--dict",
         action="append",
         type=_lang_path,
         metavar="LANG=PATH",
-        help="dictionaries to compile (timed); default: the bundled demo dictionaries",
+        help="dictionaries to compile (timed), as for compile (a path or freedict:CODE); "
+        "default: the bundled demo dictionaries",
     )
     p.add_argument("--vocab", type=Path, default=None, metavar="VOCAB", help="a compiled vocabulary instead of --dict")
     p.add_argument(
@@ -585,6 +630,57 @@ def _add_demo_parser(sub) -> None:
     p.set_defaults(func=cmd_demo)
 
 
+def _add_inspect_parser(sub) -> None:
+    p = sub.add_parser("inspect", help="show documents of an output before and after, substitutions marked")
+    p.add_argument("output", metavar="OUTPUT", help="an output shard of apply (prefix or file), or a text output")
+    p.add_argument("--input", default=None, metavar="PATH", help="the input (default: as NAME.link.json records)")
+    p.add_argument("--vocab", default=None, metavar="VOCAB", help="the vocabulary (default: as NAME.link.json records)")
+    p.add_argument(
+        "--tokenizer", default=None, metavar="PATH", help="the tokenizer (default: as the vocabulary records)"
+    )
+    p.add_argument(
+        "--substitutions-field",
+        default=None,
+        metavar="NAME",
+        help="text outputs: the field holding the substitutions (default: as the record says)",
+    )
+    p.add_argument("--doc", type=int, action="append", default=[], metavar="N", help="document N (repeatable)")
+    p.add_argument("--random", type=int, default=None, metavar="K", help="K documents drawn at random")
+    p.add_argument("--seed", type=int, default=0, help="seed of --random (default 0)")
+    p.add_argument(
+        "--grep", default=None, metavar="WORD", help="only documents where WORD was substituted (or is a translation)"
+    )
+    p.add_argument("--limit", type=int, default=None, metavar="N", help="show at most N documents (default 3)")
+    p.add_argument(
+        "--layout",
+        choices=("interleaved", "side-by-side"),
+        default="interleaved",
+        help="before above after, or beside it",
+    )
+    p.add_argument(
+        "--color",
+        choices=("auto", "always", "never"),
+        default="auto",
+        help="colour on a terminal, [brackets] otherwise (default auto)",
+    )
+    p.set_defaults(func=cmd_inspect)
+
+
+def _add_report_parser(sub) -> None:
+    p = sub.add_parser("report", help="one self-contained HTML page about the outputs of a run")
+    p.add_argument("output_dir", metavar="OUTPUT_DIR", help="the output directory of link-fast apply")
+    p.add_argument("-o", "--output", required=True, type=Path, metavar="HTML", help="the page to write")
+    p.add_argument(
+        "--samples",
+        type=int,
+        default=200,
+        metavar="N",
+        help="documents per shard aligned for the word tables (default 200)",
+    )
+    p.add_argument("--seed", type=int, default=0, help="seed of the documents sampled (default 0)")
+    p.set_defaults(func=cmd_report)
+
+
 def _note_oversubscription(args) -> None:
     """More worker processes than cores only share the cores: say so, once."""
     workers, cores = getattr(args, "workers", None), os.cpu_count() or 1
@@ -618,6 +714,8 @@ def build_parser() -> argparse.ArgumentParser:
     _add_info_parser(sub)
     _add_bench_parser(sub)
     _add_demo_parser(sub)
+    _add_inspect_parser(sub)
+    _add_report_parser(sub)
     return parser
 
 

@@ -470,6 +470,30 @@ def table_counts(tables: Mapping[str, np.ndarray]) -> dict[str, int]:
     }
 
 
+def language_bytes(tables: Mapping[str, np.ndarray], n_languages: int) -> tuple[list[int], int]:
+    """The table bytes attributable to each language, and those shared by all (the tables of
+    one entry per token id). A key's bytes (its ids, text, offsets, its share of the trie by
+    its number of tokens) are split evenly among its languages; a translation's among the
+    languages that use it; each language owns its slots of ``key_trans`` and ``key_trans_start``."""
+    t, L = tables, n_languages
+    n_keys = len(t["key_lang_mask"])
+    shared = int(t["flags"].nbytes + t["root_child"].nbytes)
+    key_len = np.diff(t["key_offsets"]).astype(np.float64)
+    trie = sum(t[name].nbytes for name in ("node_key", "node_edge_start", "node_edge_count", "edge_token", "edge_node"))
+    key_size = key_len * 4 + np.diff(t["key_text_offsets"]) + 8 + 8 + 4
+    key_size += trie * key_len / max(key_len.sum(), 1.0)
+    has = (t["key_trans_start"][1:] > t["key_trans_start"][:-1]).reshape(n_keys, L)
+    per_lang = (has * (key_size / np.maximum(has.sum(axis=1), 1))[:, None]).sum(axis=0)
+    per_lang += 8 * n_keys + 4 * np.diff(t["key_trans_start"]).reshape(n_keys, L).sum(axis=0)
+    slot_lang = np.repeat(np.tile(np.arange(L), n_keys), np.diff(t["key_trans_start"]))
+    pairs = np.unique(t["key_trans"].astype(np.int64) * L + slot_lang)
+    trans, lang = pairs // L, pairs % L
+    trans_size = np.diff(t["trans_offsets"]) * 4 + np.diff(t["trans_text_offsets"]) + 16
+    users = np.bincount(trans, minlength=len(trans_size))
+    per_lang += np.bincount(lang, weights=trans_size[trans] / users[trans], minlength=L)
+    return [round(x) for x in per_lang.tolist()], shared
+
+
 def _lang_masks(key_trans_start: np.ndarray, n_keys: int, n_languages: int) -> np.ndarray:
     """Per key, bit ``l`` set when it has translations in language ``l`` (``key_lang_mask``)."""
     has = (key_trans_start[1:] > key_trans_start[:-1]).reshape(n_keys, n_languages)
