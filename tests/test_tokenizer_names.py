@@ -9,12 +9,11 @@ import sys
 from pathlib import Path
 
 import pytest
+from conftest import mistral_data
+from trained_tokenizer import train_byte_level
 
 from link_fast.errors import TokenizerError
 from link_fast.tokenizer import NAMED_TOKENIZERS, load_tokenizer, resolve_tokenizer
-
-from conftest import mistral_data
-from trained_tokenizer import train_byte_level
 
 
 def test_named_tokenizers_are_the_package_files() -> None:
