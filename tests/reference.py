@@ -1,15 +1,19 @@
 """A plain-Python implementation of docs/DESIGN.md §3–§5, the oracle the kernel is tested against.
 
-It shares no code with the kernel: no trie (keys are a dict of token tuples, tried longest
-first), no C, its own draws and stream base (tests/data/draws_kat.csv pins both to the
-kernel's, see tests/test_kernel.py).
+It shares no code with the implementation and imports nothing from link_fast: no trie (keys
+are a dict of token tuples, tried longest first), no C, its own draws and stream base
+(tests/data/*_kat.csv pin both to the kernel's, see tests/test_kernel.py), its own integer
+language weights, derived from the user-facing ``languages=`` mapping as §5 words it, and
+its own flag bits (the .lfv format's, pinned to link_fast.tokenizer's by a test).
 """
 
 from __future__ import annotations
 
 import hashlib
 
-from link_fast.tokenizer import FLAG_END_WORD, FLAG_FUSES_RIGHT, FLAG_GLUE_LEFT, FLAG_HAS_WORD, FLAG_WS_START
+# The per-token flag bits of a vocabulary's flags table (DESIGN §3's table, in its order).
+FLAG_WS_START, FLAG_GLUE_LEFT, FLAG_END_WORD, FLAG_SPECIAL, FLAG_HAS_WORD, FLAG_FUSES_RIGHT = 1, 2, 4, 8, 16, 32
+WEIGHT_SCALE = 1 << 24
 
 DOMAIN_DOCUMENT, DOMAIN_DOC_LANG, DOMAIN_REPLACE, DOMAIN_LANG, DOMAIN_TRANSLATE = 1, 2, 3, 4, 5
 TWO_53 = 1 << 53
@@ -42,6 +46,16 @@ def below(h, n):
     return ((h >> 32) * n) >> 32
 
 
+def integer_weights(names, languages):
+    """DESIGN §5: {language index: integer weight} of the languages in play, from the
+    user-facing mapping (None: every language of ``names``, equally; weight 0: not in play).
+    Each weight divided by the largest, times 2**24, rounded, at least 1."""
+    if languages is None:
+        languages = dict.fromkeys(names, 1.0)
+    top = max(languages.values())
+    return {names.index(l): max(1, round(w / top * WEIGHT_SCALE)) for l, w in languages.items() if w > 0}
+
+
 def pick(h, weights):
     """weights: list of (lang, integer weight) in language order."""
     r = below(h, sum(w for _, w in weights))
@@ -53,25 +67,27 @@ def pick(h, weights):
 
 
 class Reference:
-    """``lexicon``: {key tokens tuple: {lang index: [translation tokens tuple, ...]}}."""
+    """``lexicon``: {key tokens tuple: {lang index: [translation tokens tuple, ...]}};
+    ``names``: the vocabulary's languages, in order; ``languages``: the user-facing
+    {name: weight} mapping (``Substituter(languages=...)``), None for all equally."""
 
     def __init__(
         self,
         flags,
         lexicon,
-        n_languages,
+        names,
         *,
         ratio,
         portion,
         seed,
-        weights=None,
+        languages=None,
         ratio_basis="candidates",
         lang_scope="word",
         stream_key="",
     ):
-        self.flags = list(flags)
-        self.n_languages = n_languages
-        self.weights = weights or {l: 1 for l in range(n_languages)}  # lang index -> int weight > 0
+        self.flags = [int(f) for f in flags]
+        self.n_languages = len(names)
+        self.weights = integer_weights(list(names), languages)  # lang index -> int weight > 0
         self.lexicon = {k: v for k, v in lexicon.items() if any(l in self.weights and v.get(l) for l in v)}
         self.longest = max((len(k) for k in self.lexicon), default=0)
         self.ratio, self.portion = ratio, portion

@@ -136,12 +136,44 @@ def test_bad_inputs(tmp_path, tekken):
         compile_vocab(tekken, {})
 
 
+# DESIGN §3, restated here rather than imported from the compiler: the contexts a form is
+# encoded in (after a word when spaced, at a line start when bare, a full stop after it) ...
+DESIGN_CONTEXTS = {"space": ("a", "."), "bare": ("\n", ".")}
+
+
+def design_forms(source, wanted):
+    """... and the case variants a source word takes, as (case, surface, natural): an
+    all-lowercase source gets lower, Title and UPPER; a Title-case one Title and UPPER; any
+    other spelling only itself ("exact")."""
+    if source == source.lower():
+        natural, cases = "lower", ("lower", "title", "upper")
+    elif source[:1].isupper() and source[1:] == source[1:].lower():
+        natural, cases = "title", ("title", "upper")
+    else:
+        return [("exact", source, True)]
+    return [(case, design_case(source, case), case == natural) for case in cases if case in wanted]
+
+
+def design_case(text, case):
+    """A translation written in a form: Title capitalises its first letter, UPPER upper-cases
+    it, lower (and exact) keep the dictionary's spelling."""
+    return {"title": text[:1].upper() + text[1:], "upper": text.upper()}.get(case, text)
+
+
+def test_design_forms_restatement_agrees_with_the_documented_examples():
+    assert [f[1] for f in design_forms("cat", ("lower", "title", "upper"))] == ["cat", "Cat", "CAT"]
+    assert [f[1] for f in design_forms("Easter", ("lower", "title", "upper"))] == ["Easter", "EASTER"]
+    assert design_forms("US", ("lower", "title", "upper")) == [("exact", "US", True)]
+    assert design_forms("iPhone", ("lower",)) == [("exact", "iPhone", True)]
+    assert design_forms("Easter", ("lower",)) == []
+    assert design_case("Hund", "lower") == "Hund" and design_case("chat noir", "title") == "Chat noir"
+
+
 def expected_table(tokenizer, lexicons, cases=("lower", "title", "upper"), spacings=("space", "bare")):
-    """The compiled table restated in plain Python: {key ids: {lang: [(ids, text)]}}."""
-    from link_fast.compiler import CONTEXTS
+    """The compiled table restated in plain Python from DESIGN §3: {key ids: {lang: [(ids, text)]}}."""
 
     def ids(spacing, surface):
-        prefix, suffix = CONTEXTS[spacing]
+        prefix, suffix = DESIGN_CONTEXTS[spacing]
         text = (" " if spacing == "space" else "") + surface
         before, after = tokenizer.encode(prefix), tokenizer.encode(prefix + suffix)[len(tokenizer.encode(prefix)) :]
         full = tokenizer.encode(prefix + text + suffix)
@@ -156,11 +188,11 @@ def expected_table(tokenizer, lexicons, cases=("lower", "title", "upper"), spaci
     claims = {}  # key -> list of (natural, lang, [(ids, text)])
     for lang, lexicon in enumerate(lexicons):
         for source, translations in lexicon.entries.items():
-            for case, surface, natural in source_cases(source, cases):
+            for case, surface, natural in design_forms(source, cases):
                 for spacing in spacings:
                     key = ids(spacing, surface)
                     pad = " " if spacing == "space" else ""
-                    emitted = [(ids(spacing, apply_case(t, case)), pad + apply_case(t, case)) for t in translations]
+                    emitted = [(ids(spacing, design_case(t, case)), pad + design_case(t, case)) for t in translations]
                     emitted = [e for e in emitted if e[0] is not None]
                     if key is not None and emitted:
                         claims.setdefault(key, []).append((natural, lang, emitted))
@@ -197,3 +229,73 @@ def test_compiled_table_equals_plain_python_restatement(tmp_path, tekken, worker
         for k in range(vocab.n_keys)
     }
     assert got == expected_table(tekken, lexicons)
+
+
+# -- progress, per-language sizes, the bench's compile row (issue 13, part 2) ------------------
+
+
+def test_progress_lines_go_where_asked(tmp_path, tekken, capsys):
+    de = write(tmp_path, "de.txt", "cat\tKatze\ndog\tHund\n")
+    lines: list[str] = []
+    compile_vocab(tekken, {"de": de}, progress=lines.append)
+    assert lines[0].startswith("loading de dictionary") and lines[-1].startswith("compiled ")
+    assert any(line.startswith("encoding ") for line in lines)
+    assert capsys.readouterr().err == ""
+    compile_vocab(tekken, {"de": de}, progress=True)
+    err = capsys.readouterr().err.splitlines()
+    assert len(err) == len(lines) and all(line.startswith("[") and "s] " in line for line in err)
+    assert [line.split("] ", 1)[1].split(" in ")[0] for line in err] == [line.split(" in ")[0] for line in lines]
+    compile_vocab(tekken, {"de": de}, progress=False)
+    compile_vocab(tekken, {"de": de})  # the default: lines only on a terminal, and pytest's stderr is none
+    assert capsys.readouterr().err == ""
+
+
+def test_encoding_progress_counts_every_form(tmp_path, tekken, monkeypatch):
+    import link_fast.compiler as compiler
+
+    monkeypatch.setattr(compiler, "ENCODE_CHUNK", 7)
+    words = "".join(f"{a}{b}ing\t{a}{b}ung\n" for a in "bcdfg" for b in "aeiou")
+    lines: list[str] = []
+    compile_vocab(tekken, {"de": write(tmp_path, "de.txt", words)}, progress=lines.append, workers=1)
+    encoded = [line for line in lines if line.startswith("encoded ")]
+    assert 2 <= len(encoded) <= 4  # a line a quarter, none at the end
+    counts = [int(line.split()[1].replace(",", "")) for line in encoded]
+    assert counts == sorted(counts) and all(c % 7 == 0 for c in counts)
+
+
+def test_info_reports_the_file_size_of_each_language(tmp_path, tekken, capsys):
+    from link_fast.cli import main
+    from link_fast.vocab import language_bytes
+
+    de = write(tmp_path, "de.txt", "cat\tKatze\ndog\tHund\nhouse\tHaus\nice cream\tEis\n")
+    fr = write(tmp_path, "fr.txt", "cat\tchat\n")
+    path = compile_vocab(tekken, {"de": de, "fr": fr}, progress=False).save(tmp_path / "v.lfv")
+    vocab = Vocab.load(path)
+    per_language, shared = language_bytes(vocab.tables, 2)
+    assert per_language[0] > 2 * per_language[1] > 0  # de has four words, fr one
+    header = 64  # at least the prefix; the rest of the file is the tables and their padding
+    assert path.stat().st_size - 4096 < sum(per_language) + shared <= path.stat().st_size - header
+    assert main(["info", str(path)]) == 0
+    out = capsys.readouterr().out
+    assert f"de {per_language[0] / 1e6:,.1f}, fr {per_language[1] / 1e6:,.1f}" in out
+
+
+def test_bench_compile_row_measures_a_fresh_process(tekken):
+    from link_fast import bench
+    from link_fast.demo import DEMO_LANGUAGES
+
+    row = bench.compile_row(tekken.path, DEMO_LANGUAGES)
+    vocab = row.pop("vocab")
+    assert vocab.n_keys == row["keys"] == compile_vocab(tekken, DEMO_LANGUAGES, progress=False).n_keys
+    assert row["forms"] > row["keys"] > 0 and row["seconds"] > row["encode_seconds"] > 0
+    assert row["ratio"] == pytest.approx(row["seconds"] / row["encode_seconds"])
+    assert 30 < row["peak_rss_mb"] < 2000 and row["size"] > 0
+    assert "x the tokenizer's batch encoding" in bench.format_compile_row(row)
+
+
+def test_nothing_kept_is_an_input_error_not_a_crash(tekken):
+    from link_fast.lexicon import Lexicon
+
+    # a source without translations keeps no record: no key at all, said as such
+    with pytest.raises(InputError, match="no dictionary word has a context-free encoding"):
+        compile_vocab(tekken, {"de": Lexicon("de", "de.txt", {"house": []})}, progress=False)

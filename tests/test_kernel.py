@@ -13,7 +13,6 @@ from hypothesis import strategies as st
 from reference import Reference
 
 from link_fast import Substituter, Vocab, draws
-from link_fast.draws import integer_weights
 from link_fast.errors import InputError
 from link_fast.tokenizer import FLAG_SPECIAL
 from link_fast.vocab import Entry
@@ -21,13 +20,19 @@ from link_fast.vocab import Entry
 FLAG_VALUES = [0, 1, 2, 3, 4, 5, 6, 7, 16, 17, 18, 19, 20, 21, 22, 23, 32, 33, FLAG_SPECIAL]
 
 
+HIGH_IDS = 70_000  # some worlds spread their ids this far: past uint16, so dtypes matter
+
+
 @st.composite
-def worlds(draw, max_vocab=40, max_languages=3):
-    """A random vocabulary (flags), lexicon over its ids and documents full of its keys."""
+def worlds(draw, max_vocab=40, max_languages=3, max_docs=6, max_pieces=8):
+    """A random vocabulary (flags), lexicon over its ids and documents full of its keys.
+
+    Half the worlds use ids 0..n-1, the others n ids spread up to HIGH_IDS (the flags table
+    then has holes, flags 0), so that ids above uint16 reach the input and the translations."""
     vocab_size = draw(st.integers(3, max_vocab))
-    flags = draw(st.lists(st.sampled_from(FLAG_VALUES), min_size=vocab_size, max_size=vocab_size))
-    normal = [t for t in range(vocab_size) if not flags[t] & FLAG_SPECIAL] or [0]
-    flags[normal[0]] &= ~FLAG_SPECIAL
+    small_flags = draw(st.lists(st.sampled_from(FLAG_VALUES), min_size=vocab_size, max_size=vocab_size))
+    normal = [t for t in range(vocab_size) if not small_flags[t] & FLAG_SPECIAL] or [0]
+    small_flags[normal[0]] &= ~FLAG_SPECIAL
     n_languages = draw(st.integers(1, max_languages))
     token = st.sampled_from(normal)
     # Up to four tokens: the first two edges of a key come from the edge table, the rest from
@@ -48,9 +53,21 @@ def worlds(draw, max_vocab=40, max_languages=3):
         st.lists(st.integers(0, vocab_size - 1), max_size=3),
     )
     docs = draw(
-        st.lists(st.lists(piece, max_size=8).map(lambda ps: [t for p in ps for t in p]), min_size=0, max_size=6)
+        st.lists(
+            st.lists(piece, max_size=max_pieces).map(lambda ps: [t for p in ps for t in p]),
+            min_size=0,
+            max_size=max_docs,
+        )
     )
-    return flags, lexicon, n_languages, docs
+    if not draw(st.booleans()):
+        return small_flags, lexicon, n_languages, docs
+    ids = sorted(draw(st.lists(st.integers(0, HIGH_IDS - 1), min_size=vocab_size, max_size=vocab_size, unique=True)))
+    flags = [0] * (ids[-1] + 1)
+    for i, f in enumerate(small_flags):
+        flags[ids[i]] = f
+    spread = lambda seq: tuple(ids[t] for t in seq)  # noqa: E731
+    lexicon = {spread(k): {l: [spread(tr) for tr in trs] for l, trs in v.items()} for k, v in lexicon.items()}
+    return flags, lexicon, n_languages, [list(spread(d)) for d in docs]
 
 
 def make_vocab(flags, lexicon, n_languages):
@@ -142,30 +159,49 @@ def lookup_edge(edge_table, node, token):
         bucket = (bucket + 1) % len(buckets)
 
 
-@settings(max_examples=400, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-@given(world=worlds(), opts=options, data=st.data())
-def test_kernel_matches_reference(world, opts, data):
+def names(n_languages):
+    return [f"l{i}" for i in range(n_languages)]
+
+
+def languages_mappings(n_languages):
+    """``languages=`` as a user gives it: None, or some of the languages (each may be left
+    out, or weigh 0) with weights in any order of the keys, so that a weight given to the
+    wrong language shows."""
+    weight = st.sampled_from([None, 0, 0.25, 0.5, 1, 3, 7])
+    mapping = st.tuples(
+        st.lists(weight, min_size=n_languages, max_size=n_languages), st.permutations(range(n_languages))
+    )
+    return st.none() | mapping.map(lambda wo: {f"l{l}": wo[0][l] for l in wo[1] if wo[0][l] is not None}).filter(
+        lambda m: any(w > 0 for w in m.values())
+    )
+
+
+def check_against_reference(world, opts, data):
+    """The kernel's output, mask and statistics equal the reference's, for a drawn input
+    dtype, output dtype and ``languages=`` mapping; an output dtype too narrow for an id the
+    reference emits (or copies) raises instead."""
     flags, lexicon, n_languages, docs = world
     vocab = make_vocab(flags, lexicon, n_languages)
-    weights = data.draw(
-        st.none()
-        | st.dictionaries(st.integers(0, n_languages - 1), st.sampled_from([0, 0.5, 1, 3]), min_size=1).filter(
-            lambda w: any(v > 0 for v in w.values())
-        )
-    )
-    languages = None if weights is None else {f"l{l}": w for l, w in weights.items()}
+    languages = data.draw(languages_mappings(n_languages))
     first_doc = data.draw(st.integers(0, 10**12))
-    dtype = data.draw(st.sampled_from([np.uint16, np.int32, np.uint32]))
+    widest_in = max((t for d in docs for t in d), default=0)
+    dtype = data.draw(st.sampled_from([np.uint16, np.int32, np.uint32]).filter(lambda t: widest_in <= np.iinfo(t).max))
+    out_dtype = data.draw(st.sampled_from([None, np.uint16, np.int32, np.uint32]))
     sub = Substituter(vocab, languages=languages, **opts)
 
-    weights = integer_weights(vocab.languages, sub.sampling.languages)
-    int_weights = {lang: weight for lang, weight in enumerate(weights) if weight}
-    ref = Reference(flags, lexicon, n_languages, weights=int_weights, **opts)
+    ref = Reference(flags, lexicon, names(n_languages), languages=languages, **opts)
     want_docs, want_masks, want_stats = ref.apply(docs, first_doc)
 
     tokens, offsets = flatten(docs, dtype)
-    res = sub.apply(tokens, offsets, first_doc=first_doc, mask=True)
-    assert res.tokens.dtype == dtype
+    want_dtype = np.dtype(dtype if out_dtype is None else out_dtype)
+    if max((t for d in want_docs for t in d), default=0) > np.iinfo(want_dtype).max or (
+        tokens.size and int(tokens.max()) > np.iinfo(want_dtype).max
+    ):
+        with pytest.raises(InputError, match=f"does not fit {want_dtype}"):
+            sub.apply(tokens, offsets, first_doc=first_doc, mask=True, out_dtype=out_dtype)
+        return
+    res = sub.apply(tokens, offsets, first_doc=first_doc, mask=True, out_dtype=out_dtype)
+    assert res.tokens.dtype == want_dtype
     assert split(res.tokens, res.offsets) == want_docs
     assert split(res.mask, res.offsets) == want_masks
     s = res.stats
@@ -179,12 +215,47 @@ def test_kernel_matches_reference(world, opts, data):
     assert (s.documents, s.tokens_in, s.tokens_out) == (len(docs), len(tokens), len(res.tokens))
 
 
+@settings(max_examples=400, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(world=worlds(), opts=options, data=st.data())
+def test_kernel_matches_reference(world, opts, data):
+    check_against_reference(world, opts, data)
+
+
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
+@given(world=worlds(max_docs=40, max_pieces=30), opts=options, data=st.data())
+def test_kernel_matches_reference_on_batches_of_many_documents(world, opts, data):
+    """Enough documents and candidates that the scan's look-ahead (24 start positions) and the
+    edit passes' (16 edits) run in their steady state across document boundaries."""
+    check_against_reference(world, opts, data)
+
+
+@settings(max_examples=50, deadline=None)
+@given(
+    world=worlds(),
+    bad=st.integers(0, 2**32 - 1) | st.integers(2**31, 2**32 - 1),
+    where=st.integers(0, 200),
+)
+def test_uint32_ids_outside_the_vocabulary_are_named_exactly(world, bad, where):
+    """Any uint32 id, up to 2**32 - 1, is either in the vocabulary or refused with its own
+    value and position: ids past 2**31 are not read as negative numbers or wrapped."""
+    flags, lexicon, n_languages, docs = world
+    sub = Substituter(make_vocab(flags, lexicon, n_languages), ratio=1.0)
+    tokens, offsets = flatten(docs + [[0]], np.uint32)
+    where = where % len(tokens)
+    tokens[where] = bad
+    if bad < len(flags):
+        assert sub.apply(tokens, offsets).stats.documents == len(docs) + 1
+    else:
+        with pytest.raises(InputError, match=f"token id {bad} at position {where} is outside the vocabulary"):
+            sub.apply(tokens, offsets)
+
+
 @settings(max_examples=150, deadline=None)
 @given(world=worlds(), seed=st.integers(0, 1000), cuts=st.lists(st.integers(0, 6), max_size=4))
 def test_any_batch_split_gives_the_same_output(world, seed, cuts):
     flags, lexicon, n_languages, docs = world
     sub = Substituter(make_vocab(flags, lexicon, n_languages), ratio=0.5, portion=0.7, seed=seed)
-    tokens, offsets = flatten(docs)
+    tokens, offsets = flatten(docs, np.uint32)
     whole = sub.apply(tokens, offsets, mask=True)
     bounds = sorted({0, len(docs), *[min(c, len(docs)) for c in cuts]})
     pieces, masks = [], []
@@ -233,7 +304,7 @@ def test_long_documents_scanned_in_blocks_match_the_reference(seed):
         "stream_key": "",
     }
     vocab = make_vocab(flags, lexicon, 1)
-    want_docs, want_masks, want_stats = Reference(flags, lexicon, 1, weights={0: 1}, **opts).apply(docs, 0)
+    want_docs, want_masks, want_stats = Reference(flags, lexicon, ["l0"], **opts).apply(docs, 0)
     tokens, offsets = flatten(docs)
     res = Substituter(vocab, **opts).apply(tokens, offsets, mask=True)
     assert split(res.tokens, res.offsets) == want_docs
@@ -394,11 +465,23 @@ def test_stream_bases_match_the_known_answers():
         assert reference.stream_base(seed, key) == want
 
 
+def test_the_reference_imports_nothing_from_link_fast():
+    """The oracle is independent: were it to import the implementation's helpers, a bug in
+    them would be in both and no test would see it."""
+    import ast
+
+    tree = ast.parse(Path(reference.__file__).read_text(encoding="utf-8"))
+    imported = {a.name for n in ast.walk(tree) if isinstance(n, ast.Import) for a in n.names}
+    imported |= {n.module or "" for n in ast.walk(tree) if isinstance(n, ast.ImportFrom)}
+    assert imported <= {"__future__", "hashlib"}, imported
+
+
 def test_constants_defined_in_c_equal_their_python_twins():
     from link_fast import _kernel, tokenizer, vocab
 
     for name in ("WS_START", "GLUE_LEFT", "END_WORD", "SPECIAL", "HAS_WORD", "FUSES_RIGHT"):
         assert getattr(tokenizer, f"FLAG_{name}") == getattr(_kernel, f"FLAG_{name}"), name
+        assert getattr(reference, f"FLAG_{name}") == getattr(tokenizer, f"FLAG_{name}"), name
     assert _kernel.FLAG_KEY_START & vocab.DEFINED_FLAGS == 0  # the kernel's own bit is free
     assert vocab.MAX_LANGUAGES == _kernel.MAX_LANGUAGES
     assert draws.ALWAYS == _kernel.ALWAYS == 2**53

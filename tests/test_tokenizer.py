@@ -9,6 +9,7 @@ import json
 import os
 import random
 import shutil
+import unicodedata
 from pathlib import Path
 
 import numpy as np
@@ -79,6 +80,50 @@ PARAGRAPHS = [
 )
 def test_flags_for_bytes(b: bytes, flags: int) -> None:
     assert flags_for_bytes(b) == flags
+    assert design_flags(b) == flags  # the restatement below agrees with the table
+
+
+def _first_char(b: bytes) -> str | None:
+    """The character ``b`` starts with; None when it starts inside or with an incomplete
+    UTF-8 sequence. Found by trying prefixes: independent of flags_for_bytes' decoding."""
+    for k in range(1, 5):
+        try:
+            return b[:k].decode("utf-8")
+        except UnicodeDecodeError:
+            continue
+    return None
+
+
+def _last_char(b: bytes) -> str | None:
+    for k in range(1, 5):
+        try:
+            return b[-k:].decode("utf-8")[-1]
+        except UnicodeDecodeError:
+            continue
+    return None
+
+
+def _is_word(ch: str | None) -> bool:
+    # DESIGN §3: a letter, digit or combining mark; a partial character continues a word
+    return ch is None or unicodedata.category(ch)[0] in "LNM"
+
+
+def design_flags(b: bytes) -> int:
+    """DESIGN §3's flag table restated from a token's bytes (FUSES_RIGHT aside)."""
+    if not b:
+        return 0
+    first, flags, pos = _first_char(b), 0, 0
+    if first is not None and first.isspace():
+        flags |= WS
+        while (ch := _first_char(b[pos:])) is not None and ch.isspace():
+            pos += len(ch.encode())
+        if pos < len(b) and _is_word(_first_char(b[pos:])):
+            flags |= HAS
+    elif _is_word(first):
+        flags |= GLUE | HAS
+    if _is_word(_last_char(b)):
+        flags |= END
+    return flags
 
 
 @pytest.mark.parametrize(
@@ -99,6 +144,7 @@ def test_flags_for_bytes(b: bytes, flags: int) -> None:
 )
 def test_flags_partial_utf8(b: bytes, flags: int) -> None:
     assert flags_for_bytes(b) == flags
+    assert design_flags(b) == flags
 
 
 def test_flags_surface_string_traps() -> None:
@@ -203,10 +249,12 @@ def test_tekken_encode_batch_lone_surrogate(tekken) -> None:
 
 
 def test_token_flags_of_real_tokens(tekken, tekken_flags) -> None:
-    # every non-special token's flags equal the rule applied to its bytes (fusing aside)
+    # every non-special token's flags equal DESIGN §3's rules, restated in this file, applied
+    # to its bytes (fusing aside); the special ids are SPECIAL alone
     rng = random.Random(0)
-    for i in rng.sample(range(1000, tekken.vocab_size), 2000):
-        assert int(tekken_flags[i]) & ~FUSES == flags_for_bytes(tekken.token_bytes(i))
+    for i in [*range(1000, 1256), *rng.sample(range(1256, tekken.vocab_size), 4000)]:
+        assert int(tekken_flags[i]) & ~FUSES == design_flags(tekken.token_bytes(i)), (i, tekken.token_bytes(i))
+    assert all(int(tekken_flags[i]) == SPECIAL for i in range(1000))
     # Tekken's pre-tokenizer glues one punctuation character to the next word: '(' + 'F' -> '(F'
     fusing = {tekken.token_bytes(i) for i in range(tekken.vocab_size) if tekken_flags[i] & FUSES}
     assert {b"(", b"-", b"'", b"/"} <= fusing and not {b" cat", b" (", b"(("} & fusing
