@@ -45,7 +45,14 @@ def test_bench_cli_reports_rates_ratios_and_memory(tmp_path):
         "apply 2w",
     ):
         assert rows[name]["mtok_s"] > 0, name
+    for row in rows.values():  # a rate is its tokens over its seconds
+        assert row["mtok_s"] == pytest.approx(row["tokens"] / row["seconds"] / 1e6), row["name"]
     assert rows["kernel"]["tokens"] >= 20000
+    for name, ratio in report["ratios"].items():  # a ratio is the quotient of the two rates it names
+        top, bottom = name.split(" / ")
+        assert ratio == pytest.approx(rows[top]["mtok_s"] / rows[bottom]["mtok_s"]), name
+    # the point of the kernel, with a margin that no load on the machine erases
+    assert report["ratios"]["kernel / python id loop"] > 2
     # A large-shard rate is the difference of a 80k- and a 20k-token run: present unless noise
     # made it meaningless, and then over the difference of the two sizes.
     for w in (1, 2):

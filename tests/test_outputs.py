@@ -200,9 +200,14 @@ def test_resume_redoes_a_shard_whose_input_was_replaced(tmp_path, vocab_path, ke
         {"mask": True},
         {"out_dtype": "int32"},
         {"seed": 4},
+        {"seed": 3 + 2**40},  # differs only above bit 32
         {"stream_key": "other"},
         {"ratio": 0.25},
+        {"portion": 0.5},
+        {"ratio_basis": "words"},
+        {"lang_scope": "document"},
         {"languages": {"de": 1.0}},
+        {"languages": {"de": 1.0, "fr": 3.0}},  # the same languages, other weights
         {"vocab": "other contents, same tokenizer fingerprint"},
     ],
 )

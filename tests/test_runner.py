@@ -11,8 +11,11 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from link_fast import Substituter, Vocab
+from link_fast.errors import InputError
 from link_fast.runner import apply_shards, chunk_bounds
 from link_fast.shards import ShardWriter, open_shard
 from link_fast.vocab import Entry
@@ -64,12 +67,38 @@ def read_bytes(prefix):
     return Path(f"{prefix}.bin").read_bytes(), Path(f"{prefix}.idx").read_bytes()
 
 
+def bounds_by_hand(sizes, chunk_tokens):
+    """chunk_bounds restated: walk the sequences, and cut after the sequence in which the
+    running token count reaches the next multiple of ``chunk_tokens`` (below the total)."""
+    total, bounds, end = sum(sizes), [0], 0
+    for j, size in enumerate(sizes):
+        before, end = end, end + size
+        next_multiple = (before // chunk_tokens + 1) * chunk_tokens
+        if next_multiple <= end and next_multiple < total and j + 1 < len(sizes):
+            bounds.append(j + 1)
+    return bounds + [len(sizes)] if len(sizes) else bounds
+
+
 def test_chunk_bounds_cover_every_sequence_once():
     sizes = np.array([5, 0, 7, 3, 10, 0, 0, 2])
     for chunk in (1, 4, 8, 100):
         b = chunk_bounds(sizes, chunk)
         assert b[0] == 0 and b[-1] == len(sizes) and np.all(np.diff(b) > 0)
+    assert chunk_bounds(sizes, 1).tolist() == [0, 1, 3, 4, 5, 8]  # a cut after every sequence with tokens
+    assert chunk_bounds(sizes, 8).tolist() == [0, 3, 5, 8]  # 5+0+7 reaches 8; +3+10 reaches 16 and 24
+    assert chunk_bounds(sizes, 100).tolist() == [0, 8]
     assert chunk_bounds(np.zeros(0, dtype=np.int32), 10).tolist() == [0]
+    assert chunk_bounds(np.zeros(3, dtype=np.int32), 10).tolist() == [0, 3]
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(st.integers(0, 50), max_size=40), st.integers(1, 120))
+def test_chunk_bounds_equal_the_restatement(sizes, chunk_tokens):
+    """Every bound, not only the ends: chunks of about ``chunk_tokens`` tokens, each ending
+    with the sequence that reaches a multiple of it, the int32 sizes of a real index."""
+    got = chunk_bounds(np.array(sizes, dtype=np.int32), chunk_tokens)
+    assert got.dtype == np.int64
+    assert got.tolist() == bounds_by_hand(sizes, chunk_tokens)
 
 
 def test_output_equals_the_kernel_and_is_identical_for_any_workers_and_chunks(tmp_path, vocab_path):
@@ -350,3 +379,29 @@ def test_errors_cross_process_boundaries_intact():
     ):
         copy = pickle.loads(pickle.dumps(error))
         assert type(copy) is type(error) and str(copy) == str(error) and copy.__dict__ == error.__dict__
+
+
+def test_the_run_record_lists_what_it_promises(tmp_path, vocab_path):
+    """DESIGN §8's run record, key by key: what `--resume`, `link-fast inspect` and people read."""
+    write_shard(tmp_path / "in" / "s", n_docs=20)
+    out = tmp_path / "not" / "yet" / "there"  # missing parents are created, like -o elsewhere
+    record = apply_shards(vocab_path, [tmp_path / "in" / "s"], out, ratio=0.5, mask=True, progress=False)["s"]
+    assert record == json.loads((out / "s.link.json").read_text())
+    vocab = Vocab.load(vocab_path)
+    assert record["vocab"]["fingerprint"] == vocab.fingerprint and record["vocab"]["languages"] == ["de", "fr"]
+    assert record["vocab"]["format_version"] == vocab.meta["format_version"]
+    assert record["inputs"] == [str(tmp_path / "in" / "s.bin"), str(tmp_path / "in" / "s.idx")]
+    assert record["output_files"] == {p.name: p.stat().st_size for p in out.iterdir() if p.suffix in (".bin", ".idx")}
+    assert record["mask_shard"] == "s_mask" and record["mask"] is True and record["out_dtype"] == "uint16"
+    for side in ("main", "worker"):
+        assert set(record["memory_mb"][side]) == {"peak_rss", "anon_rss"}
+        assert record["memory_mb"][side]["peak_rss"] >= record["memory_mb"][side]["anon_rss"] > 0
+    assert record["seconds"] >= 0 and set(record["input"]["files"]) == {"s.bin", "s.idx"}
+
+
+def test_two_inputs_of_the_same_name_are_refused(tmp_path, vocab_path):
+    write_shard(tmp_path / "a" / "s", n_docs=5)
+    write_shard(tmp_path / "b" / "s", n_docs=5)
+    with pytest.raises(InputError, match="two inputs have the same name, their outputs would collide: s"):
+        apply_shards(vocab_path, [tmp_path / "a" / "s", tmp_path / "b" / "s"], tmp_path / "out", progress=False)
+    assert not (tmp_path / "out").exists() or not list((tmp_path / "out").iterdir())

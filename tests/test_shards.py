@@ -646,3 +646,24 @@ def test_datatrove_reads_ours(tmp_path, datatrove, token_size):
     assert np.array_equal(item["input_ids"].numpy(), tokens.astype(np.int64))
     positions = np.arange(n) - np.repeat(offsets[:-1], np.diff(offsets))
     assert np.array_equal(item["positions"].numpy(), positions)
+
+
+@pytest.mark.parametrize(
+    "count, text",
+    [(0, "0.00 T"), (5, "5.00 T"), (999, "999 T"), (1000, "1.00 kT"), (123_456, "123 kT"), (1_234_567, "1.23 MT")],
+)
+def test_datatrove_metadata_token_counts_read_like_humanize(count, text):
+    from link_fast.shards.datatrove import humanize_tokens
+
+    assert humanize_tokens(count) == text
+
+
+def test_decreasing_datatrove_offsets_are_named_with_their_values(tmp_path):
+    prefix = _good_datatrove(tmp_path)
+    index = Path(f"{prefix}.ds.index")
+    ends = np.frombuffer(index.read_bytes(), "<u8").copy()
+    ends[3] = ends[4] + 1
+    index.write_bytes(ends.tobytes())
+    problems = validate_shard(prefix)
+    want = f"document end offsets decrease at document 4 ({int(ends[3])} then {int(ends[4])})"
+    assert any(want in str(p) for p in problems), problems
