@@ -63,6 +63,7 @@ cdef struct Tables:
     const uint32_t *key_lang_mask
     const int64_t *key_trans_start
     const int32_t *key_trans
+    const uint32_t *key_trans_cum     # beside key_trans: weights cumulated within each key-language range
     const int64_t *trans_offsets
     const uint32_t *trans_tokens
     int32_t n_languages

@@ -42,6 +42,7 @@ class KernelTables:
         key_lang_mask: npt.NDArray[np.uint32],
         key_trans_start: npt.NDArray[np.int64],
         key_trans: npt.NDArray[np.int32],
+        key_trans_cum: npt.NDArray[np.uint32],
         trans_offsets: npt.NDArray[np.int64],
         trans_tokens: npt.NDArray[np.uint32],
         n_languages: int,

@@ -322,6 +322,17 @@ cdef int plan_edits(const Tables *t, const SamplingParams *s, const token_in *to
     return 0
 
 
+cdef inline int64_t pick_translation(const Tables *t, int64_t first, int64_t stop, uint64_t draw) noexcept nogil:
+    """The entry of key_trans[first:stop] drawn with the range's weights: the first whose
+    cumulated weight exceeds a uniform draw below the total. Weights 1, 2, 3, ... make it the
+    plain multiply-shift index, so uniform vocabularies draw as before."""
+    cdef uint64_t target = lf_below(draw, t.key_trans_cum[stop - 1])
+    cdef int64_t i = first
+    while t.key_trans_cum[i] <= target:
+        i += 1
+    return i
+
+
 cdef void resolve_edits(const Tables *t, Edit *edits, int64_t n) noexcept nogil:
     """Turn each edit's (target.slot, length.draw) into (target.first_token, length.n_tokens).
 
@@ -332,10 +343,12 @@ cdef void resolve_edits(const Tables *t, Edit *edits, int64_t n) noexcept nogil:
     for e in range(n):
         if e + AHEAD < n:
             lf_prefetch(&t.key_trans_start[edits[e + AHEAD].target.slot])
+        if e + AHEAD // 2 < n:  # its key_trans_start entry was fetched AHEAD // 2 edits ago
+            lf_prefetch(&t.key_trans_cum[t.key_trans_start[edits[e + AHEAD // 2].target.slot]])
         slot = edits[e].target.slot
         first = t.key_trans_start[slot]
-        edits[e].target.translation = first + <int64_t> lf_below(
-            edits[e].length.draw, <uint64_t> (t.key_trans_start[slot + 1] - first))
+        edits[e].target.translation = pick_translation(t, first, t.key_trans_start[slot + 1],
+                                                       edits[e].length.draw)
     for e in range(n):
         if e + AHEAD < n:
             lf_prefetch(&t.key_trans[edits[e + AHEAD].target.translation])
@@ -406,7 +419,8 @@ cdef class KernelTables:
                   const int32_t[::1] node_edge_count, const uint32_t[::1] edge_token,
                   const int32_t[::1] edge_node, const int32_t[:, ::1] edge_table, uint32_t edge_table_bits,
                   const uint32_t[::1] key_lang_mask, const int64_t[::1] key_trans_start,
-                  const int32_t[::1] key_trans, const int64_t[::1] trans_offsets,
+                  const int32_t[::1] key_trans, const uint32_t[::1] key_trans_cum,
+                  const int64_t[::1] trans_offsets,
                   const uint32_t[::1] trans_tokens, int32_t n_languages, bint all_keys_in_play):
         if not 1 <= n_languages <= LF_MAX_LANGUAGES:
             raise ValueError(f"between 1 and {LF_MAX_LANGUAGES} languages are supported, got {n_languages}")
@@ -414,8 +428,11 @@ cdef class KernelTables:
             raise ValueError("root must have one (key, descend) row per token of scan_flags")
         if edge_table.shape[0] != (<int64_t> 1 << edge_table_bits) * LF_BUCKET_SLOTS or edge_table.shape[1] != 4:
             raise ValueError("edge_table must have 2**edge_table_bits buckets of LF_BUCKET_SLOTS (node, token, child, child_key) rows")
+        if key_trans_cum.shape[0] != key_trans.shape[0]:
+            raise ValueError("key_trans_cum must have one entry per key_trans entry")
         self._keep = (scan_flags, root, node_key, node_edge_start, node_edge_count, edge_token, edge_node,
-                      edge_table, key_lang_mask, key_trans_start, key_trans, trans_offsets, trans_tokens)
+                      edge_table, key_lang_mask, key_trans_start, key_trans, key_trans_cum, trans_offsets,
+                      trans_tokens)
         self.tables.flags = &scan_flags[0] if scan_flags.shape[0] else NULL
         self.tables.vocab_size = scan_flags.shape[0]
         self.tables.root = <const RootEntry *> &root[0, 0] if root.shape[0] else NULL
@@ -430,6 +447,7 @@ cdef class KernelTables:
         self.tables.key_lang_mask = &key_lang_mask[0] if key_lang_mask.shape[0] else NULL
         self.tables.key_trans_start = &key_trans_start[0]
         self.tables.key_trans = &key_trans[0] if key_trans.shape[0] else NULL
+        self.tables.key_trans_cum = &key_trans_cum[0] if key_trans_cum.shape[0] else NULL
         self.tables.trans_offsets = &trans_offsets[0]
         self.tables.trans_tokens = &trans_tokens[0] if trans_tokens.shape[0] else NULL
         self.tables.n_languages = n_languages

@@ -83,6 +83,7 @@ def kernel_tables(vocab: Vocab, sampling: Sampling) -> KernelTables:
         key_lang_mask=tables["key_lang_mask"],
         key_trans_start=tables["key_trans_start"],
         key_trans=tables["key_trans"],
+        key_trans_cum=tables["key_trans_cum"],
         trans_offsets=tables["trans_offsets"],
         trans_tokens=tables["trans_tokens"],
         n_languages=len(vocab.languages),

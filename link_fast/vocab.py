@@ -18,6 +18,8 @@ Tables (``K`` keys, ``L`` languages, ``T`` translations, root = node 0):
 - ``key_lang_mask[K]`` uint32: bit ``l`` set when key has translations in language ``l``.
 - ``key_trans_start[K * L + 1]`` int64: translations of key ``k`` in language ``l`` are
   ``key_trans[key_trans_start[k*L + l] : key_trans_start[k*L + l + 1]]``, indices into
+  the translations below; ``key_trans_cum`` uint32, beside ``key_trans``: each range's
+  weights, cumulated within the range (1, 2, 3, ... when translations are drawn uniformly).
 - ``trans_offsets[T + 1]`` int64 / ``trans_tokens`` uint32: the token ids of each distinct
   translation form (stored once however many keys share it).
 - ``key_offsets`` / ``key_tokens``, ``key_text_offsets`` / ``key_text``, ``trans_text_offsets`` /
@@ -58,7 +60,7 @@ from .tokenizer import (
 )
 
 MAGIC = b"LINKFAST"
-FORMAT_VERSION = 2
+FORMAT_VERSION = 3  # 3: key_trans_cum, the translations' weights
 MAX_LANGUAGES = 32  # languages are bits of a uint32 mask
 # The flag bits a vocabulary may use; the kernel keeps the others for itself (LF_KEY_START).
 DEFINED_FLAGS = FLAG_WS_START | FLAG_GLUE_LEFT | FLAG_END_WORD | FLAG_SPECIAL | FLAG_HAS_WORD | FLAG_FUSES_RIGHT
@@ -78,6 +80,7 @@ ARRAY_DTYPES: dict[str, np.dtype] = {
     "key_lang_mask": np.dtype(np.uint32),
     "key_trans_start": np.dtype(np.int64),
     "key_trans": np.dtype(np.int32),
+    "key_trans_cum": np.dtype(np.uint32),
     "trans_offsets": np.dtype(np.int64),
     "trans_tokens": np.dtype(np.uint32),
     "key_offsets": np.dtype(np.int64),
@@ -127,8 +130,9 @@ class Entry:
 
     tokens: tuple[int, ...]
     text: str
-    # translations[lang_index] = [(token ids, text), ...]
-    translations: Mapping[int, Sequence[tuple[tuple[int, ...], str]]]
+    # translations[lang_index] = [(token ids, text), ...], or (token ids, text, weight >= 1)
+    # where the translations are not drawn uniformly
+    translations: Mapping[int, Sequence[tuple]]
 
 
 def _offsets_and_blob(parts: Sequence, dtype) -> tuple[np.ndarray, np.ndarray]:
@@ -206,8 +210,11 @@ def tables_from_arrays(
     trans_offsets: np.ndarray,
     trans_tokens: np.ndarray,
     trans_texts: Sequence[str],
+    key_trans_weight: np.ndarray | None = None,
 ) -> dict[str, np.ndarray]:
-    """All tables from flat arrays (see the module docstring). Raises ValueError on bad input."""
+    """All tables from flat arrays (see the module docstring). ``key_trans_weight``, beside
+    ``key_trans``: each translation's weight (>= 1; default 1, uniform draws). Raises ValueError
+    on bad input."""
     if not 1 <= n_languages <= MAX_LANGUAGES:
         raise ValueError(f"between 1 and {MAX_LANGUAGES} languages are supported, got {n_languages}")
     n_keys, n_trans = len(key_offsets) - 1, len(trans_offsets) - 1
@@ -217,6 +224,7 @@ def tables_from_arrays(
         raise ValueError("key_trans points outside the translations")
     if n_trans and np.diff(trans_offsets).min() < 1:
         raise ValueError("a translation has no tokens")
+    key_trans_cum = cumulated_weights(np.asarray(key_trans_start), key_trans_weight, len(key_trans))
     if int(trans_tokens.max(initial=0)) >= len(flags):
         raise ValueError("a translation has a token id outside the vocabulary")
     key_lang_mask = _lang_masks(np.asarray(key_trans_start), n_keys, n_languages)
@@ -229,6 +237,7 @@ def tables_from_arrays(
         "key_lang_mask": np.ascontiguousarray(key_lang_mask, dtype=np.uint32),
         "key_trans_start": np.asarray(key_trans_start, dtype=np.int64),
         "key_trans": np.asarray(key_trans, dtype=np.int32),
+        "key_trans_cum": key_trans_cum,
         "trans_offsets": np.asarray(trans_offsets, dtype=np.int64),
         "trans_tokens": np.asarray(trans_tokens, dtype=np.uint32),
     }
@@ -240,17 +249,33 @@ def tables_from_arrays(
     return tables
 
 
+def cumulated_weights(key_trans_start: np.ndarray, weights: np.ndarray | None, n: int) -> np.ndarray:
+    """``key_trans_cum``: the weights cumulated within each key-language range of ``key_trans``."""
+    w = np.ones(n, dtype=np.int64) if weights is None else np.asarray(weights, dtype=np.int64)
+    if len(w) != n or (n and w.min() < 1):
+        raise ValueError("translation weights must be one integer >= 1 per key_trans entry")
+    cum = np.cumsum(w)
+    starts = np.asarray(key_trans_start, dtype=np.int64)
+    ranges = np.diff(starts)
+    before = np.concatenate(([0], cum))[starts[:-1]]  # the running total where each range starts
+    cum -= np.repeat(before, ranges)
+    if n and np.maximum.reduceat(cum, starts[:-1][ranges > 0]).max() > np.iinfo(np.uint32).max:
+        raise ValueError("a key's translation weights add up to 2^32 or more")
+    return cum.astype(np.uint32)
+
+
 def build_tables(flags: np.ndarray, entries: Sequence[Entry], n_languages: int) -> dict[str, np.ndarray]:
     """All tables from unique keys given as ``Entry`` objects. Raises ValueError on bad entries."""
     trans_index: dict[tuple[tuple[int, ...], str], int] = {}
-    starts, key_trans = [0], []
+    starts, key_trans, weights = [0], [], []
     for entry in entries:
         for lang in entry.translations:
             if not 0 <= lang < n_languages:
                 raise ValueError(f"key {entry.text!r} has a translation in unknown language index {lang}")
         for lang in range(n_languages):
-            for ids, text in entry.translations.get(lang, ()):
+            for ids, text, *weight in entry.translations.get(lang, ()):
                 key_trans.append(trans_index.setdefault((tuple(ids), text), len(trans_index)))
+                weights.append(weight[0] if weight else 1)
             starts.append(len(key_trans))
     key_offsets, key_tokens = _offsets_and_blob([e.tokens for e in entries], np.uint32)
     trans_offsets, trans_tokens = _offsets_and_blob([ids for ids, _ in trans_index], np.uint32)
@@ -265,6 +290,7 @@ def build_tables(flags: np.ndarray, entries: Sequence[Entry], n_languages: int) 
         trans_offsets,
         trans_tokens,
         [text for _, text in trans_index],
+        np.asarray(weights, dtype=np.int64),
     )
 
 
@@ -366,6 +392,13 @@ class Vocab:
             text = bytes(self.tables["trans_text"][to[t] : to[t + 1]]).decode("utf-8")
             out.append((ids, text))
         return out
+
+    def translation_weights(self, key: int, lang: int) -> list[int]:
+        """The weight of each of ``translations(key, lang)``, in the same order."""
+        L = len(self.languages)
+        start, stop = (int(x) for x in self.tables["key_trans_start"][key * L + lang : key * L + lang + 2])
+        cum = self.tables["key_trans_cum"][start:stop].astype(np.int64)
+        return np.diff(cum, prepend=0).tolist()
 
     def entries(self) -> Iterable[Entry]:
         """Every key with its translations, in key order."""
@@ -639,6 +672,7 @@ def _check_tables(tables: Mapping[str, np.ndarray], meta: Mapping) -> None:
     masks = _lang_masks(tables["key_trans_start"], len(tables["key_lang_mask"]), len(meta["languages"]))
     _require(np.array_equal(tables["key_lang_mask"], masks), "key_lang_mask", "does not match key_trans_start")
     _require(np.all(masks != 0), "key_trans_start", "leaves a key without translations")
+    _check_weights(tables)
     for blob, offsets in (("key_text", "key_text_offsets"), ("trans_text", "trans_text_offsets")):
         _check_utf8(tables, blob, offsets)
     _require_header(
@@ -659,6 +693,7 @@ def _check_sizes(t: Mapping[str, np.ndarray], meta: Mapping) -> None:
         ("node_edge_count", N),
         ("edge_node", E),
         ("key_trans_start", K * L + 1),
+        ("key_trans_cum", len(t["key_trans"])),
         ("trans_offsets", max(T, 0) + 1),
         ("trans_text_offsets", max(T, 0) + 1),
         ("key_offsets", K + 1),
@@ -696,6 +731,18 @@ def _check_indices(t: Mapping[str, np.ndarray], vocab_size: int) -> None:
     _require(
         t["node_key"].min() >= -1 and t["node_key"].max() < n_keys, "node_key", f"points outside the {n_keys} keys"
     )
+
+
+def _check_weights(t: Mapping[str, np.ndarray]) -> None:
+    """Within each key-language range, the cumulated weights start at 1 or more and rise
+    strictly: every translation can be drawn, and the kernel's scan stops inside the range."""
+    cum = t["key_trans_cum"].astype(np.int64)
+    if not len(cum):
+        return
+    step = np.diff(cum, prepend=0)
+    starts = t["key_trans_start"][:-1]
+    step[starts[np.diff(t["key_trans_start"]) > 0]] = cum[starts[np.diff(t["key_trans_start"]) > 0]]
+    _require(bool(step.min() >= 1), "key_trans_cum", "does not rise within a key's translations")
 
 
 def _check_root_children(t: Mapping[str, np.ndarray]) -> int:

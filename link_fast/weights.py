@@ -1,0 +1,87 @@
+"""Which translation is drawn: the weight of each of a word's translations.
+
+``uniform`` gives every translation weight 1. ``frequency`` weights each by how common it is in
+its language, from ``wordfreq`` (an optional extra), so that the model sees the common word for a
+thing more often than a rare sense: within one key's translations in one language, the most
+frequent gets ``WEIGHT_SCALE`` and the others their frequency relative to it, at least 1. A
+language wordfreq lacks falls back to uniform weights, and the compile report says so.
+"""
+
+from __future__ import annotations
+
+import unicodedata
+from collections.abc import Callable, Sequence
+
+import numpy as np
+
+from .errors import LinkFastError
+
+TRANSLATION_WEIGHTS = ("uniform", "frequency")
+WEIGHT_SCALE = 65535  # the most frequent translation's weight; weights stay far below 2^32 in sum
+# Vocabulary language names whose wordfreq language langcodes does not give: wordfreq keeps
+# Norwegian Bokmål as nb and Serbian, Croatian and Bosnian as one sh; FreeDict calls Romanian rom.
+_ALIASES = {"no": "nb", "nor": "nb", "sr": "sh", "srp": "sh", "hr": "sh", "hrv": "sh", "bs": "sh", "rom": "ro"}
+
+
+def _wordfreq():
+    try:
+        import wordfreq
+    except ImportError:
+        raise LinkFastError(
+            "translation weights by frequency need wordfreq: pip install 'link_fast[frequency]'"
+        ) from None
+    return wordfreq
+
+
+def wordfreq_language(lang: str) -> str | None:
+    """wordfreq's code for a vocabulary language name (``de``, ``deu``, ``nor``...), or None."""
+    wordfreq = _wordfreq()
+    available = wordfreq.available_languages()
+    code = _ALIASES.get(lang.lower())
+    if code is None:
+        try:
+            import langcodes
+
+            code = langcodes.Language.get(lang).language
+        except Exception:  # langcodes' own errors for names it cannot parse
+            code = None
+    code = _ALIASES.get(code or "", code)
+    return code if code in available else None
+
+
+def frequency_lookup(code: str) -> Callable[[str], float]:
+    """A function from a translation's text to its frequency in language ``code`` (0 if unseen):
+    one dictionary lookup for a plain word, wordfreq's own tokenization for anything else."""
+    wordfreq = _wordfreq()
+    table = wordfreq.get_frequency_dict(code)
+
+    def frequency(text: str) -> float:
+        word = unicodedata.normalize("NFC", text.strip()).casefold()
+        found = table.get(word)
+        if found is not None:
+            return float(found)
+        return float(wordfreq.word_frequency(text.strip(), code))
+
+    return frequency
+
+
+def range_weights(frequencies: np.ndarray, starts: np.ndarray) -> np.ndarray:
+    """Integer weights >= 1 from ``frequencies``, relative to the highest of each range
+    ``[starts[i], starts[i + 1])``; a range where nothing was seen gets weight 1 throughout."""
+    frequencies = np.asarray(frequencies, dtype=np.float64)
+    weights = np.ones(len(frequencies), dtype=np.int64)
+    sizes = np.diff(starts)
+    if not len(frequencies):
+        return weights
+    firsts = np.asarray(starts[:-1])[sizes > 0]
+    top = np.repeat(np.maximum.reduceat(frequencies, firsts), sizes[sizes > 0])
+    seen = top > 0
+    scaled = np.rint(WEIGHT_SCALE * frequencies[seen] / top[seen]).astype(np.int64)
+    weights[seen] = np.maximum(scaled, 1)
+    return weights
+
+
+def most_frequent_first(translations: Sequence[str], frequency: Callable[[str], float]) -> list[str]:
+    """``translations`` from the most to the least frequent; equal ones keep their order."""
+    scored = [(-frequency(t), i, t) for i, t in enumerate(translations)]
+    return [t for _, _, t in sorted(scored)]

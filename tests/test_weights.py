@@ -1,0 +1,85 @@
+"""Translation weights: stored in the vocabulary, honoured by the kernel's draws."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from link_fast import Substituter, Vocab
+from link_fast.errors import VocabError
+from link_fast.tokenizer import FLAG_END_WORD, FLAG_HAS_WORD, FLAG_WS_START
+from link_fast.vocab import Entry, cumulated_weights
+from link_fast.weights import WEIGHT_SCALE, range_weights
+
+WORD = FLAG_WS_START | FLAG_HAS_WORD | FLAG_END_WORD
+# Chi-square critical value for 3 degrees of freedom at p = 0.001: a correct kernel fails once in
+# a thousand seeds, and the seed is fixed.
+CHI2_3DF_999 = 16.27
+
+
+def weighted_vocab(weights: list[int]) -> Vocab:
+    """Token 1 is a word with one translation per weight: token 10 + i, drawn with weights[i]."""
+    flags = np.full(20, WORD, dtype=np.uint8)
+    translations = [((10 + i,), f"t{i}", w) for i, w in enumerate(weights)]
+    return Vocab.from_entries(flags, [Entry((1,), "w", {0: translations})], ["de"])
+
+
+def draw_counts(vocab: Vocab, n_words: int, seed: int = 0) -> np.ndarray:
+    tokens = np.ones(n_words, dtype=np.uint16)
+    offsets = np.arange(0, n_words + 1, 1000, dtype=np.int64)
+    result = Substituter(vocab, ratio=1.0, seed=seed).apply(tokens, offsets)
+    return np.bincount(result.tokens.astype(np.int64) - 10, minlength=len(vocab.translations(0, 0)))
+
+
+def test_cumulated_weights_restart_in_every_key_language_range() -> None:
+    starts = np.array([0, 2, 2, 5])
+    assert cumulated_weights(starts, np.array([3, 1, 2, 2, 7]), 5).tolist() == [3, 4, 2, 4, 11]
+    assert cumulated_weights(starts, None, 5).tolist() == [1, 2, 1, 2, 3]
+    with pytest.raises(ValueError, match=">= 1"):
+        cumulated_weights(starts, np.array([3, 0, 2, 2, 7]), 5)
+    with pytest.raises(ValueError, match="2\\^32"):
+        cumulated_weights(np.array([0, 2]), np.array([2**31, 2**31]), 2)
+
+
+def test_the_kernel_draws_translations_in_proportion_to_their_weights() -> None:
+    weights = [1, 2, 3, 10]
+    counts = draw_counts(weighted_vocab(weights), 160_000)
+    expected = counts.sum() * np.array(weights) / sum(weights)
+    chi2 = float(((counts - expected) ** 2 / expected).sum())
+    assert chi2 < CHI2_3DF_999, (counts.tolist(), expected.tolist())
+
+
+def test_equal_weights_draw_exactly_as_uniform_ones() -> None:
+    """Weights are relative: all 5s and all 1s give the same bytes."""
+    ones = Substituter(weighted_vocab([1, 1, 1]), ratio=1.0, seed=3)
+    fives = Substituter(weighted_vocab([5, 5, 5]), ratio=1.0, seed=3)
+    tokens, offsets = np.ones(3000, dtype=np.uint16), np.array([0, 1000, 3000], dtype=np.int64)
+    a, b = ones.apply(tokens, offsets), fives.apply(tokens, offsets)
+    assert np.array_equal(a.tokens, b.tokens)
+
+
+def test_a_translation_of_weight_one_beside_a_heavy_one_is_rare_but_possible() -> None:
+    counts = draw_counts(weighted_vocab([1, WEIGHT_SCALE]), 2_000_000)
+    assert 0 < counts[0] < 200
+
+
+def test_weights_survive_save_and_load(tmp_path) -> None:
+    vocab = weighted_vocab([4, 1, 9])
+    vocab.save(tmp_path / "w.lfv")
+    loaded = Vocab.load(tmp_path / "w.lfv")
+    assert loaded.translation_weights(0, 0) == [4, 1, 9]
+    assert np.array_equal(draw_counts(vocab, 5000), draw_counts(loaded, 5000))
+
+
+def test_weights_that_do_not_rise_are_refused_on_load(tmp_path) -> None:
+    vocab = weighted_vocab([4, 1, 9])
+    vocab.tables["key_trans_cum"] = np.array([4, 4, 14], dtype=np.uint32)
+    vocab.save(tmp_path / "bad.lfv")
+    with pytest.raises(VocabError, match="key_trans_cum"):
+        Vocab.load(tmp_path / "bad.lfv")
+
+
+def test_range_weights_are_relative_to_the_most_frequent_of_each_range() -> None:
+    frequencies = np.array([1e-5, 2e-5, 0.0, 0.0, 0.0, 3e-9])
+    weights = range_weights(frequencies, np.array([0, 3, 5, 6]))
+    assert weights.tolist() == [WEIGHT_SCALE // 2 + 1, WEIGHT_SCALE, 1, 1, 1, WEIGHT_SCALE]
