@@ -31,6 +31,7 @@ class TextSampler:
         key_lang_mask: npt.NDArray[np.uint32],
         key_trans_start: npt.NDArray[np.int64],
         key_trans: npt.NDArray[np.int32],
+        key_trans_cum: npt.NDArray[np.uint32],
         trans_text_offsets: npt.NDArray[np.int64],
         trans_text: npt.NDArray[np.uint8],
         weights: list[int],

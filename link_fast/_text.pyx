@@ -288,6 +288,7 @@ cdef class TextSampler:
     cdef const uint32_t *lang_mask
     cdef const int64_t *trans_start
     cdef const int32_t *trans
+    cdef const uint32_t *trans_cum
     cdef const int64_t *text_offsets
     cdef const uint8_t *text_blob
     cdef int64_t n_keys, n_trans_slots, n_translations, n_text
@@ -299,21 +300,26 @@ cdef class TextSampler:
     cdef bint words_basis, doc_scope, strict, all_in_play
     cdef list texts  # translation id -> its text (leading space removed), made when first written
 
-    def __init__(self, TextIndex index, key_lang_mask, key_trans_start, key_trans, trans_text_offsets, trans_text,
-                 weights, *, uint64_t portion_threshold, uint64_t ratio_threshold, double ratio, bint words_basis,
+    def __init__(self, TextIndex index, key_lang_mask, key_trans_start, key_trans, key_trans_cum,
+                 trans_text_offsets, trans_text, weights, *, uint64_t portion_threshold, uint64_t ratio_threshold, double ratio, bint words_basis,
                  bint doc_scope, bint strict, bint all_in_play=False):
         cdef const uint32_t[::1] lm = key_lang_mask
         cdef const int64_t[::1] ts = key_trans_start, to = trans_text_offsets
         cdef const int32_t[::1] kt = key_trans
+        cdef const uint32_t[::1] kc = key_trans_cum
         cdef const uint8_t[::1] tb = trans_text
         cdef int l
         if len(weights) > LF_MAX_LANGUAGES or not len(weights):
             raise ValueError("between 1 and 32 languages")
         if ts.shape[0] != lm.shape[0] * len(weights) + 1 or to.shape[0] < 1:
             raise ValueError("the vocabulary's tables do not match its keys and languages")
-        self.index, self.arrays = index, (key_lang_mask, key_trans_start, key_trans, trans_text_offsets, trans_text)
+        if kc.shape[0] != kt.shape[0]:
+            raise ValueError("the vocabulary's translation weights do not match its translations")
+        self.index = index
+        self.arrays = (key_lang_mask, key_trans_start, key_trans, key_trans_cum, trans_text_offsets, trans_text)
         self.lang_mask, self.trans_start, self.text_offsets = &lm[0] if lm.shape[0] else NULL, &ts[0], &to[0]
         self.trans = &kt[0] if kt.shape[0] else NULL
+        self.trans_cum = &kc[0] if kc.shape[0] else NULL
         self.text_blob = &tb[0] if tb.shape[0] else NULL
         self.n_keys, self.n_trans_slots, self.n_translations = lm.shape[0], kt.shape[0], to.shape[0] - 1
         self.n_text = tb.shape[0]
@@ -327,6 +333,15 @@ cdef class TextSampler:
         self.words_basis, self.doc_scope, self.strict = words_basis, doc_scope, strict
         self.all_in_play = all_in_play  # every key has a language in play: no check per match
         self.texts = [None] * self.n_translations
+
+    cdef inline int64_t pick_translation(self, int64_t lo, int64_t hi, uint64_t h) noexcept:
+        """The kernel's weighted pick among key_trans[lo:hi] (docs/DESIGN.md §5): the first
+        entry whose cumulated weight exceeds a uniform draw below the range's total."""
+        cdef uint64_t target = lf_below(h, self.trans_cum[hi - 1])
+        cdef int64_t i = lo
+        while self.trans_cum[i] <= target:
+            i += 1
+        return i
 
     cdef inline int32_t in_play(self, int32_t key) noexcept:
         return key if key >= 0 and self.lang_mask[key] & self.selected else -1
@@ -443,7 +458,7 @@ cdef class TextSampler:
             lo, hi = self.trans_start[slot], self.trans_start[slot + 1]
             if lang < 0 or not 0 <= lo < hi <= self.n_trans_slots:
                 raise InputError(f"the vocabulary has no translation of key {key} in language {lang}")
-            t = self.trans[lo + <int64_t>lf_below(lf_draw_at(translate, m), hi - lo)]
+            t = self.trans[self.pick_translation(lo, hi, lf_draw_at(translate, m))]
             if not 0 <= t < self.n_translations:
                 raise InputError(f"the vocabulary's key {key} names translation {t}, out of range")
             matches.data[kept] = matches.data[m]

@@ -235,6 +235,7 @@ class NativeText:
             np.asarray(t["key_lang_mask"]),
             np.asarray(t["key_trans_start"]),
             np.asarray(t["key_trans"]),
+            np.asarray(t["key_trans_cum"]),
             np.asarray(t["trans_text_offsets"]),
             np.asarray(t["trans_text"]),
             weights,

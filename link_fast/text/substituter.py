@@ -23,7 +23,6 @@ from ..draws import (
     DOMAIN_LANG,
     DOMAIN_REPLACE,
     DOMAIN_TRANSLATE,
-    below,
     bernoulli,
     draw,
     draws,
@@ -112,6 +111,7 @@ class TextSubstituter:
         self._ratio_threshold = probability_threshold(self.sampling.ratio)
         self._lang_mask = np.asarray(vocab.tables["key_lang_mask"])
         self._translation_cache: dict[tuple[int, int], list[str]] = {}
+        self._weight_cache: dict[tuple[int, int], list[tuple[int, int]]] = {}
         selected = sum(1 << vocab.languages.index(lang) for lang in languages)
         self._native: NativeText | None = None
         self._matcher: Matcher | None = None
@@ -158,6 +158,14 @@ class TextSubstituter:
         if got is None:
             got = [t[1:] if t.startswith(" ") else t for _, t in self.vocab.translations(key, lang)]
             self._translation_cache[(key, lang)] = got
+        return got
+
+    def translation_weights(self, key: int, lang: int) -> list[tuple[int, int]]:
+        """(index, weight) of each of ``translations(key, lang)``, for ``pick``."""
+        got = self._weight_cache.get((key, lang))
+        if got is None:
+            got = list(enumerate(self.vocab.translation_weights(key, lang)))
+            self._weight_cache[(key, lang)] = got
         return got
 
     def matches(self, text: str, shape: str | None = None) -> list[tuple[int, int, int]]:
@@ -260,8 +268,8 @@ class TextSubstituter:
                     lang = doc_lang
                 else:
                     lang = pick(lang_draws[i], [(l, w) for l, w in enumerate(self._weights) if w and mask & (1 << l)])
-                options = self.translations(key, lang)
-                yield m, lang, options[below(translate_draws[i], len(options))]
+                options, weights = self.translations(key, lang), self.translation_weights(key, lang)
+                yield m, lang, options[pick(translate_draws[i], weights)]
 
     def _replace_threshold(self, words: int, n_matches: int) -> int:
         """The Bernoulli threshold of one candidate's replacement (``ratio_basis``, §5)."""
