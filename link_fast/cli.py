@@ -18,6 +18,7 @@ from . import __version__
 from .errors import InputError, LinkFastError
 from .io import same_file
 from .sampling import LANG_SCOPES, OPTION_NAMES, RATIO_BASES, Sampling
+from .weights import TRANSLATION_WEIGHTS
 
 EXIT_USAGE = 2
 TOKENIZER_HELP = (
@@ -177,6 +178,7 @@ def cmd_compile(args) -> int:
         spacings=args.spacings,
         cleaning=_cleaning_from_args(args),
         progress=_progress(args.quiet) or False,
+        translation_weights=args.translation_weights,
     )
     vocab.save(args.output)
     if not args.quiet:
@@ -220,7 +222,8 @@ def _describe(vocab, path) -> str:
             f"  {lang:<11} {r['sources']:,} source words -> {r['forms_kept']:,} of {r['forms']:,} forms kept "
             f"({r['forms_not_context_free']:,} not context-free, "
             f"{r['forms_without_translation']:,} without a usable translation), "
-            f"{r['keys']:,} keys, {r['phrases']:,} phrases"
+            f"{r['keys']:,} keys, {r['phrases']:,} phrases; "
+            f"translations drawn {r.get('translation_weights', 'uniform')}"
         )
     # How each dictionary was read: what was kept, what was dropped and why.
     for lang, r in m.get("report", {}).get("lexicons", {}).items():
@@ -463,6 +466,14 @@ def _add_compile_parser(sub) -> None:
         type=_csv(("space", "bare")),
         default=("space", "bare"),
         help="forms with a leading space, without, or both (default space,bare)",
+    )
+    p.add_argument(
+        "--translation-weights",
+        choices=TRANSLATION_WEIGHTS,
+        default="uniform",
+        help="how often each of a word's translations is drawn: equally (default), or by its word frequency "
+        "in its language (needs wordfreq: pip install 'link_fast[frequency]'; a language wordfreq lacks "
+        "stays uniform, as info reports); with frequency, --max-translations keeps the most frequent",
     )
     _add_cleaning_options(p)
     p.add_argument("-o", "--output", required=True, type=Path, metavar="VOCAB", help="vocabulary file to write")

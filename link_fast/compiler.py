@@ -15,6 +15,7 @@ UPPER and from ``US`` as spelled), the source spelled that way wins; equal claim
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import gc
 import itertools
@@ -35,6 +36,7 @@ from .pool import Pool, WorkerDied
 from .progress import Progress
 from .tokenizer import Tokenizer, load_tokenizer, token_flags
 from .vocab import MAX_LANGUAGES, Vocab, tables_from_arrays
+from .weights import TRANSLATION_WEIGHTS, entry_weights, frequency_lookup, keep_most_frequent, wordfreq_language
 
 CASES = ("lower", "title", "upper")
 SPACINGS = ("space", "bare")
@@ -297,6 +299,7 @@ def compile_vocab(
     cleaning: CleaningOptions | None = None,
     workers: int | None = None,
     progress: Callable[[str], None] | bool | None = None,
+    translation_weights: str = "uniform",
 ) -> Vocab:
     """Compile ``dictionaries`` ({language: lexicon or dictionary path}) for ``tokenizer``.
 
@@ -307,18 +310,29 @@ def compile_vocab(
     terminal; None (the default) does that only when stderr is a terminal; False is quiet.
     The vocabulary's ``meta["report"]`` says, per language, how many source words were used,
     how many surface forms were kept, how many were dropped as not context-free, and how many
-    keys and phrases resulted. The same inputs and options give a byte-identical vocabulary,
-    whatever ``workers`` is.
+    keys and phrases resulted. ``translation_weights``: how often each of a word's translations
+    is drawn (``link_fast.weights``): ``"uniform"``, or ``"frequency"`` (by word frequency, from
+    wordfreq; then ``cleaning.max_translations`` keeps the most frequent, not the first). The
+    same inputs and options give a byte-identical vocabulary, whatever ``workers`` is.
     """
+    if translation_weights not in TRANSLATION_WEIGHTS:
+        raise InputError(f"translation_weights must be one of {TRANSLATION_WEIGHTS}, got {translation_weights!r}")
     with _gc_paused():
         return _compile(
-            tokenizer, dictionaries, cases, spacings, cleaning or CleaningOptions(), workers, _Say(progress)
+            tokenizer,
+            dictionaries,
+            cases,
+            spacings,
+            cleaning or CleaningOptions(),
+            workers,
+            _Say(progress),
+            translation_weights,
         )
 
 
-def _compile(tokenizer, dictionaries, cases, spacings, cleaning, workers, say: _Say) -> Vocab:
+def _compile(tokenizer, dictionaries, cases, spacings, cleaning, workers, say: _Say, weights: str) -> Vocab:
     _check_options(dictionaries, cases, spacings)
-    tokenizer, lexicons = _load_inputs(tokenizer, dictionaries, cleaning, say)
+    tokenizer, lexicons = _load_inputs(tokenizer, dictionaries, cleaning, say, weights)
     languages = list(dictionaries)
     say(f"listing the surface forms of {sum(len(lex.entries) for lex in lexicons):,} source words")
     records = _FormRecords.of(lexicons, cases, spacings)
@@ -331,8 +345,11 @@ def _compile(tokenizer, dictionaries, cases, spacings, cleaning, workers, say: _
     say("building the trie")
     selected = _select(records, ok, form_offsets, form_tokens, tokenizer, languages, lexicon_info)
     del records, ok  # the surface strings and per-record arrays go before the tables are built
-    tables = _tables(selected, form_offsets, form_tokens, tokenizer, len(languages))
+    entry_weight, weighting = entry_weights(weights, languages, selected[2], selected[3], selected[5])
+    tables = _tables(selected, form_offsets, form_tokens, tokenizer, len(languages), entry_weight)
     report = selected[-1]
+    for lang, how in weighting.items():
+        report[lang]["translation_weights"] = how
     del selected, form_offsets, form_tokens
     vocab = Vocab.from_tables(
         tables,
@@ -350,6 +367,7 @@ def _compile(tokenizer, dictionaries, cases, spacings, cleaning, workers, say: _
             "spacings": list(spacings),
             "cleaning": {k: sorted(v) if isinstance(v, frozenset) else v for k, v in asdict(cleaning).items()},
             "dictionaries": {lang: info[1] for lang, info in lexicon_info.items()},
+            "translation_weights": weights,
         },
         # no compile time in it: the same inputs must give the same bytes
         report={"languages": report, "lexicons": {lang: info[2] for lang, info in lexicon_info.items()}},
@@ -374,8 +392,8 @@ def _select(records, ok, form_offsets, form_tokens, tokenizer, languages, lexico
     return key_source_form, key_texts, key_trans_start, key_trans, distinct, records.texts(distinct), report
 
 
-def _tables(selected: tuple, form_offsets, form_tokens, tokenizer, n_languages: int) -> dict:
-    """The vocabulary's tables from what ``_select`` chose."""
+def _tables(selected: tuple, form_offsets, form_tokens, tokenizer, n_languages: int, entry_weight) -> dict:
+    """The vocabulary's tables from what ``_select`` chose, with ``key_trans``'s weights."""
     key_source_form, key_texts, key_trans_start, key_trans, distinct, trans_texts, _ = selected
     key_offsets, key_tokens = _gather(form_offsets, form_tokens, key_source_form)
     trans_offsets, trans_tokens = _gather(form_offsets, form_tokens, distinct)
@@ -390,6 +408,7 @@ def _tables(selected: tuple, form_offsets, form_tokens, tokenizer, n_languages: 
         trans_offsets,
         trans_tokens,
         trans_texts,
+        entry_weight,
     )
 
 
@@ -466,16 +485,24 @@ def _check_options(dictionaries, cases, spacings) -> None:
         raise InputError(f"at most {MAX_LANGUAGES} languages per vocabulary, got {len(dictionaries)}")
 
 
-def _load_inputs(tokenizer, dictionaries, cleaning, say) -> tuple[Tokenizer, list[Lexicon]]:
-    """The tokenizer and the lexicons, read where they were given as paths."""
+def _load_inputs(tokenizer, dictionaries, cleaning, say, weights: str) -> tuple[Tokenizer, list[Lexicon]]:
+    """The tokenizer and the lexicons, read where they were given as paths. Weighted by
+    frequency, a dictionary is read with no limit on translations, then each word keeps its
+    ``cleaning.max_translations`` most frequent."""
     if not isinstance(tokenizer, Tokenizer):
         say(f"loading tokenizer {tokenizer}")
         tokenizer = load_tokenizer(tokenizer)
+    by_frequency = weights == "frequency"
+    reading = dataclasses.replace(cleaning, max_translations=0) if by_frequency else cleaning
     lexicons = []
     for lang, source in dictionaries.items():
         if not isinstance(source, Lexicon):
             say(f"loading {lang} dictionary {source}")
-            source = load_lexicon(source, lang, cleaning)
+            source = load_lexicon(source, lang, reading)
+        if by_frequency:  # a language wordfreq lacks keeps its first translations, as when uniform
+            code = wordfreq_language(lang)
+            frequency = frequency_lookup(code) if code else (lambda text: 0.0)
+            source = keep_most_frequent(source, frequency, cleaning.max_translations)
         lexicons.append(source)
     return tokenizer, lexicons
 

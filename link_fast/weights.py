@@ -15,6 +15,7 @@ from collections.abc import Callable, Sequence
 import numpy as np
 
 from .errors import LinkFastError
+from .lexicon import Lexicon
 
 TRANSLATION_WEIGHTS = ("uniform", "frequency")
 WEIGHT_SCALE = 65535  # the most frequent translation's weight; weights stay far below 2^32 in sum
@@ -85,3 +86,46 @@ def most_frequent_first(translations: Sequence[str], frequency: Callable[[str], 
     """``translations`` from the most to the least frequent; equal ones keep their order."""
     scored = [(-frequency(t), i, t) for i, t in enumerate(translations)]
     return [t for _, _, t in sorted(scored)]
+
+
+def keep_most_frequent(lexicon: Lexicon, frequency: Callable[[str], float], limit: int) -> Lexicon:
+    """``lexicon`` with each source's translations ordered most frequent first and cut to
+    ``limit`` (0: no limit); the translations cut are counted as ``dropped_max_translations``."""
+    entries, cut = {}, 0
+    for source, translations in lexicon.entries.items():
+        ordered = most_frequent_first(translations, frequency)
+        if limit and len(ordered) > limit:
+            cut += len(ordered) - limit
+            ordered = ordered[:limit]
+        entries[source] = ordered
+    report = dict(lexicon.report)
+    report["dropped_max_translations"] = report.get("dropped_max_translations", 0) + cut
+    report["pairs_kept"] = report.get("pairs_kept", 0) - cut
+    return Lexicon(lexicon.lang, lexicon.path, entries, report)
+
+
+def entry_weights(
+    mode: str, languages: Sequence[str], key_trans_start: np.ndarray, key_trans: np.ndarray, trans_texts: Sequence[str]
+) -> tuple[np.ndarray | None, dict[str, str]]:
+    """The weight of each ``key_trans`` entry under ``mode`` (None for uniform), and per
+    language how its weights were made. Entries of key k in language l lie in range k*L + l."""
+    if mode == "uniform":
+        return None, dict.fromkeys(languages, "uniform")
+    codes = {lang: wordfreq_language(lang) for lang in languages}
+    n_languages = len(languages)
+    sizes = np.diff(key_trans_start)
+    entry_lang = np.repeat(np.arange(len(sizes)) % n_languages, sizes)
+    frequencies = np.zeros(len(key_trans), dtype=np.float64)
+    for index, lang in enumerate(languages):
+        code = codes[lang]
+        if code is None:
+            continue
+        mine = np.flatnonzero(entry_lang == index)
+        distinct, inverse = np.unique(key_trans[mine], return_inverse=True)
+        frequency = frequency_lookup(code)
+        per_text = np.array([frequency(trans_texts[t]) for t in distinct.tolist()], dtype=np.float64)
+        frequencies[mine] = per_text[inverse]
+    how = {
+        lang: f"frequency (wordfreq {code})" if code else "uniform (wordfreq lacks it)" for lang, code in codes.items()
+    }
+    return range_weights(frequencies, key_trans_start), how

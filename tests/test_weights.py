@@ -83,3 +83,81 @@ def test_range_weights_are_relative_to_the_most_frequent_of_each_range() -> None
     frequencies = np.array([1e-5, 2e-5, 0.0, 0.0, 0.0, 3e-9])
     weights = range_weights(frequencies, np.array([0, 3, 5, 6]))
     assert weights.tolist() == [WEIGHT_SCALE // 2 + 1, WEIGHT_SCALE, 1, 1, 1, WEIGHT_SCALE]
+
+
+# -- compiled by frequency ----------------------------------------------------------------------
+
+
+def _pairs(tmp_path, lines: list[str], name: str = "en-fr.txt"):
+    path = tmp_path / name
+    path.write_text("".join(line + "\n" for line in lines), encoding="utf-8")
+    return path
+
+
+def _weights_of(vocab: Vocab, key_text: str, lang: str) -> dict[str, int]:
+    key = next(k for k in range(vocab.n_keys) if vocab.key_text(k) == key_text)
+    l = vocab.languages.index(lang)
+    return {t: w for (_, t), w in zip(vocab.translations(key, l), vocab.translation_weights(key, l))}
+
+
+def test_frequency_weights_follow_word_frequency_and_keep_the_most_frequent(tmp_path, tekken) -> None:
+    pytest.importorskip("wordfreq")
+    from link_fast.compiler import compile_vocab
+    from link_fast.lexicon import CleaningOptions
+
+    # file order puts the rare words first: uniform keeps them, frequency keeps the common one
+    pairs = _pairs(tmp_path, ["house demeure", "house logis", "house maison", "cat matou", "cat chat"])
+    cleaning = CleaningOptions(max_translations=2)
+    uniform = compile_vocab(tekken, {"fr": pairs}, cleaning=cleaning, progress=False)
+    weighted = compile_vocab(tekken, {"fr": pairs}, cleaning=cleaning, progress=False, translation_weights="frequency")
+    assert set(_weights_of(uniform, " house", "fr")) == {" demeure", " logis"}
+    assert _weights_of(uniform, " house", "fr") == {" demeure": 1, " logis": 1}
+    house = _weights_of(weighted, " house", "fr")
+    assert set(house) == {" maison", " demeure"} and house[" maison"] == WEIGHT_SCALE
+    assert 1 <= house[" demeure"] < WEIGHT_SCALE // 4
+    cat = _weights_of(weighted, " Cat", "fr")  # every case form weighs as the dictionary word
+    assert cat[" Chat"] == WEIGHT_SCALE and cat[" Matou"] < cat[" Chat"]
+    assert weighted.meta["options"]["translation_weights"] == "frequency"
+    assert weighted.meta["report"]["languages"]["fr"]["translation_weights"] == "frequency (wordfreq fr)"
+    assert weighted.meta["report"]["lexicons"]["fr"]["dropped_max_translations"] == 1
+
+
+def test_a_language_wordfreq_lacks_stays_uniform_and_says_so(tmp_path, tekken) -> None:
+    pytest.importorskip("wordfreq")
+    from link_fast.compiler import compile_vocab
+
+    pairs = _pairs(tmp_path, ["house domus", "house aedes"], "en-la.txt")
+    vocab = compile_vocab(tekken, {"la": pairs}, progress=False, translation_weights="frequency")
+    assert set(_weights_of(vocab, " house", "la").values()) == {1}
+    assert vocab.meta["report"]["languages"]["la"]["translation_weights"] == "uniform (wordfreq lacks it)"
+
+
+def test_frequency_compiles_are_byte_identical(tmp_path, tekken) -> None:
+    pytest.importorskip("wordfreq")
+    from link_fast.compiler import compile_vocab
+
+    pairs = _pairs(tmp_path, ["house maison", "house demeure", "time temps", "time fois", "time heure"])
+    for n, workers in enumerate((1, 2)):
+        vocab = compile_vocab(tekken, {"fr": pairs}, progress=False, translation_weights="frequency", workers=workers)
+        vocab.save(tmp_path / f"{n}.lfv")
+    assert (tmp_path / "0.lfv").read_bytes() == (tmp_path / "1.lfv").read_bytes()
+
+
+def test_unknown_translation_weights_are_refused(tekken) -> None:
+    from link_fast.compiler import compile_vocab
+    from link_fast.errors import InputError
+
+    with pytest.raises(InputError, match="translation_weights"):
+        compile_vocab(tekken, {"fr": "x"}, translation_weights="zipf")
+
+
+def test_a_format_2_vocabulary_is_refused_with_a_recompile_line(tmp_path) -> None:
+    import struct
+
+    vocab = weighted_vocab([1, 2])
+    vocab.save(tmp_path / "v.lfv")
+    raw = bytearray((tmp_path / "v.lfv").read_bytes())
+    raw[8:12] = struct.pack("<I", 2)
+    (tmp_path / "old.lfv").write_bytes(bytes(raw))
+    with pytest.raises(VocabError, match="format version 2.*recompile"):
+        Vocab.load(tmp_path / "old.lfv")
