@@ -151,7 +151,8 @@ def table_files(material) -> list[tuple[str, Path, bool]]:
             path = material["root"] / "tables" / f"{name}.{label}.lfv"
             path.parent.mkdir(exist_ok=True)
             path.write_bytes(raw[:start] + damaged.tobytes() + raw[start + damaged.nbytes :])
-            out.append((f"{name}.{label}", path, name in STRUCTURAL or (label in ALWAYS_CAUGHT and name not in WEIGHTS)))
+            refuse = name in STRUCTURAL or (label in ALWAYS_CAUGHT and name not in WEIGHTS)
+            out.append((f"{name}.{label}", path, refuse))
     return out
 
 
