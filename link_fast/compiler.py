@@ -9,8 +9,11 @@ emitted in the same form: leading space and case carried over, and encoded the s
 Case variants follow the source's own spelling, so that abbreviations and names do not
 swallow common words: an all-lowercase source (``cat``) gives lower, Title and UPPER forms; a
 Title-case source (``Easter``) gives Title and UPPER; any other spelling (``US``, ``iPhone``)
-gives itself only. When two sources produce the same surface form (``US`` from ``us`` in
-UPPER and from ``US`` as spelled), the source spelled that way wins; equal claims merge.
+gives itself only. When two sources of one language produce the same surface form (``US``
+from ``us`` in UPPER and from ``US`` as spelled), the source spelled that way wins; equal
+claims merge. Languages never compete: each keeps the translations it would have if compiled
+alone, so applying a subset of a vocabulary's languages gives what a vocabulary of that subset
+gives (docs/DESIGN.md §2).
 """
 
 from __future__ import annotations
@@ -381,7 +384,7 @@ def _select(records, ok, form_offsets, form_tokens, tokenizer, languages, lexico
     and distinct translations' forms and texts, the translations of each (key, language), and
     the per-language report. Nothing of ``records`` is needed after it."""
     kept = records.keep(ok)
-    rec_key, key_source_form, kept = records.keys(kept, form_offsets, form_tokens)
+    rec_key, key_source_form, kept = records.keys(kept, form_offsets, form_tokens, len(languages))
     if not len(key_source_form):
         raise InputError(f"no dictionary word has a context-free encoding with {tokenizer.name}")
     key_trans_start, key_trans, distinct = records.translations(kept, rec_key, len(key_source_form), len(languages))
@@ -664,10 +667,11 @@ class _FormRecords:
         self.ok = ok
         return ok[self.source] & (self.ok_translations() > 0)
 
-    def keys(self, kept, form_offsets, form_tokens) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    def keys(self, kept, form_offsets, form_tokens, n_langs: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """Keys: distinct token sequences of kept source forms, numbered in order of appearance.
-        Returns each record's key, each key's source form, and the records kept once a source
-        spelled exactly like a form has taken it from the derived case variants."""
+        Returns each record's key, each key's source form, and the records kept once, within
+        each language, a source spelled exactly like a form has taken it from the derived case
+        variants (another language's claim never removes one)."""
         forms = np.unique(self.source[kept])
         form_key = np.full(self.n_forms, -1, dtype=np.int64)
         number, n_keys = _number_sequences(form_offsets, form_tokens, forms)
@@ -675,9 +679,10 @@ class _FormRecords:
         rec_key = form_key[self.source]
         if not n_keys:  # nothing kept: the caller says so
             return rec_key, np.zeros(0, dtype=np.int64), kept
-        owned = np.zeros(n_keys, dtype=bool)
-        owned[rec_key[kept & self.natural]] = True
-        kept = kept & (self.natural | ~owned[np.maximum(rec_key, 0)])
+        slot = np.maximum(rec_key, 0) * n_langs + self.lang  # (key, language) of each record
+        owned = np.zeros(n_keys * n_langs, dtype=bool)
+        owned[slot[kept & self.natural]] = True
+        kept = kept & (self.natural | ~owned[slot])
         key_source_form = np.zeros(n_keys, dtype=np.int64)
         first = np.unique(rec_key[kept], return_index=True)
         key_source_form[first[0]] = self.source[kept][first[1]]

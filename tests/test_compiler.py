@@ -198,9 +198,9 @@ def expected_table(tokenizer, lexicons, cases=("lower", "title", "upper"), spaci
                         claims.setdefault(key, []).append((natural, lang, emitted))
     table = {}
     for key, found in claims.items():
-        any_natural = any(n for n, _, _ in found)
+        natural_langs = {lang for natural, lang, _ in found if natural}  # claims compete within a language
         for natural, lang, emitted in found:
-            if natural or not any_natural:
+            if natural or lang not in natural_langs:
                 merged = table.setdefault(key, {}).setdefault(lang, [])
                 merged.extend(e for e in emitted if e not in merged)
     return table
