@@ -4,11 +4,14 @@ From the real material of ``scripts/fetch_fixtures.sh`` (default ``.fixtures``, 
 ``$LINK_FAST_FIXTURES``), into ``FIXTURES_DIR/bench/``:
 
 - ``eng-deu.tekken.lfv``: FreeDict eng-deu compiled for Mistral's Tekken (the large case:
-  313k source words, 1.84M token-id keys); its compile time is in the file's header.
+  313k source words, 1.84M token-id keys);
+- ``eng-8.tekken.lfv``: eight FreeDict languages (deu fra spa ita por nld hun ces) in one
+  vocabulary, for ``link-fast bench --compare-vocab``;
 - ``pydoc.tekken.{bin,idx}``: every reST source of the Debian python3.11-doc package, one
   document per file, tokenized with Tekken (2.8M tokens) into a Megatron shard.
 
-A part already there is kept: delete it to rebuild. The benches (``pytest benches``) and
+A part already there is kept (a vocabulary of an older format is compiled again): delete it
+to rebuild. The benches (``pytest benches``) and
 ``link-fast bench --vocab ... --shard ...`` read these.
 """
 
@@ -32,8 +35,37 @@ def tekken_path() -> Path:
     return Path(str(importlib.resources.files("mistral_common") / "data" / "tekken_240911.json"))
 
 
-def prepare(root: Path) -> dict[str, Path]:
+# The paper-sized case: eight FreeDict languages in one vocabulary (`link-fast bench --compare-vocab`).
+EIGHT_LANGUAGES = {
+    "de": "deu",
+    "fr": "fra",
+    "es": "spa",
+    "it": "ita",
+    "pt": "por",
+    "nl": "nld",
+    "hu": "hun",
+    "cs": "ces",
+}
+
+
+def _compile_once(tokenizer, dictionaries: dict, path: Path) -> None:
+    """Compile ``dictionaries`` into ``path`` unless a vocabulary this link_fast reads is there."""
     from link_fast.compiler import compile_vocab
+    from link_fast.errors import VocabError
+    from link_fast.vocab import Vocab
+
+    if path.exists():
+        try:
+            Vocab.load(path)
+            return
+        except VocabError as e:  # an older format, say: compile again
+            print(f"{e}: compiling it again", file=sys.stderr)
+    started = time.perf_counter()
+    compile_vocab(tokenizer, dictionaries).save(path)
+    print(f"compiled {path} in {time.perf_counter() - started:.1f} s", file=sys.stderr)
+
+
+def prepare(root: Path) -> dict[str, Path]:
     from link_fast.shards import ShardWriter
     from link_fast.tokenizer import load_tokenizer
 
@@ -46,10 +78,11 @@ def prepare(root: Path) -> dict[str, Path]:
         if not needed.exists():
             raise SystemExit(f"{needed} is missing: run scripts/fetch_fixtures.sh {root}")
     tokenizer = load_tokenizer(paths["tokenizer"])
-    if not paths["vocab"].exists():
-        started = time.perf_counter()
-        compile_vocab(tokenizer, {"de": dictionary}).save(paths["vocab"])
-        print(f"compiled {paths['vocab']} in {time.perf_counter() - started:.1f} s", file=sys.stderr)
+    _compile_once(tokenizer, {"de": dictionary}, paths["vocab"])
+    eight = {lang: root / "freedict" / f"freedict-eng-{code}.index" for lang, code in EIGHT_LANGUAGES.items()}
+    if all(path.exists() for path in eight.values()):
+        paths["vocab8"] = out / "eng-8.tekken.lfv"
+        _compile_once(tokenizer, eight, paths["vocab8"])
     if not Path(f"{paths['shard']}.idx").exists():
         texts = [p.read_text(encoding="utf-8", errors="replace") for p in sorted(pydoc.rglob("*.rst.txt"))]
         encoded = [np.asarray(ids, dtype=np.int32) for ids in tokenizer.encode_batch(texts)]

@@ -194,6 +194,7 @@ def run_bench(
     sample_tokens: int = SAMPLE_TOKENS,
     apply_tokens: int = APPLY_TOKENS,
     log: Callable[[str], None] = lambda message: None,
+    compare: Sequence[Vocab] = (),
 ) -> dict:
     """Measure everything on ``corpus``; returns {"rows": [...], "ratios": {...}, "memory_mb": {...}, ...}.
 
@@ -204,7 +205,8 @@ def run_bench(
     needed for the large shard to make 4 chunks per worker (of the most ``workers``), so that
     the quarter still gives every worker one: with idle workers in the small run, the
     difference would overstate the rate. ``tokenizer`` enables the text pipeline baseline and
-    text mode.
+    text mode. ``compare``: other vocabularies for the same tokenizer (more languages, say),
+    each a kernel row on the same corpus and a ratio to ``vocab``'s kernel.
     """
     if not 0.0 <= ratio <= 1.0:
         raise InputError(f"ratio must be in [0, 1], got {ratio}")
@@ -231,6 +233,8 @@ def run_bench(
         for w in workers:
             bench.run(w, rows, memory)
     stats = _bench_kernel(rows, vocab, corpus, ratio, seed, repeat, log)
+    for other in compare:
+        _bench_kernel(rows, other, corpus, ratio, seed, repeat, log, name=kernel_row_name(other))
     _bench_baselines(rows, vocab, corpus.head(sample_tokens), tokenizer, ratio, seed, log)
     return {
         "corpus": {"name": corpus.name, "documents": len(corpus.offsets) - 1, "tokens": corpus.n_tokens},
@@ -373,21 +377,29 @@ class _ApplyBench:
             )
 
 
-def _bench_kernel(rows: dict, vocab: Vocab, corpus: Corpus, ratio: float, seed: int, repeat: int, log):
-    """The numpy copy and the kernel on the whole corpus; the kernel's statistics."""
+def kernel_row_name(vocab: Vocab) -> str:
+    """The row of a compared vocabulary's kernel: its languages, all drawn."""
+    return f"kernel, {len(vocab.languages)} languages"
+
+
+def _bench_kernel(
+    rows: dict, vocab: Vocab, corpus: Corpus, ratio: float, seed: int, repeat: int, log, name: str = "kernel"
+):
+    """The kernel on the whole corpus (and first the numpy copy); the kernel's statistics."""
     from .substituter import Substituter
 
     n = corpus.n_tokens
-    log(f"numpy copy of {n:,} tokens")
-    rows["numpy copy"] = Row("numpy copy", n, best_of(lambda: corpus.tokens.copy(), repeat * 3))
-    log("kernel (Substituter.apply, one core)")
+    if "numpy copy" not in rows:
+        log(f"numpy copy of {n:,} tokens")
+        rows["numpy copy"] = Row("numpy copy", n, best_of(lambda: corpus.tokens.copy(), repeat * 3))
+    log(f"{name} (Substituter.apply, one core, {', '.join(vocab.languages)})")
     substituter = Substituter(vocab, ratio=ratio, seed=seed)
     # 3x the runs, as the numpy copy: every ratio rests on this figure, and a run takes 0.1 s
-    rows["kernel"] = Row(
-        "kernel",
+    rows[name] = Row(
+        name,
         n,
         best_of(lambda: substituter.apply(corpus.tokens, corpus.offsets), repeat * 3),
-        note=f"ratio {ratio}",
+        note=f"ratio {ratio}, {vocab.n_keys:,} keys",
     )
     return substituter.apply(corpus.tokens, corpus.offsets).stats
 
@@ -436,6 +448,9 @@ def _ratios(rows: dict, workers: Sequence[int]) -> dict[str, float]:
         "kernel / python id loop": kernel / rows["python id loop"].mtok_s,
         "kernel / numpy copy": kernel / rows["numpy copy"].mtok_s,
     }
+    for name in rows:
+        if name.startswith("kernel, "):
+            ratios[f"{name} / kernel"] = rows[name].mtok_s / kernel
     if "text pipeline" in rows:
         ratios["kernel / text pipeline"] = kernel / rows["text pipeline"].mtok_s
         ratios["text mode / text pipeline"] = rows["text mode"].mtok_s / rows["text pipeline"].mtok_s
@@ -535,13 +550,16 @@ def format_report(report: dict) -> str:
         f"ratio {report['ratio']} ({report['substituted_share']:.1%} substituted)",
         f"machine: {m['cpu']}, {m['cores']} cores, Python {m['python']}",
         "",
-        f"{'':<16}{'M tokens/s':>12}  {'tokens':>12}  note",
     ]
+    # columns as wide as the longest name, so the figures line up
+    width = max(len(r["name"]) for r in report["rows"]) + 2
+    lines.append(f"{'':<{width}}{'M tokens/s':>12}  {'tokens':>12}  note")
     for r in report["rows"]:
-        lines.append(f"{r['name']:<16}{r['mtok_s']:>12.2f}  {r['tokens']:>12,}  {r['note']}")
+        lines.append(f"{r['name']:<{width}}{r['mtok_s']:>12.2f}  {r['tokens']:>12,}  {r['note']}")
     lines.append("")
+    width = max(map(len, report["ratios"]), default=0) + 2
     for name, value in report["ratios"].items():
-        lines.append(f"{name:<28}{value:>10.2f}x" if value >= 1 else f"{name:<28}{value:>10.3f}x")
+        lines.append(f"{name:<{width}}{value:>10.2f}x" if value >= 1 else f"{name:<{width}}{value:>10.3f}x")
     lines.append("")
     lines.append(
         "memory of link-fast apply, MB (peak_rss: peak resident, mapped files included; "

@@ -405,6 +405,7 @@ def cmd_bench(args) -> int:
         repeat=args.repeat,
         apply_tokens=args.apply_tokens,
         log=say or (lambda m: None),
+        compare=[Vocab.load(path, tokenizer=tokenizer) for path in args.compare_vocab],
     )
     report["compile_seconds"] = compile_seconds
     report["compile"] = None if args.vocab else compiled
@@ -598,6 +599,15 @@ def _add_bench_parser(sub) -> None:
         "default: the bundled demo dictionaries",
     )
     p.add_argument("--vocab", type=Path, default=None, metavar="VOCAB", help="a compiled vocabulary instead of --dict")
+    p.add_argument(
+        "--compare-vocab",
+        type=Path,
+        action="append",
+        default=[],
+        metavar="VOCAB",
+        help="another vocabulary for the same tokenizer (more languages, say): a kernel row with all its "
+        "languages drawn, and its ratio to the first vocabulary's kernel; repeatable",
+    )
     p.add_argument(
         "--shard",
         default=None,
