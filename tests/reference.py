@@ -67,7 +67,8 @@ def pick(h, weights):
 
 
 class Reference:
-    """``lexicon``: {key tokens tuple: {lang index: [translation tokens tuple, ...]}};
+    """``lexicon``: {key tokens tuple: {lang index: [translation, ...]}}, a translation being its
+    tokens tuple (weight 1) or (tokens tuple, integer weight);
     ``names``: the vocabulary's languages, in order; ``languages``: the user-facing
     {name: weight} mapping (``Substituter(languages=...)``), None for all equally."""
 
@@ -147,8 +148,10 @@ class Reference:
                 else:
                     available = [(l, w) for l, w in sorted(self.weights.items()) if options.get(l)]
                     lang = pick(draw(self.base, DOMAIN_LANG, doc_index, m), available)
-                translations = options[lang]
-                chosen = translations[below(draw(self.base, DOMAIN_TRANSLATE, doc_index, m), len(translations))]
+                # DESIGN 5: the first translation whose running sum of weights exceeds the draw
+                weighted = [t if t and isinstance(t[0], tuple) else (t, 1) for t in options[lang]]
+                index = pick(draw(self.base, DOMAIN_TRANSLATE, doc_index, m), list(enumerate(w for _, w in weighted)))
+                chosen = weighted[index][0]
                 edits.append((i, j, chosen))
                 stats["substitutions"][lang] += 1
         out, mask, pos = [], [], 0

@@ -39,13 +39,13 @@ def worlds(draw, max_vocab=40, max_languages=3, max_docs=6, max_pieces=8):
     # the trie's binary search.
     keys = draw(st.lists(st.lists(token, min_size=1, max_size=4).map(tuple), min_size=1, max_size=12, unique=True))
     any_token = st.integers(0, vocab_size - 1)
+    translation = st.lists(any_token, min_size=1, max_size=3).map(tuple)
+    if draw(st.booleans()):  # weighted translations: (ids, weight)
+        translation = st.tuples(translation, st.one_of(st.integers(1, 9), st.just(65535)))
     lexicon = {}
     for key in keys:
         langs = draw(st.lists(st.integers(0, n_languages - 1), min_size=1, max_size=n_languages, unique=True))
-        lexicon[key] = {
-            lang: draw(st.lists(st.lists(any_token, min_size=1, max_size=3).map(tuple), min_size=1, max_size=3))
-            for lang in langs
-        }
+        lexicon[key] = {lang: draw(st.lists(translation, min_size=1, max_size=3)) for lang in langs}
     # Keys, keys cut short (a phrase walk that meets the document's end must stop there) and noise.
     piece = st.one_of(
         st.sampled_from(keys).map(list),
@@ -66,13 +66,28 @@ def worlds(draw, max_vocab=40, max_languages=3, max_docs=6, max_pieces=8):
     for i, f in enumerate(small_flags):
         flags[ids[i]] = f
     spread = lambda seq: tuple(ids[t] for t in seq)  # noqa: E731
-    lexicon = {spread(k): {l: [spread(tr) for tr in trs] for l, trs in v.items()} for k, v in lexicon.items()}
+    spread_translation = lambda tr: (spread(tr[0]), tr[1]) if tr and isinstance(tr[0], tuple) else spread(tr)  # noqa: E731
+    lexicon = {
+        spread(k): {l: [spread_translation(tr) for tr in trs] for l, trs in v.items()} for k, v in lexicon.items()
+    }
     return flags, lexicon, n_languages, [list(spread(d)) for d in docs]
+
+
+def entry_translation(translation):
+    """A lexicon's translation, plain ids or (ids, weight), as an Entry holds it."""
+    if translation and isinstance(translation[0], tuple):
+        ids, weight = translation
+        return (ids, str(ids), weight)
+    return (translation, str(translation))
 
 
 def make_vocab(flags, lexicon, n_languages):
     entries = [
-        Entry(key, " ".join(map(str, key)), {l: [(ids, str(ids)) for ids in tr] for l, tr in per_lang.items()})
+        Entry(
+            key,
+            " ".join(map(str, key)),
+            {l: [entry_translation(t) for t in tr] for l, tr in per_lang.items()},
+        )
         for key, per_lang in lexicon.items()
     ]
     return Vocab.from_entries(np.array(flags, dtype=np.uint8), entries, [f"l{i}" for i in range(n_languages)])
