@@ -94,3 +94,21 @@ def test_baselines_leave_text_alone_at_ratio_zero_and_substitute_at_one():
     ]
     changed = text_pipeline(corpus, tokenizer, words, 1.0)
     assert "Fuchs" in tokenizer.decode(sum(changed, [])) or "renard" in tokenizer.decode(sum(changed, []))
+
+
+def test_bench_compares_the_kernel_with_another_vocabulary(tmp_path, tekken):
+    from link_fast.compiler import compile_vocab
+    from link_fast.demo import DEMO_LANGUAGES
+
+    compile_vocab(tekken, {"de": DEMO_LANGUAGES["de"]}, progress=False).save(tmp_path / "de.lfv")
+    compile_vocab(tekken, DEMO_LANGUAGES, progress=False).save(tmp_path / "de-fr.lfv")
+    command = [sys.executable, "-m", "link_fast", "bench", "--vocab", str(tmp_path / "de.lfv")]
+    command += ["--compare-vocab", str(tmp_path / "de-fr.lfv"), "--tokenizer", "tekken", "--json"]
+    command += ["--min-tokens", "20000", "--apply-tokens", "40000", "--repeat", "1"]
+    proc = subprocess.run(command, capture_output=True, text=True, cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    report = json.loads(proc.stdout)
+    rows = {r["name"]: r for r in report["rows"]}
+    assert rows["kernel, 2 languages"]["tokens"] == rows["kernel"]["tokens"]
+    ratio = report["ratios"]["kernel, 2 languages / kernel"]
+    assert ratio == pytest.approx(rows["kernel, 2 languages"]["mtok_s"] / rows["kernel"]["mtok_s"])
