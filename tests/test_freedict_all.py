@@ -31,41 +31,10 @@ from pathlib import Path
 
 import pytest
 
-from link_fast.lexicon import Lexicon, load_lexicon
+from link_fast.lexicon import FREEDICT_LANGUAGES, Lexicon, load_lexicon
 
-# Every English->X FreeDict dictionary Debian ships (link_fast.lexicon.FREEDICT_LANGUAGES).
-LANGUAGES = (
-    "afr",
-    "ara",
-    "bul",
-    "ces",
-    "cym",
-    "dan",
-    "deu",
-    "ell",
-    "fin",
-    "fra",
-    "gle",
-    "hin",
-    "hrv",
-    "hun",
-    "ind",
-    "ita",
-    "jpn",
-    "lat",
-    "lit",
-    "nld",
-    "nor",
-    "pol",
-    "por",
-    "rom",
-    "rus",
-    "spa",
-    "srp",
-    "swe",
-    "swh",
-    "tur",
-)
+# Every English->X FreeDict dictionary Debian ships: the 30 dict-freedict-eng-* packages.
+LANGUAGES = FREEDICT_LANGUAGES
 NON_LATIN = {"ara", "bul", "ell", "hin", "jpn", "rus", "srp"}
 
 B64 = {ch: value for value, ch in enumerate("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/")}
@@ -216,3 +185,7 @@ def test_no_english_translations(dictionaries, english_words, lang, request):
         if all(word in english_words for word in t.casefold().replace("-", " ").split())
     ]
     assert len(bad) < 0.01 * len(pairs), f"{lang}: {len(bad)} of {len(pairs)} are English: {bad[:10]}"
+
+
+def test_every_debian_freedict_english_dictionary_is_listed():
+    assert len(LANGUAGES) == len(set(LANGUAGES)) == 30

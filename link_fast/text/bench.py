@@ -24,6 +24,7 @@ from typing import Any, cast
 
 import zstandard
 
+from ..bench import best_of
 from ..errors import InputError
 from ..vocab import Vocab
 from . import native
@@ -67,15 +68,6 @@ def pydoc_texts(root: str | Path, max_bytes: int = 5_000_000) -> list[str]:
     return texts
 
 
-def _best(fn: Callable[[], object], repeat: int) -> float:
-    best = float("inf")
-    for _ in range(max(1, repeat)):
-        started = time.perf_counter()
-        fn()
-        best = min(best, time.perf_counter() - started)
-    return best
-
-
 def run_text_bench(
     vocab_or_path: Vocab | str | Path,
     texts: Sequence[str],
@@ -109,16 +101,16 @@ def run_text_bench(
         seconds["naive dict"] = time.perf_counter() - started
         _, info = native.text_index(vocab)  # the cache made (warm) before anything is timed
         log(f"naive script on {size / 1e6:.1f} MB")
-        seconds["naive"] = _best(lambda: naive_script(src, dst, table, ratio, seed), repeat)
+        seconds["naive"] = best_of(lambda: naive_script(src, dst, table, ratio, seed), repeat)
         options: dict[str, Any] = dict(ratio=ratio, seed=seed, progress=False)
         log("link-fast text, 1 worker")
-        seconds["text"] = _best(lambda: substitute_files(vocab, [src], dst, **options), repeat)
+        seconds["text"] = best_of(lambda: substitute_files(vocab, [src], dst, **options), repeat)
 
         def cold() -> None:
             native.forget()
             substitute_files(Vocab.load(vocab_path), [src], dst, **options)
 
-        seconds["text with start-up"] = _best(cold, repeat)
+        seconds["text with start-up"] = best_of(cold, repeat)
         started = time.perf_counter()
         native.forget()
         _, loaded = native.text_index(vocab)
@@ -127,7 +119,7 @@ def run_text_bench(
             if w > 1:
                 log(f"link-fast text, {w} workers")
                 run = functools.partial(substitute_files, vocab, [src], dst, workers=w, **options)
-                seconds[f"text {w}w"] = _best(run, repeat)
+                seconds[f"text {w}w"] = best_of(run, repeat)
     seconds["naive with start-up"] = seconds["naive"] + seconds["vocab load"] + seconds["naive dict"]
     mb_s = {name: size / s / 1e6 for name, s in seconds.items() if name in _RATES or name.startswith("text ")}
     ratios = {
