@@ -168,7 +168,8 @@ class LinkDataset(Dataset):
     def __getitem__(self, index: int) -> dict:
         text, length = self.read(index)
         if self.batched:
-            return {"index": index, "text": torch.from_numpy(text), "length": length}
+            # a copy: samples are often read-only views of a memory-mapped shard, which torch refuses to wrap
+            return {"index": index, "text": torch.from_numpy(np.array(text)), "length": length}
         batch = self.transform.apply(text, index, length)
         return {key: value[0] for key, value in lm_fields(batch, self.fields).items()}
 
