@@ -189,3 +189,16 @@ def test_no_english_translations(dictionaries, english_words, lang, request):
 
 def test_every_debian_freedict_english_dictionary_is_listed():
     assert len(LANGUAGES) == len(set(LANGUAGES)) == 30
+
+
+@pytest.mark.parametrize("lang", LANGUAGES)
+def test_compiles_for_a_real_tokenizer(dictionaries, lang, request, tekken):
+    """Every dictionary's words become keys: its first 2,000 sources, for Tekken (the whole of
+    each, and all 30 in one vocabulary, are measured in docs/PERFORMANCE.md)."""
+    from link_fast.compiler import compile_vocab
+
+    lexicon = lexicon_of(dictionaries, lang, request)
+    head = Lexicon(lang, lexicon.path, dict(list(lexicon.entries.items())[:2000]), dict(lexicon.report))
+    vocab = compile_vocab(tekken, {lang: head}, progress=False, workers=1)
+    assert vocab.n_keys >= min(len(head.entries), 300)
+    assert vocab.meta["report"]["languages"][lang]["keys"] == vocab.n_keys
