@@ -571,13 +571,15 @@ def _add_text_parser(sub) -> None:
 
 def _add_validate_parser(sub) -> None:
     p = sub.add_parser("validate", help="check shards' headers, counts, pointers and sizes")
-    p.add_argument("inputs", nargs="+", metavar="INPUT")
+    p.add_argument(
+        "inputs", nargs="+", metavar="INPUT", help="shards (prefix or file) or folders of them; outputs of apply too"
+    )
     p.set_defaults(func=cmd_validate)
 
 
 def _add_info_parser(sub) -> None:
     p = sub.add_parser("info", help="describe a compiled vocabulary")
-    p.add_argument("vocab", type=Path, metavar="VOCAB")
+    p.add_argument("vocab", type=Path, metavar="VOCAB", help="a vocabulary file (link-fast compile's output)")
     p.add_argument("--json", action="store_true", help="print the whole header as JSON")
     p.set_defaults(func=cmd_info)
 

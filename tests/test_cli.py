@@ -90,3 +90,19 @@ def test_version_and_bare_command_print_and_succeed(capsys):
     assert capsys.readouterr().out.strip() == f"link-fast {__version__}"
     assert main([]) == 0
     assert "COMMAND" in capsys.readouterr().out
+
+
+def test_every_option_and_argument_has_help():
+    import argparse
+
+    from link_fast.cli import build_parser
+
+    parser = build_parser()
+    missing = [
+        f"{name} {action.option_strings or action.dest}"
+        for group in parser._subparsers._group_actions
+        for name, sub in group.choices.items()
+        for action in sub._actions
+        if not action.help and not isinstance(action, argparse._HelpAction)
+    ]
+    assert not missing
