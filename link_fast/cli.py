@@ -169,8 +169,11 @@ def cmd_compile(args) -> int:
         if lang in dictionaries:
             raise LinkFastError(f"language {lang!r} given twice in --dict")
         dictionaries[lang] = path
+    # before the tokenizer is resolved: a missing tokenizer must not hide an output that would
+    # overwrite a dictionary
+    _refuse_overwriting(args.output, [args.tokenizer, *_dictionary_files(dictionaries.values()), *args.skip_words])
     tokenizer = resolve_tokenizer(args.tokenizer)
-    _refuse_overwriting(args.output, [tokenizer, *_dictionary_files(dictionaries.values()), *args.skip_words])
+    _refuse_overwriting(args.output, [tokenizer])
     vocab = compile_vocab(
         tokenizer,
         dictionaries,

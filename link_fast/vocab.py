@@ -507,7 +507,8 @@ def language_bytes(tables: Mapping[str, np.ndarray], n_languages: int) -> tuple[
     """The table bytes attributable to each language, and those shared by all (the tables of
     one entry per token id). A key's bytes (its ids, text, offsets, its share of the trie by
     its number of tokens) are split evenly among its languages; a translation's among the
-    languages that use it; each language owns its slots of ``key_trans`` and ``key_trans_start``."""
+    languages that use it; each language owns its slots of ``key_trans``, ``key_trans_cum`` and
+    ``key_trans_start``."""
     t, L = tables, n_languages
     n_keys = len(t["key_lang_mask"])
     shared = int(t["flags"].nbytes + t["root_child"].nbytes)
@@ -517,7 +518,8 @@ def language_bytes(tables: Mapping[str, np.ndarray], n_languages: int) -> tuple[
     key_size += trie * key_len / max(key_len.sum(), 1.0)
     has = (t["key_trans_start"][1:] > t["key_trans_start"][:-1]).reshape(n_keys, L)
     per_lang = (has * (key_size / np.maximum(has.sum(axis=1), 1))[:, None]).sum(axis=0)
-    per_lang += 8 * n_keys + 4 * np.diff(t["key_trans_start"]).reshape(n_keys, L).sum(axis=0)
+    entry_bytes = t["key_trans"].itemsize + t["key_trans_cum"].itemsize
+    per_lang += 8 * n_keys + entry_bytes * np.diff(t["key_trans_start"]).reshape(n_keys, L).sum(axis=0)
     slot_lang = np.repeat(np.tile(np.arange(L), n_keys), np.diff(t["key_trans_start"]))
     pairs = np.unique(t["key_trans"].astype(np.int64) * L + slot_lang)
     trans, lang = pairs // L, pairs % L
