@@ -22,6 +22,15 @@ cdef struct Node:
     int32_t ch
     int32_t term
 
+# A slot of the word table (made by TextIndex from the trie): the node reached by a word, a
+# maximal run of word characters, from the root; node -1 where the slot is empty. start indexes
+# the table's characters: the word's length, then its code points, compared before node is
+# trusted (a hash alone could send a word to another word's node).
+cdef struct WordSlot:
+    uint64_t hash
+    int32_t node
+    uint32_t start
+
 # Read-only views of arrays owned by a TextIndex.
 cdef struct Trie:
     const Node *nodes
@@ -30,6 +39,10 @@ cdef struct Trie:
     const int32_t *root_child      # ROOT_DIRECT entries: the root's child by code point, or -1
     const uint8_t *word_bits       # bit c: code point c is a letter, number or mark
     int64_t n_nodes
+    const WordSlot *words          # open addressing, word_mask + 1 slots
+    const uint32_t *word_chars
+    uint64_t word_mask
+    int word_shift                 # 64 - log2(slots): a hash's slot is its top bits, mixed
 
 # A match of a key over characters [start, start + length) of a text; once drawn, a replaced
 # match holds its translation's id in place of the key. 16 bytes: a long document has millions.

@@ -14,6 +14,7 @@ def build_trie(patterns: list[str]) -> dict[str, npt.NDArray[Any]]: ...
 class TextIndex:
     n_nodes: int
     n_terms: int
+    n_words: int
     def __init__(
         self,
         nodes: npt.NDArray[np.int32],

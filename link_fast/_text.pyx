@@ -10,7 +10,7 @@ reference (tests compare the two byte for byte). _text.pyi types it.
 """
 
 from libc.stdlib cimport malloc, realloc, free
-from libc.string cimport memcpy
+from libc.string cimport memcpy, memset
 
 import numpy as np
 
@@ -31,6 +31,10 @@ cdef enum:
     ROOT_DIRECT = 1 << 16          # the root's children by code point below this: one load, no search
     MAX_CODE_POINT = 0x110000
     LINEAR_CHILDREN = 8            # children scanned in order up to this many, else binary search
+
+cdef uint64_t FNV_OFFSET = 0xcbf29ce484222325ULL
+cdef uint64_t FNV_PRIME = 0x100000001b3ULL
+cdef uint64_t GOLDEN = 0x9e3779b97f4a7c15ULL  # spreads FNV's low-entropy top bits over the slots
 
 ROOT_CHILDREN = ROOT_DIRECT
 WORD_BITS_BYTES = MAX_CODE_POINT // 8
@@ -157,7 +161,13 @@ cdef class TextIndex:
 
     cdef Trie trie
     cdef object arrays  # keeps the buffers alive
-    cdef readonly int64_t n_nodes, n_terms
+    cdef readonly int64_t n_nodes, n_terms, n_words
+    cdef WordSlot *words
+    cdef uint32_t *word_chars
+
+    def __dealloc__(self):
+        free(self.words)
+        free(self.word_chars)
 
     def __init__(self, nodes, term_spaced, term_bare, root_child, word_bits, int64_t n_keys):
         cdef const int32_t[::1] nd = nodes, sp = term_spaced, ba = term_bare, rc = root_child
@@ -192,6 +202,83 @@ cdef class TextIndex:
         self.trie.term_spaced = &sp[0] if t else NULL
         self.trie.term_bare = &ba[0] if t else NULL
         self.trie.root_child, self.trie.word_bits, self.trie.n_nodes = &rc[0], &wb[0], n
+        self.make_words()
+
+    cdef int make_words(self) except -1:
+        """The word table: a scan looks a whole word up in it rather than walking the trie a
+        character at a time (a node per character, most of them cache misses in a large
+        trie). Made here from the checked trie, so the cache's format does not change."""
+        cdef int64_t n = self.n_nodes, count = 0, chars = 0, slots = 2, i
+        cdef int shift = 63
+        cdef uint8_t *seen = <uint8_t *>malloc(n)
+        cdef int32_t *stack = <int32_t *>malloc(2 * n * sizeof(int32_t))
+        cdef uint32_t *path = <uint32_t *>malloc(n * sizeof(uint32_t))
+        try:
+            if seen == NULL or stack == NULL or path == NULL:
+                raise MemoryError()
+            word_walk(&self.trie, seen, stack, path, NULL, NULL, &count, &chars)
+            while slots < 2 * count:  # at most half full: short probes
+                slots, shift = slots * 2, shift - 1
+            if chars >= 0xFFFFFFFF:  # the slots' start is 32 bits
+                raise ValueError("the trie's words hold too many characters for the word table")
+            free(self.words); free(self.word_chars)  # __init__ called again
+            self.words, self.word_chars = NULL, NULL
+            self.words = <WordSlot *>malloc(slots * sizeof(WordSlot))
+            self.word_chars = <uint32_t *>malloc((chars + 1) * sizeof(uint32_t))
+            if self.words == NULL or self.word_chars == NULL:
+                raise MemoryError()
+            for i in range(slots):
+                self.words[i].node = -1
+            self.trie.word_mask, self.trie.word_shift = slots - 1, shift
+            word_walk(&self.trie, seen, stack, path, self.words, self.word_chars, &count, &chars)
+        finally:
+            free(seen); free(stack); free(path)
+        self.trie.words, self.trie.word_chars, self.n_words = self.words, self.word_chars, count
+        return 0
+
+
+cdef int word_walk(Trie *trie, uint8_t *seen, int32_t *stack, uint32_t *path, WordSlot *slots,
+                   uint32_t *blob, int64_t *count, int64_t *chars) except -1:
+    """Counts (``slots`` NULL) or files the trie's words: the nodes reached from the root by
+    word characters alone where a match can end or go on past the word (a pattern ends there,
+    or a child is not a word character); the others cannot be on a match's path once the word
+    ends. A node met twice is a corrupt trie (its walks could multiply), refused. The stack
+    holds (node, depth) pairs; path[d] is the character that leads to the node at depth d + 1."""
+    cdef const Node *nodes = trie.nodes
+    cdef int64_t top = 0, node = 0, c, depth = 0, k, slot
+    cdef uint64_t h
+    cdef bint ends
+    memset(seen, 0, trie.n_nodes)
+    count[0] = chars[0] = 0
+    while True:
+        ends = node and nodes[node].term >= 0
+        for c in range(nodes[node].first + nodes[node].count - 1, nodes[node].first - 1, -1):
+            if is_word(trie.word_bits, nodes[c].ch):
+                if seen[c]:  # marked when pushed: the stack never holds more than the nodes
+                    raise ValueError(f"node {c} of the trie has two parents")
+                seen[c] = 1
+                stack[top], stack[top + 1] = <int32_t>c, <int32_t>(depth + 1)
+                top += 2
+            else:
+                ends = True
+        if ends and node:
+            if slots != NULL:
+                h = FNV_OFFSET
+                for k in range(depth):
+                    h = (h ^ path[k]) * FNV_PRIME
+                slot = (h * GOLDEN) >> trie.word_shift
+                while slots[slot].node >= 0:
+                    slot = (slot + 1) & trie.word_mask
+                slots[slot].hash, slots[slot].node, slots[slot].start = h, <int32_t>node, <uint32_t>chars[0]
+                blob[chars[0]] = <uint32_t>depth
+                memcpy(blob + chars[0] + 1, path, depth * sizeof(uint32_t))
+            count[0] += 1
+            chars[0] += depth + 1
+        if not top:
+            return 0
+        top -= 2
+        node, depth = stack[top], stack[top + 1]
+        path[depth - 1] = <uint32_t>nodes[node].ch
 
 
 cdef inline bint is_word(const uint8_t *bits, Py_UCS4 c) noexcept nogil:
@@ -229,39 +316,82 @@ ctypedef fused char_t:
     uint32_t
 
 
+cdef inline int64_t word_node(const Trie *trie, uint64_t h, const char_t *data, int64_t i, int64_t e) noexcept nogil:
+    """The node the word data[i:e] reaches from the root, if the word table has it, else -1."""
+    cdef uint64_t slot = (h * GOLDEN) >> trie.word_shift
+    cdef const uint32_t *chars
+    cdef int64_t k
+    while trie.words[slot].node >= 0:
+        if trie.words[slot].hash == h:
+            chars = trie.word_chars + trie.words[slot].start
+            if chars[0] == <uint64_t>(e - i):
+                k = 0
+                while k < e - i and chars[k + 1] == <uint32_t>data[i + k]:
+                    k += 1
+                if k == e - i:
+                    return trie.words[slot].node
+        slot = (slot + 1) & trie.word_mask
+    return -1
+
+
 cdef int scan_chars(TextSampler self, const char_t *data, int64_t n, Matches *out, int64_t *words,
                     object drop) except -1:
-    """TextSampler.scan over the characters of one string kind."""
+    """TextSampler.scan over the characters of one string kind. A match starts where the
+    character before is not a word character and ends before one that is not: at a word's
+    start the walk goes to the word's end in one look-up in the word table (no pattern ends
+    inside a word), then on a character at a time."""
     cdef const Trie *trie = &self.index.trie
     cdef const uint8_t *bits = trie.word_bits
-    cdef int64_t i, j, position = 0, node, best_end
-    cdef int32_t best_key = -1, key, t
-    cdef Py_UCS4 c, d
-    cdef bint previous_word = False, word
-    for i in range(n):
+    cdef int64_t i = 0, e, position = 0, node
+    cdef uint64_t h
+    cdef Py_UCS4 c
+    while i < n:
         c = data[i]
-        word = is_word(bits, c)
-        if not previous_word:
-            words[0] += word
+        if is_word(bits, c):
+            words[0] += 1
+            e = i + 1
+            h = (FNV_OFFSET ^ <uint64_t>c) * FNV_PRIME
+            while e < n and is_word(bits, data[e]):
+                h = (h ^ <uint64_t>data[e]) * FNV_PRIME
+                e += 1
             if i >= position:
-                node, j, best_end, d = 0, i, -1, c
-                while True:
-                    node = child_of(trie, node, d)
-                    if node < 0:
-                        break
-                    j += 1
-                    d = data[j] if j < n else 0
-                    t = trie.nodes[node].term
-                    if t >= 0 and (j == n or not is_word(bits, d)):
-                        key = self.resolve(t, i, j, i > 0 and data[i - 1] == 32, drop)
-                        if key >= 0:
-                            best_end, best_key = j, key
-                    if j >= n:
-                        break
-                if best_end >= 0:
-                    push(out, i, best_end, best_key)
-                    position = best_end
-        previous_word = word
+                node = word_node(trie, h, data, i, e)
+                if node >= 0:
+                    walk(self, data, n, i, e, node, out, &position, drop)
+            i = e + 1  # no match starts inside the word, nor right after it
+            continue
+        if i >= position:
+            node = child_of(trie, 0, c)
+            if node >= 0:
+                walk(self, data, n, i, i + 1, node, out, &position, drop)
+        i += 1
+    return 0
+
+
+cdef int walk(TextSampler self, const char_t *data, int64_t n, int64_t i, int64_t j, int64_t node,
+              Matches *out, int64_t *position, object drop) except -1:
+    """The longest valid match from ``i`` on, ``node`` reached by data[i:j]: pushed, and
+    ``position`` moved past it."""
+    cdef const Trie *trie = &self.index.trie
+    cdef int64_t best_end = -1
+    cdef int32_t best_key = -1, key, t
+    cdef Py_UCS4 d
+    while True:
+        d = data[j] if j < n else 0
+        t = trie.nodes[node].term
+        if t >= 0 and (j == n or not is_word(trie.word_bits, d)):
+            key = self.resolve(t, i, j, i > 0 and data[i - 1] == 32, drop)
+            if key >= 0:
+                best_end, best_key = j, key
+        if j >= n:
+            break
+        node = child_of(trie, node, d)
+        if node < 0:
+            break
+        j += 1
+    if best_end >= 0:
+        push(out, i, best_end, best_key)
+        position[0] = best_end
     return 0
 
 

@@ -147,6 +147,17 @@ def test_index_refuses_arrays_out_of_range(vocab):
             _text.TextIndex(bad["nodes"], bad["term_spaced"], bad["term_bare"], bad["root_child"], bad["word_bits"], 30)
 
 
+def test_index_refuses_a_node_with_two_parents():
+    # nodes 1 ("a") and 0 both claim node 2 ("b") as a child: ranges and order are valid, but
+    # the word table's walk over it would meet node 2 twice (a corrupt cache could multiply walks)
+    nodes = np.array([1, 2, 0, -1, 2, 1, ord("a"), -1, 0, 0, ord("b"), 0], dtype=np.int32)  # first, count, ch, term
+    root_child = np.full(_text.ROOT_CHILDREN, -1, dtype=np.int32)
+    root_child[ord("a")], root_child[ord("b")] = 1, 2
+    keys = np.array([0], dtype=np.int32)
+    with pytest.raises(ValueError, match="two parents"):
+        _text.TextIndex(nodes, keys, keys, root_child, _text.word_bits(), 1)
+
+
 def test_cli_summary_reports_the_index_apart(vocab_file, tmp_path, capsys):
     src = tmp_path / "docs.jsonl"
     src.write_text("".join(json.dumps({"text": t}) + "\n" for t in ["the cat", "ice cream"]))
