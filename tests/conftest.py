@@ -4,7 +4,7 @@ Real data (GPL dictionaries, the Python docs' reST sources) is never committed: 
 ``scripts/fetch_fixtures.sh [DIR]`` (default ``.fixtures`` in the repository); point
 ``LINK_FAST_FIXTURES`` at another ``DIR`` if you fetched it elsewhere. The layout is::
 
-    DIR/freedict/freedict-eng-{deu,fra}.{index,dict.dz}
+    DIR/freedict/freedict-eng-*.{index,dict.dz}   (all 30; deu and fra for most tests)
     DIR/text/pydoc/**.rst.txt
 
 Without the data, every test that needs it is skipped, unless ``LINK_FAST_REQUIRE_FIXTURES=1``
