@@ -90,9 +90,11 @@ cdef union EditTarget:
     int64_t translation
     int64_t first_token
 
-# A planned edit's TRANSLATE draw, which picks among the slot's translations; once resolved,
-# the translation's length.
+# A replaced match's index among its document's candidates, which numbers its draws; a planned
+# edit's TRANSLATE draw, which picks among the slot's translations; once resolved, the
+# translation's length.
 cdef union EditLength:
+    int64_t candidate
     uint64_t draw
     int64_t n_tokens
 

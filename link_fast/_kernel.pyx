@@ -87,19 +87,19 @@ cdef int edits_reserve(Edits *edits, int64_t size) except -1 nogil:
 
 
 cdef inline int32_t pick_language(const SamplingParams *s, int32_t n_languages, uint32_t available, uint64_t h) noexcept nogil:
-    """A language among the ``available`` bits, with probability proportional to its weight."""
+    """A language among the ``available`` bits, with probability proportional to its weight:
+    the first whose cumulated weight exceeds a draw below the total, counted as the number of
+    cumulated weights at or below the draw. Without branches: which languages a key has is
+    data the branch predictor cannot learn."""
     cdef uint64_t total = 0, cumulative = 0, r
-    cdef int32_t lang
+    cdef int32_t lang, picked = 0
     for lang in range(n_languages):
-        if available & (1u << lang):
-            total += s.lang_weight[lang]
+        total += s.lang_weight[lang] * ((available >> lang) & 1)
     r = lf_below(h, total)
     for lang in range(n_languages):
-        if available & (1u << lang):
-            cumulative += s.lang_weight[lang]
-            if r < cumulative:
-                return lang
-    return -1  # unreachable: every available language has weight > 0
+        cumulative += s.lang_weight[lang] * ((available >> lang) & 1)
+        picked += cumulative <= r
+    return picked
 
 
 cdef int64_t first_bad_token(const token_in *tokens, int64_t begin, int64_t finish, int64_t vocab_size) noexcept nogil:
@@ -251,21 +251,14 @@ cdef int plan_edits(const Tables *t, const SamplingParams *s, const token_in *to
                     int64_t n_docs, int64_t first_doc, Edits *edits, Counters *c) except -1 nogil:
     """Scan and sample every document; append the edits, translations not yet resolved."""
     cdef Edits matches = Edits(NULL, 0, 0)
-    cdef int64_t d, doc, m, words, n_starts, block, block_end, covered
+    cdef int64_t d, words, n_starts, block, block_end, covered
     cdef Start *starts = NULL
-    cdef uint64_t threshold, replace, choose_lang, translate
-    cdef double p
-    cdef int32_t doc_lang = -1, lang, key
-    cdef uint32_t available, take
-    cdef Edit match
-    cdef Edit *edit
     try:
         starts = <Start *> malloc(SCAN_BLOCK * sizeof(Start))
         if starts == NULL:
             with gil:
                 raise MemoryError("link_fast kernel: out of memory for the start positions")
         for d in range(n_docs):
-            doc = first_doc + d
             matches.size = 0
             words = covered = 0
             block = offsets[d]
@@ -278,48 +271,78 @@ cdef int plan_edits(const Tables *t, const SamplingParams *s, const token_in *to
                 block = block_end
             c.words += words
             c.candidates += matches.size
-            if not lf_bernoulli(lf_draw(s.base, LF_DOMAIN_DOCUMENT, doc, 0), s.portion_threshold):
-                continue
-            c.eligible_documents += 1
-            c.eligible_candidates += matches.size
-            threshold = s.ratio_threshold
-            if s.ratio_basis_words and matches.size:
-                p = s.ratio * <double> words / <double> matches.size
-                threshold = LF_ALWAYS if p >= 1.0 else <uint64_t> (p * <double> LF_ALWAYS)
-            if s.lang_scope_document:
-                doc_lang = pick_language(s, t.n_languages, s.selected_mask,
-                                         lf_draw(s.base, LF_DOMAIN_DOC_LANG, doc, 0))
-            replace = lf_draw_stream(s.base, LF_DOMAIN_REPLACE, doc)
-            choose_lang = lf_draw_stream(s.base, LF_DOMAIN_LANG, doc)
-            translate = lf_draw_stream(s.base, LF_DOMAIN_TRANSLATE, doc)
-            # Without branches: which candidates are replaced is a coin flip per candidate. Each
-            # candidate is written at the end of the edit list, which grows only if it is taken.
-            edits_reserve(edits, edits.size + matches.size)
-            for m in range(matches.size):
-                take = lf_bernoulli(lf_draw_at(replace, m), threshold)
-                match = matches.data[m]
-                key = <int32_t> match.target.key
-                if s.lang_scope_document:
-                    take &= (t.key_lang_mask[key] >> doc_lang) & 1
-                    lang = doc_lang
-                elif t.n_languages == 1:
-                    lang = 0  # a match is of a key in play: the one language
-                else:
-                    available = t.key_lang_mask[key] & s.selected_mask
-                    lang = pick_language(s, t.n_languages, available, lf_draw_at(choose_lang, m))
-                edit = &edits.data[edits.size]
-                edit.start = match.start
-                edit.end = match.end
-                edit.doc = d
-                edit.target.slot = <int64_t> key * t.n_languages + lang
-                edit.length.draw = lf_draw_at(translate, m)
-                edit.lang = lang
-                edits.size += take
-                c.substitutions[lang] += take
+            sample_document(t, s, &matches, first_doc + d, d, words, edits, c)
     finally:
         free(matches.data)
         free(starts)
     return 0
+
+
+cdef int sample_document(const Tables *t, const SamplingParams *s, const Edits *matches, int64_t doc,
+                         int64_t d, int64_t words, Edits *edits, Counters *c) except -1 nogil:
+    """A document's draws: whether it is eligible, which of its matches are replaced, then the
+    language and the translation draw of each replaced one. ``doc`` numbers the document for
+    the draws, ``d`` within the batch."""
+    cdef int64_t m, first = edits.size
+    cdef uint64_t threshold, replace
+    cdef double p
+    cdef int32_t doc_lang = -1, key
+    cdef uint32_t take
+    cdef Edit *edit
+    if not lf_bernoulli(lf_draw(s.base, LF_DOMAIN_DOCUMENT, doc, 0), s.portion_threshold):
+        return 0
+    c.eligible_documents += 1
+    c.eligible_candidates += matches.size
+    threshold = s.ratio_threshold
+    if s.ratio_basis_words and matches.size:
+        p = s.ratio * <double> words / <double> matches.size
+        threshold = LF_ALWAYS if p >= 1.0 else <uint64_t> (p * <double> LF_ALWAYS)
+    if s.lang_scope_document:
+        doc_lang = pick_language(s, t.n_languages, s.selected_mask, lf_draw(s.base, LF_DOMAIN_DOC_LANG, doc, 0))
+    replace = lf_draw_stream(s.base, LF_DOMAIN_REPLACE, doc)
+    # Without branches: which candidates are replaced is a coin flip per candidate. Each
+    # candidate is written at the end of the edit list, which grows only if it is taken.
+    edits_reserve(edits, edits.size + matches.size)
+    for m in range(matches.size):
+        take = lf_bernoulli(lf_draw_at(replace, m), threshold)
+        key = <int32_t> matches.data[m].target.key
+        if s.lang_scope_document:
+            take &= (t.key_lang_mask[key] >> doc_lang) & 1
+        edit = &edits.data[edits.size]
+        edit.start = matches.data[m].start
+        edit.end = matches.data[m].end
+        edit.doc = d
+        edit.target.key = key
+        edit.length.candidate = m
+        edits.size += take
+    choose_languages(t, s, edits.data + first, edits.size - first, doc, doc_lang, c)
+    return 0
+
+
+cdef void choose_languages(const Tables *t, const SamplingParams *s, Edit *edits, int64_t n, int64_t doc,
+                           int32_t doc_lang, Counters *c) noexcept nogil:
+    """Each of a document's replaced matches gets its language and its TRANSLATE draw: its
+    (target.key, length.candidate) become (target.slot, length.draw). Only the replaced ones
+    are drawn for, after the coin flips: the language pick reads the key's language mask and
+    costs as much as a flip."""
+    cdef uint64_t choose_lang = lf_draw_stream(s.base, LF_DOMAIN_LANG, doc)
+    cdef uint64_t translate = lf_draw_stream(s.base, LF_DOMAIN_TRANSLATE, doc)
+    cdef int64_t e, m
+    cdef int32_t lang, key
+    for e in range(n):
+        key = <int32_t> edits[e].target.key
+        m = edits[e].length.candidate
+        if s.lang_scope_document:
+            lang = doc_lang
+        elif t.n_languages == 1:
+            lang = 0  # a match is of a key in play: the one language
+        else:
+            lang = pick_language(s, t.n_languages, t.key_lang_mask[key] & s.selected_mask,
+                                 lf_draw_at(choose_lang, m))
+        edits[e].target.slot = <int64_t> key * t.n_languages + lang
+        edits[e].length.draw = lf_draw_at(translate, m)
+        edits[e].lang = lang
+        c.substitutions[lang] += 1
 
 
 cdef inline int64_t pick_translation(const Tables *t, int64_t first, int64_t stop, uint64_t draw) noexcept nogil:
