@@ -7,6 +7,8 @@ From the real material of ``scripts/fetch_fixtures.sh`` (default ``.fixtures``, 
   313k source words, 1.84M token-id keys);
 - ``eng-8.tekken.lfv``: eight FreeDict languages (deu fra spa ita por nld hun ces) in one
   vocabulary, for ``link-fast bench --compare-vocab``;
+- ``eng-28.tekken.lfv``: 28 FreeDict languages, every one but Greek and Swahili (the set
+  issue 18 measured, before those two were read), for the many-languages row;
 - ``pydoc.tekken.{bin,idx}``: every reST source of the Debian python3.11-doc package, one
   document per file, tokenized with Tekken (2.8M tokens) into a Megatron shard.
 
@@ -24,6 +26,8 @@ import time
 from pathlib import Path
 
 import numpy as np
+
+from link_fast.lexicon import FREEDICT_LANGUAGES
 
 
 def fixtures_dir(argv: list[str] | None = None) -> Path:
@@ -46,6 +50,10 @@ EIGHT_LANGUAGES = {
     "hu": "hun",
     "cs": "ces",
 }
+
+
+# The many-languages case: every FreeDict dictionary but ell and swh, named by their codes.
+MANY_LANGUAGES = tuple(code for code in FREEDICT_LANGUAGES if code not in ("ell", "swh"))
 
 
 def _compile_once(tokenizer, dictionaries: dict, path: Path) -> None:
@@ -83,6 +91,10 @@ def prepare(root: Path) -> dict[str, Path]:
     if all(path.exists() for path in eight.values()):
         paths["vocab8"] = out / "eng-8.tekken.lfv"
         _compile_once(tokenizer, eight, paths["vocab8"])
+    many = {code: root / "freedict" / f"freedict-eng-{code}.index" for code in MANY_LANGUAGES}
+    if all(path.exists() for path in many.values()):
+        paths["vocab28"] = out / "eng-28.tekken.lfv"
+        _compile_once(tokenizer, many, paths["vocab28"])
     if not Path(f"{paths['shard']}.idx").exists():
         texts = [p.read_text(encoding="utf-8", errors="replace") for p in sorted(pydoc.rglob("*.rst.txt"))]
         encoded = [np.asarray(ids, dtype=np.int32) for ids in tokenizer.encode_batch(texts)]
