@@ -11,6 +11,7 @@ cdef extern from "link_fast.h" nogil:
     uint64_t lf_draw_at(uint64_t stream, uint64_t cand) noexcept
     bint lf_bernoulli(uint64_t h, uint64_t threshold) noexcept
     uint64_t lf_below(uint64_t h, uint64_t n) noexcept
+    void lf_prefetch(const void *p) noexcept
 
 # A node of the character trie of the patterns (keys' surface texts without their leading
 # space): its children are nodes first .. first + count - 1, sorted by the code point that leads

@@ -10,6 +10,7 @@ WORD_BITS_BYTES: int
 
 def word_bits() -> npt.NDArray[np.uint8]: ...
 def build_trie(patterns: list[str]) -> dict[str, npt.NDArray[Any]]: ...
+def find_surrogate(text: str) -> int: ...
 
 class TextIndex:
     n_nodes: int
@@ -69,3 +70,14 @@ class TextSampler:
         lo: int,
         hi: int,
     ) -> str: ...
+    def render_json(
+        self,
+        text: str,
+        starts: npt.NDArray[np.int64],
+        lengths: npt.NDArray[np.int32],
+        chosen: npt.NDArray[np.int32],
+        first: int,
+        stop: int,
+        lo: int,
+        hi: int,
+    ) -> tuple[bytes, int]: ...

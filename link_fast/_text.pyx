@@ -9,6 +9,7 @@ text. The semantics are link_fast/text/matcher.py's and substituter.py's, which 
 reference (tests compare the two byte for byte). _text.pyi types it.
 """
 
+cimport cython
 from libc.stdlib cimport malloc, realloc, free
 from libc.string cimport memcpy, memset
 
@@ -26,11 +27,30 @@ cdef extern from "Python.h":
     object PyUnicode_New(Py_ssize_t size, Py_UCS4 maxchar)
     void PyUnicode_WRITE(int kind, void *data, Py_ssize_t index, Py_UCS4 value) nogil
     object PyUnicode_DecodeUTF8(const char *s, Py_ssize_t size, const char *errors)
+    object PyBytes_FromStringAndSize(const char *v, Py_ssize_t size)
 
 cdef enum:
+    AHEAD = 16                     # edits ahead that render_json prefetches a translation's data
     ROOT_DIRECT = 1 << 16          # the root's children by code point below this: one load, no search
     MAX_CODE_POINT = 0x110000
     LINEAR_CHILDREN = 8            # children scanned in order up to this many, else binary search
+
+# How json.dumps(ensure_ascii=False) writes each ASCII character inside a string: 0 as itself,
+# a letter c as backslash c, 1 as the 6-byte \\u00XX form (the other control characters).
+cdef char JSON_ESCAPE[128]
+cdef const char *JSON_HEX_DIGITS = b"0123456789abcdef"
+
+
+cdef void set_json_escapes() noexcept:
+    cdef int c
+    for c in range(128):
+        JSON_ESCAPE[c] = 1 if c < 32 else 0
+    for c, e in ((ord('"'), ord('"')), (ord("\\"), ord("\\")), (8, ord("b")), (12, ord("f")),
+                 (10, ord("n")), (13, ord("r")), (9, ord("t"))):
+        JSON_ESCAPE[c] = e
+
+
+set_json_escapes()
 
 cdef uint64_t FNV_OFFSET = 0xcbf29ce484222325ULL
 cdef uint64_t FNV_PRIME = 0x100000001b3ULL
@@ -409,6 +429,73 @@ cdef int push(Matches *matches, int64_t start, int64_t end, int32_t key) except 
     return 0
 
 
+cdef int64_t flip_matches(Matches *matches, uint64_t replace, uint64_t threshold, int64_t *cand) noexcept nogil:
+    """The coin flips: the replaced matches compacted to the front of ``matches``, each one's
+    candidate number (which numbers its other draws) into ``cand``; returns how many. Without
+    branches: which candidates are replaced is data the branch predictor cannot learn."""
+    cdef int64_t m, kept = 0
+    for m in range(matches.size):
+        matches.data[kept] = matches.data[m]
+        cand[kept] = m
+        kept += lf_bernoulli(lf_draw_at(replace, m), threshold)
+    return kept
+
+
+cdef bint utf8_valid(const uint8_t *s, int64_t n) noexcept nogil:
+    """Whether s[:n] is UTF-8 as Python's strict decoder takes it: no overlong forms, no
+    surrogates, nothing above U+10FFFF, no sequence cut short."""
+    cdef int64_t i = 0
+    cdef uint8_t b, lo, hi
+    cdef int more, k
+    while i < n:
+        b = s[i]
+        i += 1
+        if b < 0x80:
+            continue
+        lo, hi = 0x80, 0xBF  # the range of the sequence's second byte
+        if 0xC2 <= b <= 0xDF:
+            more = 1
+        elif 0xE0 <= b <= 0xEF:
+            more = 2
+            if b == 0xE0:
+                lo = 0xA0
+            elif b == 0xED:
+                hi = 0x9F
+        elif 0xF0 <= b <= 0xF4:
+            more = 3
+            if b == 0xF0:
+                lo = 0x90
+            elif b == 0xF4:
+                hi = 0x8F
+        else:
+            return False
+        if i + more > n or not lo <= s[i] <= hi:
+            return False
+        for k in range(1, more):
+            if not 0x80 <= s[i + k] <= 0xBF:
+                return False
+        i += more
+    return True
+
+
+def find_surrogate(str text):
+    """The index of the first lone surrogate (U+D800..U+DFFF) in ``text``, or -1: json reads
+    ``"\\ud800"`` as one, and no UTF-8 output can hold it. A str of one byte a character
+    holds none, so most texts are settled without a look."""
+    cdef int kind = PyUnicode_KIND(text)
+    cdef const void *data = PyUnicode_DATA(text)
+    cdef int64_t i, n = PyUnicode_GET_LENGTH(text)
+    cdef Py_UCS4 c
+    if kind == 1:
+        return -1
+    for i in range(n):
+        c = PyUnicode_READ(kind, data, i)
+        if 0xD800 <= c <= 0xDFFF:
+            return i
+    return -1
+
+
+@cython.final  # its methods are then called directly, and inlined in the scan's loops
 cdef class TextSampler:
     """One vocabulary's tables and one sampling's integers (resolved in Python, as
     TextSubstituter's): ``rewrite`` does a document's matching and draws."""
@@ -429,6 +516,8 @@ cdef class TextSampler:
     cdef double ratio
     cdef bint words_basis, doc_scope, strict, all_in_play
     cdef list texts  # translation id -> its text (leading space removed), made when first written
+    cdef object checked_array  # owns checked
+    cdef uint8_t *checked      # per translation: 1 once its text's range and UTF-8 are checked
 
     def __init__(self, TextIndex index, key_lang_mask, key_trans_start, key_trans, key_trans_cum,
                  trans_text_offsets, trans_text, weights, *, uint64_t portion_threshold, uint64_t ratio_threshold, double ratio, bint words_basis,
@@ -463,6 +552,9 @@ cdef class TextSampler:
         self.words_basis, self.doc_scope, self.strict = words_basis, doc_scope, strict
         self.all_in_play = all_in_play  # every key has a language in play: no check per match
         self.texts = [None] * self.n_translations
+        self.checked_array = np.zeros(max(self.n_translations, 1), dtype=np.uint8)
+        cdef uint8_t[::1] checked = self.checked_array
+        self.checked = &checked[0]
 
     cdef inline int64_t pick_translation(self, int64_t lo, int64_t hi, uint64_t h) noexcept:
         """The kernel's weighted pick among key_trans[lo:hi] (docs/DESIGN.md §5): the first
@@ -505,21 +597,19 @@ cdef class TextSampler:
         return bare if bare >= 0 else spaced
 
     cdef int pick(self, uint64_t h, uint32_t mask) noexcept:
-        """The kernel's pick_language among the languages of ``mask`` in play (-1 if none)."""
-        cdef uint64_t total = 0, r
-        cdef int l
+        """The kernel's pick_language among the languages of ``mask`` in play (-1 if none):
+        the number of cumulated weights at or below a draw below the total, without branches."""
+        cdef uint64_t total = 0, cumulative = 0, r
+        cdef int l, picked = 0
         for l in range(self.n_languages):
-            if mask >> l & 1:
-                total += self.weights[l]
+            total += self.weights[l] * (mask >> l & 1)
         if not total:
             return -1
         r = lf_below(h, total)
         for l in range(self.n_languages):
-            if mask >> l & 1 and self.weights[l]:
-                if r < self.weights[l]:
-                    return l
-                r -= self.weights[l]
-        return -1
+            cumulative += self.weights[l] * (mask >> l & 1)
+            picked += cumulative <= r
+        return picked
 
     def scan_text(self, str text, drop=None):
         """(words, starts, ends, keys) of ``text``: its word count and its matches."""
@@ -555,49 +645,41 @@ cdef class TextSampler:
 
     cdef object draw_edits(self, Matches *matches, int64_t words, uint64_t doc, uint64_t base, list counts):
         """The replaced matches of an eligible document (starts, lengths, languages, translation
-        ids), compacted in place in ``matches`` first: memory stays that of the matches."""
-        cdef int64_t n = matches.size, m, kept = 0, slot, lo, hi, t
-        cdef uint64_t threshold = self.ratio_threshold, replace, lang_stream, translate
+        ids), compacted in place in ``matches``. The coin flips come first; then each step of
+        the replaced matches' look-ups (language mask, translation range, weights, translation)
+        is a pass of its own, prefetching AHEAD matches on, as the token kernel's resolve_edits:
+        the tables are large and the look-ups of different matches independent."""
+        cdef int64_t n = matches.size, kept, m
+        cdef int l
+        cdef uint64_t threshold = self.ratio_threshold
         cdef double p
-        cdef int doc_lang = -1, lang
-        cdef int32_t key
+        cdef int64_t *cand = NULL
+        cdef int64_t tally[LF_MAX_LANGUAGES]
         if not n:
             return None
         if self.words_basis:
             p = self.ratio * <double>words / <double>n
             threshold = LF_ALWAYS if p >= 1.0 else <uint64_t>(p * <double>LF_ALWAYS)
         threshold = min(threshold, LF_ALWAYS)
-        if self.doc_scope:
-            doc_lang = self.pick(lf_draw(base, LF_DOMAIN_DOC_LANG, doc, 0), self.selected)
-        replace = lf_draw_stream(base, LF_DOMAIN_REPLACE, doc)
-        lang_stream = lf_draw_stream(base, LF_DOMAIN_LANG, doc)
-        translate = lf_draw_stream(base, LF_DOMAIN_TRANSLATE, doc)
         langs = np.empty(n, dtype=np.int8)
         cdef int8_t[::1] g = langs
-        for m in range(n):
-            if not lf_bernoulli(lf_draw_at(replace, m), threshold):
-                continue
-            key = matches.data[m].key
-            if doc_lang >= 0:
-                if not self.lang_mask[key] >> doc_lang & 1:
-                    continue
-                lang = doc_lang
-            else:
-                lang = self.pick(lf_draw_at(lang_stream, m), self.lang_mask[key] & self.selected)
-            slot = <int64_t>key * self.n_languages + lang
-            lo, hi = self.trans_start[slot], self.trans_start[slot + 1]
-            if lang < 0 or not 0 <= lo < hi <= self.n_trans_slots:
-                raise InputError(f"the vocabulary has no translation of key {key} in language {lang}")
-            t = self.trans[self.pick_translation(lo, hi, lf_draw_at(translate, m))]
-            if not 0 <= t < self.n_translations:
-                raise InputError(f"the vocabulary's key {key} names translation {t}, out of range")
-            matches.data[kept] = matches.data[m]
-            matches.data[kept].key = <int32_t>t
-            g[kept] = lang
-            counts[lang] += 1
-            kept += 1
+        cand = <int64_t *>malloc(3 * n * sizeof(int64_t))  # and the entries of choose_translations
+        if cand == NULL:
+            raise MemoryError()
+        try:
+            kept = flip_matches(matches, lf_draw_stream(base, LF_DOMAIN_REPLACE, doc), threshold, cand)
+            kept = self.choose_languages(matches, kept, cand, &g[0], doc, base)
+            self.choose_translations(matches, kept, cand, &g[0], lf_draw_stream(base, LF_DOMAIN_TRANSLATE, doc),
+                                     cand + n)
+        finally:
+            free(cand)
         if not kept:
             return None
+        memset(tally, 0, sizeof(tally))
+        for m in range(kept):
+            tally[g[m]] += 1
+        for l in range(self.n_languages):
+            counts[l] += tally[l]
         starts = np.empty(kept, dtype=np.int64)
         lengths = np.empty(kept, dtype=np.int32)
         chosen = np.empty(kept, dtype=np.int32)
@@ -606,6 +688,71 @@ cdef class TextSampler:
         for m in range(kept):
             s[m], e[m], c[m] = matches.data[m].start, matches.data[m].length, matches.data[m].key
         return starts, lengths, langs[:kept].copy(), chosen
+
+    cdef int64_t choose_languages(self, Matches *matches, int64_t n, int64_t *cand, int8_t *langs, uint64_t doc,
+                                  uint64_t base) except -1:
+        """The language of each of the first ``n`` (replaced) matches into ``langs``; with one
+        language per document, the matches whose key lacks it are dropped. Returns how many
+        are left, compacted with their ``cand``."""
+        cdef uint64_t lang_stream = lf_draw_stream(base, LF_DOMAIN_LANG, doc)
+        cdef int doc_lang = -1, lang
+        cdef int64_t k, kept = 0
+        cdef uint32_t mask
+        if self.doc_scope:
+            doc_lang = self.pick(lf_draw(base, LF_DOMAIN_DOC_LANG, doc, 0), self.selected)
+        for k in range(n):
+            if k + AHEAD < n:
+                lf_prefetch(&self.lang_mask[matches.data[k + AHEAD].key])
+            mask = self.lang_mask[matches.data[k].key]
+            if doc_lang >= 0:
+                if not mask >> doc_lang & 1:
+                    continue
+                lang = doc_lang
+            else:
+                lang = self.pick(lf_draw_at(lang_stream, cand[k]), mask & self.selected)
+            matches.data[kept], cand[kept], langs[kept] = matches.data[k], cand[k], <int8_t>lang
+            kept += 1
+        return kept
+
+    cdef int choose_translations(self, Matches *matches, int64_t n, const int64_t *cand, const int8_t *langs,
+                                 uint64_t translate, int64_t *entry) except -1:
+        """Each of the first ``n`` matches' key replaced by its drawn translation's id, in three
+        passes: the range of its (key, language) slot into entry[2k], entry[2k + 1]; the
+        weighted pick in it into entry[2k]; the id."""
+        cdef int64_t k, slot, lo, hi, t
+        cdef int32_t key
+        for k in range(n):
+            if k + AHEAD < n:
+                lf_prefetch(&self.trans_start[<int64_t>matches.data[k + AHEAD].key * self.n_languages + langs[k + AHEAD]])
+            key = matches.data[k].key
+            slot = <int64_t>key * self.n_languages + langs[k]
+            lo, hi = self.trans_start[slot], self.trans_start[slot + 1]
+            if langs[k] < 0 or not 0 <= lo < hi <= self.n_trans_slots:
+                raise InputError(f"the vocabulary has no translation of key {key} in language {langs[k]}")
+            entry[2 * k], entry[2 * k + 1] = lo, hi
+        for k in range(n):
+            if k + AHEAD < n:
+                lf_prefetch(&self.trans_cum[entry[2 * (k + AHEAD)]])
+            entry[2 * k] = self.pick_translation(entry[2 * k], entry[2 * k + 1], lf_draw_at(translate, cand[k]))
+        for k in range(n):
+            if k + AHEAD < n:
+                lf_prefetch(&self.trans[entry[2 * (k + AHEAD)]])
+            t = self.trans[entry[2 * k]]
+            if not 0 <= t < self.n_translations:
+                raise InputError(f"the vocabulary's key {matches.data[k].key} names translation {t}, out of range")
+            matches.data[k].key = <int32_t>t
+        return 0
+
+    cdef int check_translation(self, int64_t t) except -1:
+        """That translation t's text lies in the table and is UTF-8 (as ``translation`` finds
+        when it decodes it), without making its str; marked in ``checked``, done once."""
+        cdef int64_t lo = self.text_offsets[t], hi = self.text_offsets[t + 1]
+        if not 0 <= lo <= hi <= self.n_text:
+            raise InputError(f"the vocabulary's translation {t} has its text out of range")
+        if not utf8_valid(self.text_blob + lo, hi - lo):
+            raise InputError(f"the vocabulary's translation {t} is not UTF-8")
+        self.checked[t] = 1
+        return 0
 
     def translation(self, int64_t t):
         """The text written for translation ``t`` (its leading space removed)."""
@@ -629,17 +776,9 @@ cdef class TextSampler:
         """``text[lo:hi]`` with edits ``first`` .. ``stop - 1`` (inside it, in order) applied."""
         cdef int64_t m, length = hi - lo, at, position = lo
         cdef Py_UCS4 top = 127 if PyUnicode_IS_ASCII(text) else 0
-        if not 0 <= lo <= hi <= PyUnicode_GET_LENGTH(text) or not 0 <= first <= stop <= starts.shape[0]:
-            raise ValueError("render: range out of the text or the edits")
-        if lengths.shape[0] != starts.shape[0] or chosen.shape[0] != starts.shape[0]:
-            raise ValueError("render: the edits' arrays differ in length")
+        check_edits(text, starts, lengths, chosen, first, stop, lo, hi, self.n_translations)
         pieces = []
         for m in range(first, stop):
-            if not position <= starts[m] <= starts[m] + lengths[m] <= hi:
-                raise ValueError("render: edits out of order or out of range")
-            position = starts[m] + lengths[m]
-            if not 0 <= chosen[m] < self.n_translations:
-                raise ValueError("render: a translation out of range")
             piece = self.texts[chosen[m]]
             if piece is None:
                 piece = self.translation(chosen[m])
@@ -665,6 +804,139 @@ cdef class TextSampler:
             position = starts[m] + lengths[m]
         copy_chars(out, at, text, position, hi - position)
         return out
+
+
+    def render_json(self, str text, const int64_t[::1] starts, const int32_t[::1] lengths,
+                    const int32_t[::1] chosen, int64_t first, int64_t stop, int64_t lo, int64_t hi):
+        """``render``'s output as it stands inside a JSON string, in UTF-8, and its length in
+        characters: (``json.dumps(render(...), ensure_ascii=False)[1:-1].encode()``,
+        ``len(render(...))``), made in one pass without the output str."""
+        cdef int kind = PyUnicode_KIND(text)
+        cdef const void *data = PyUnicode_DATA(text)
+        cdef int64_t m, t, a, b, position = lo, size = 0, bound = 6 * (hi - lo), length = hi - lo
+        check_edits(text, starts, lengths, chosen, first, stop, lo, hi, self.n_translations)
+        # Two passes over the edits, each prefetching AHEAD edits on: a translation's offsets,
+        # then its text, are far apart in tables of millions
+        for m in range(first, stop):
+            if m + AHEAD < stop:
+                lf_prefetch(&self.text_offsets[chosen[m + AHEAD]])
+                lf_prefetch(&self.checked[chosen[m + AHEAD]])
+            t = chosen[m]
+            if not self.checked[t]:
+                self.check_translation(t)
+            bound += 6 * (self.text_offsets[t + 1] - self.text_offsets[t])
+        cdef char *w = <char *>malloc(bound + 1)
+        if w == NULL:
+            raise MemoryError()
+        try:
+            for m in range(first, stop):
+                if m + AHEAD < stop:
+                    lf_prefetch(&self.text_blob[self.text_offsets[chosen[m + AHEAD]]])
+                size = json_text(kind, data, position, starts[m], w, size)
+                t = chosen[m]
+                a, b = self.text_offsets[t], self.text_offsets[t + 1]
+                if b > a and self.text_blob[a] == 32:
+                    a += 1
+                size = json_utf8(self.text_blob + a, b - a, w, size, &length)
+                length -= lengths[m]
+                position = starts[m] + lengths[m]
+            size = json_text(kind, data, position, hi, w, size)
+            return PyBytes_FromStringAndSize(w, size), length
+        finally:
+            free(w)
+
+
+cdef int check_edits(str text, const int64_t[::1] starts, const int32_t[::1] lengths, const int32_t[::1] chosen,
+                     int64_t first, int64_t stop, int64_t lo, int64_t hi, int64_t n_translations) except -1:
+    """That edits ``first`` .. ``stop - 1`` lie in order inside ``text[lo:hi]`` and name
+    translations that exist: what render and render_json index by."""
+    cdef int64_t m, position = lo
+    if not 0 <= lo <= hi <= PyUnicode_GET_LENGTH(text) or not 0 <= first <= stop <= starts.shape[0]:
+        raise ValueError("render: range out of the text or the edits")
+    if lengths.shape[0] != starts.shape[0] or chosen.shape[0] != starts.shape[0]:
+        raise ValueError("render: the edits' arrays differ in length")
+    for m in range(first, stop):
+        if not position <= starts[m] <= starts[m] + lengths[m] <= hi:
+            raise ValueError("render: edits out of order or out of range")
+        position = starts[m] + lengths[m]
+        if not 0 <= chosen[m] < n_translations:
+            raise ValueError("render: a translation out of range")
+    return 0
+
+
+cdef inline int64_t json_ascii(uint32_t c, char *w, int64_t size) noexcept:
+    """ASCII character c written as json.dumps writes it inside a string; returns the new size."""
+    cdef char e = JSON_ESCAPE[c]
+    if e == 0:
+        w[size] = <char>c
+        return size + 1
+    w[size] = 92  # backslash
+    if e != 1:
+        w[size + 1] = e
+        return size + 2
+    w[size + 1], w[size + 2], w[size + 3] = 117, 48, 48  # u00
+    w[size + 4], w[size + 5] = JSON_HEX_DIGITS[c >> 4], JSON_HEX_DIGITS[c & 15]
+    return size + 6
+
+
+cdef int64_t json_chars(const char_t *data, int64_t lo, int64_t hi, char *w, int64_t size) except -1:
+    """data[lo:hi], code points, escaped as in a JSON string and encoded in UTF-8 into w."""
+    cdef int64_t i = lo, run, k
+    cdef uint32_t c
+    while i < hi:
+        # the run of ASCII characters written as they are, copied at once: most of a text
+        run = i
+        while run < hi and data[run] < 0x80 and JSON_ESCAPE[data[run]] == 0:
+            run += 1
+        if char_t is uint8_t:
+            memcpy(w + size, data + i, run - i)
+            size += run - i
+        else:
+            for k in range(i, run):
+                w[size] = <char>data[k]
+                size += 1
+        if run == hi:
+            break
+        i = run + 1
+        c = data[run]
+        if c < 0x80:
+            size = json_ascii(c, w, size)
+        elif c < 0x800:
+            w[size], w[size + 1] = <char>(0xC0 | c >> 6), <char>(0x80 | c & 0x3F)
+            size += 2
+        elif c < 0x10000:
+            if 0xD800 <= c < 0xE000:
+                raise ValueError(f"a lone surrogate U+{c:04X} has no UTF-8 form")
+            w[size], w[size + 1], w[size + 2] = <char>(0xE0 | c >> 12), <char>(0x80 | c >> 6 & 0x3F), <char>(0x80 | c & 0x3F)
+            size += 3
+        else:
+            w[size], w[size + 1] = <char>(0xF0 | c >> 18), <char>(0x80 | c >> 12 & 0x3F)
+            w[size + 2], w[size + 3] = <char>(0x80 | c >> 6 & 0x3F), <char>(0x80 | c & 0x3F)
+            size += 4
+    return size
+
+
+cdef int64_t json_text(int kind, const void *data, int64_t lo, int64_t hi, char *w, int64_t size) except -1:
+    """json_chars over a str's data of either kind."""
+    if kind == 1:
+        return json_chars(<const uint8_t *>data, lo, hi, w, size)
+    if kind == 2:
+        return json_chars(<const uint16_t *>data, lo, hi, w, size)
+    return json_chars(<const uint32_t *>data, lo, hi, w, size)
+
+
+cdef int64_t json_utf8(const uint8_t *text, int64_t n, char *w, int64_t size, int64_t *chars) noexcept:
+    """UTF-8 text (checked already) escaped as in a JSON string into w: only ASCII changes.
+    Adds its characters (the bytes that start one) to ``chars``."""
+    cdef int64_t i
+    for i in range(n):
+        if text[i] < 0x80:
+            size = json_ascii(text[i], w, size)
+        else:
+            w[size] = <char>text[i]
+            size += 1
+        chars[0] += (text[i] & 0xC0) != 0x80
+    return size
 
 
 cdef void copy_chars(str out, int64_t at, str source, int64_t start, int64_t count) noexcept:

@@ -14,12 +14,15 @@ from test_text import PIECES, synthetic_vocab
 
 from link_fast import _text
 from link_fast.cli import main as cli_main
+from link_fast.errors import InputError
+from link_fast.substituter import Stats
 from link_fast.text import TextSubstituter, native
 from link_fast.text import substituter as substituter_module
 from link_fast.vocab import Vocab
 
-# wider characters too: the output's kind (ASCII, Latin-1, UCS-2, UCS-4) follows what is kept
-NATIVE_PIECES = PIECES + ["Ω", "😀", "é", "\u00a0", "ice-cream", "'"]
+# wider characters too: the output's kind (ASCII, Latin-1, UCS-2, UCS-4) follows what is kept;
+# and what a JSON string escapes, for rewrite_json
+NATIVE_PIECES = PIECES + ["Ω", "😀", "é", "\u00a0", "ice-cream", "'", '"', "\\", "\n", "\t", "\x01", "\x7f", "\u2028"]
 
 
 @pytest.fixture(scope="module")
@@ -34,6 +37,19 @@ def _same(native_sub: TextSubstituter, python_sub: TextSubstituter, text: str, d
     assert got.substitutions == want.substitutions
     assert got.stats.to_dict() == want.stats.to_dict()
     assert native_sub.matches(text) == python_sub.matches(text)
+    # .jsonl outputs: the native path writes the JSON string's body itself (render_json)
+    got_json, want_json = _json_body(native_sub, text, doc), _json_body(python_sub, text, doc)
+    assert got_json == want_json == json.dumps(want.text, ensure_ascii=False)[1:-1].encode("utf-8")
+
+
+def _json_body(sub: TextSubstituter, text: str, doc: int) -> bytes:
+    stats = Stats.zero(sub.vocab.languages, unit="characters")
+    pieces: list[bytes] = []
+    if sub.rewrite_json(text, doc, stats, False, pieces.append) is None:
+        assert pieces == []
+        pieces = [substituter_module.json_string_body(text)]
+    assert stats.size_out == len(sub.apply(text, doc).text)
+    return b"".join(pieces)
 
 
 @settings(max_examples=400, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
@@ -169,3 +185,30 @@ def test_cli_summary_reports_the_index_apart(vocab_file, tmp_path, capsys):
     assert "index built, cached in" in err and "vocabulary loaded in" in err and "substituting" in err
     record = json.loads((tmp_path / "o.jsonl.link.json").read_text())
     assert record["timing"]["index"] == "built, cached"
+
+
+@pytest.mark.parametrize("bad", [b"\xff", b"\xed\xa0\x80", b"\xc0\xaf", b"\xf4\x90\x80\x80", b"\xe2\x82"])
+def test_render_json_refuses_a_translation_that_is_not_utf8(vocab, bad):
+    """A translation's bytes are checked as Python's strict decoder would (invalid byte, encoded
+    surrogate, overlong form, past U+10FFFF, cut short) before they are copied into an output."""
+    t = vocab.tables
+    offsets = np.asarray(t["trans_text_offsets"]).copy()
+    blob = np.concatenate([np.asarray(t["trans_text"]), np.frombuffer(b"a" + bad, dtype=np.uint8)])
+    offsets = np.append(offsets, len(blob))  # one more translation: "a" + bad
+    last = len(offsets) - 2
+    index, _ = native.text_index(vocab)
+    sampler = _text.TextSampler(
+        index, np.asarray(t["key_lang_mask"]), np.asarray(t["key_trans_start"]), np.asarray(t["key_trans"]),
+        np.asarray(t["key_trans_cum"]), offsets, blob, [1] * len(vocab.languages),
+        portion_threshold=0, ratio_threshold=0, ratio=0.0, words_basis=False, doc_scope=False, strict=False,
+    )  # fmt: skip
+    edit = (np.array([0], np.int64), np.array([1], np.int32), np.array([last], np.int32))
+    with pytest.raises(InputError, match=f"translation {last} is not UTF-8"):
+        sampler.render_json("x y", *edit, 0, 1, 0, 3)
+    good = np.append(offsets[:-1], len(blob) - len(bad))  # "a" alone
+    sampler = _text.TextSampler(
+        index, np.asarray(t["key_lang_mask"]), np.asarray(t["key_trans_start"]), np.asarray(t["key_trans"]),
+        np.asarray(t["key_trans_cum"]), good, blob, [1] * len(vocab.languages),
+        portion_threshold=0, ratio_threshold=0, ratio=0.0, words_basis=False, doc_scope=False, strict=False,
+    )  # fmt: skip
+    assert sampler.render_json("x y", *edit, 0, 1, 0, 3) == (b"a y", 3)

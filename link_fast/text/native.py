@@ -267,11 +267,13 @@ class NativeText:
         base: int,
         stats: Stats,
         substitutions: bool,
-        emit: Callable[[str], None],
+        emit: Callable[[Any], None],
         emit_chars: int,
+        as_json: bool = False,
     ) -> list[Substitution] | None:
         """``TextSubstituter.rewrite`` (same contract), natively; a long output goes to ``emit``
-        in pieces of about ``emit_chars`` input characters."""
+        in pieces of about ``emit_chars`` input characters. ``as_json``: the pieces are
+        ``TextSubstituter.rewrite_json``'s, bytes of a JSON string's body."""
         words, candidates, eligible, counts, edits = self.sampler.rewrite(text, doc, base, self.drop(text))
         stats.documents += 1
         stats.words += words
@@ -287,19 +289,29 @@ class NativeText:
             stats.size_out += len(text)
             return None
         starts, lengths, langs, chosen = edits
-        stats.size_out += self._emit(text, starts, lengths, chosen, emit, emit_chars)
+        stats.size_out += self._emit(text, starts, lengths, chosen, emit, emit_chars, as_json)
         if not substitutions:
             return []
         return self._substitutions(text, starts, lengths, langs, chosen)
 
-    def _emit(self, text: str, starts, lengths, chosen, emit: Callable[[str], None], emit_chars: int) -> int:
+    def _emit(
+        self, text: str, starts, lengths, chosen, emit: Callable[[Any], None], emit_chars: int, as_json: bool
+    ) -> int:
         """The output to ``emit``, in pieces of about ``emit_chars`` input characters for a long
-        text (a cut never falls inside an edit); returns its length."""
-        render, n = self.sampler.render, len(text)
+        text (a cut never falls inside an edit), as str or, ``as_json``, as a JSON string's
+        body in UTF-8; returns its length in characters."""
+        sampler, n = self.sampler, len(text)
+
+        def render(*where: int) -> tuple[Any, int]:
+            if as_json:
+                return sampler.render_json(text, starts, lengths, chosen, *where)
+            out = sampler.render(text, starts, lengths, chosen, *where)
+            return out, len(out)
+
         if n <= emit_chars:
-            out = render(text, starts, lengths, chosen, 0, len(starts), 0, n)
+            out, length = render(0, len(starts), 0, n)
             emit(out)
-            return len(out)
+            return length
         ends = starts + lengths
         length = lo = first = 0
         while lo < n:
@@ -307,8 +319,8 @@ class NativeText:
             stop = int(np.searchsorted(starts, hi, "left"))
             if stop > first:
                 hi = max(hi, int(ends[stop - 1]))
-            piece = render(text, starts, lengths, chosen, first, stop, lo, hi)
-            length += len(piece)
+            piece, chars = render(first, stop, lo, hi)
+            length += chars
             emit(piece)
             lo, first = hi, stop
         return length

@@ -10,16 +10,14 @@ ensure_ascii=False)`` of the rewritten record gives, whatever the document's len
 from __future__ import annotations
 
 import json
-import re
 from collections.abc import Callable, Iterator
-from json.encoder import encode_basestring as _json_string
 
+from .._text import find_surrogate
 from ..substituter import Stats
 from .files import LongLine, TextError
-from .substituter import TextResult, TextSubstituter
+from .substituter import TextSubstituter, json_string_body
 
 LONG_TEXT = 1 << 20  # characters: a longer document is written out a piece at a time
-_SURROGATE = re.compile("[\ud800-\udfff]")
 
 Lines = list[tuple[int, "bytes | LongLine"]]  # a chunk of iter_lines: (1-based line number, line)
 
@@ -93,28 +91,11 @@ def write_jsonl_line(
     if record is None:
         return
     text = record[field]
-    if len(text) >= LONG_TEXT:
-        try:
-            out.extend(_long_record_parts(sub, record, text, doc, stats, field, subs_field))
-        except RecursionError:
-            raise BadLine("JSON nested too deeply to write back (over the recursion limit)") from None
-        out.append(b"\n")
-        return
-    result: TextResult | None
-    result = sub.apply(text, doc, stats, substitutions=bool(subs_field))
-    record[field], text = result.text, None
-    if subs_field:
-        record[subs_field] = [s.to_dict() for s in result.substitutions]
-    result = None
     try:
-        data = json.dumps(record, ensure_ascii=False).encode("utf-8")
-    except UnicodeEncodeError:
-        # a lone surrogate elsewhere (a key, another field): kept, escaped as it came
-        data = json.dumps(record).encode("ascii")
+        out.extend(_rewritten_record(sub, record, text, doc, stats, field, subs_field))
     except RecursionError:
         raise BadLine("JSON nested too deeply to write back (over the recursion limit)") from None
-    record = None
-    out.append(data + b"\n")
+    out.append(b"\n")
 
 
 def _parse_record(line: str, field: str) -> dict | None:
@@ -136,9 +117,9 @@ def _parse_record(line: str, field: str) -> dict | None:
     if not isinstance(text, str):
         raise BadLine(f"no text field {field!r}" if field not in record else f"field {field!r} is not a string")
     # json reads "\ud800" as a lone surrogate, which no UTF-8 output can hold: not text.
-    surrogate = None if text.isascii() else _SURROGATE.search(text)
-    if surrogate is not None:
-        raise BadLine(f"field {field!r} holds a lone surrogate U+{ord(surrogate.group()):04X} (not valid Unicode)")
+    surrogate = find_surrogate(text)
+    if surrogate >= 0:
+        raise BadLine(f"field {field!r} holds a lone surrogate U+{ord(text[surrogate]):04X} (not valid Unicode)")
     return record
 
 
@@ -152,27 +133,21 @@ def _utf8(piece: str) -> bytes:
     return piece.encode("utf-8")
 
 
-def _json_body(piece: str) -> bytes:
-    """The UTF-8 bytes of ``piece`` as inside a JSON string, escaped as json.dumps(ensure_ascii=False)
-    escapes it. Escaping is character by character, so the pieces of a text can go one by one."""
-    return _json_string(piece)[1:-1].encode("utf-8")
-
-
-def _long_record_parts(
+def _rewritten_record(
     sub: TextSubstituter, record: dict, text: str, doc: int, stats: Stats, field: str, subs_field: str | None
 ) -> list[bytes]:
     """``json.dumps(record, ensure_ascii=False)`` after the substitutions, as UTF-8 bytes in
-    parts, for a record whose text is long: the output text is escaped and encoded a piece at a
-    time as ``TextSubstituter.rewrite`` makes it, so neither it nor the JSON line is ever one str
-    (up to 4 bytes a character each). The same bytes as the short path. ``text`` is the caller's
-    last reference to the input text besides ``record[field]``, which is dropped here."""
+    parts: the output text comes escaped and encoded from ``TextSubstituter.rewrite_json``, a
+    piece at a time for a long text, so neither it nor the JSON line is ever one str (up to 4
+    bytes a character each), and the text is not escaped a second time. ``text`` is the
+    caller's last reference to the input text besides ``record[field]``, dropped here."""
     record[field] = None  # keeps the field's place; the text goes when the caller lets it go
     if subs_field:
         record[subs_field] = None
     body: list[bytes] = []
-    subs = sub.rewrite(text, doc, stats, bool(subs_field), lambda piece: body.append(_json_body(piece)))
+    subs = sub.rewrite_json(text, doc, stats, bool(subs_field), body.append)
     if subs is None:
-        body.extend(_pieces(text, _json_body))
+        body.extend(_pieces(text, json_string_body))
         subs = []
     try:
         return _record_parts(record, field, body, subs_field, subs)

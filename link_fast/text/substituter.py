@@ -12,6 +12,7 @@ from __future__ import annotations
 import copy
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
+from json.encoder import encode_basestring as _json_string
 from typing import Any, cast
 
 import numpy as np
@@ -43,6 +44,13 @@ from .words import count_words, word_shape
 # Tunables of the long-document path (tests shrink them to run it on short texts).
 CANDIDATE_BLOCK = 1 << 16  # candidates drawn at once in a long document (bounds the draw arrays)
 EMIT_CHARS = 1 << 18  # characters of output text made into one str at a time (TextSubstituter.rewrite)
+
+
+def json_string_body(piece: str) -> bytes:
+    """The UTF-8 bytes of ``piece`` as inside a JSON string, escaped as
+    ``json.dumps(ensure_ascii=False)`` escapes it. Escaping is character by character, so the
+    pieces of a text can go one by one."""
+    return _json_string(piece)[1:-1].encode("utf-8")
 
 
 @dataclass(slots=True)  # a long document has millions: no __dict__ each
@@ -239,6 +247,17 @@ class TextSubstituter:
             return None
         stats.size_out += output.finish()
         return subs
+
+    def rewrite_json(
+        self, text: str, doc: int, stats: Stats, substitutions: bool, emit: Callable[[bytes], None]
+    ) -> list[Substitution] | None:
+        """``rewrite``, with the output going to ``emit`` as the UTF-8 bytes of a JSON string's
+        body (between the quotes, escaped as ``json.dumps(ensure_ascii=False)`` escapes it):
+        what ``.jsonl`` outputs are made of. The native path writes them directly, without the
+        output str."""
+        if self._native is not None:
+            return self._native.rewrite(text, doc, self._base, stats, substitutions, emit, EMIT_CHARS, as_json=True)
+        return self.rewrite(text, doc, stats, substitutions, lambda piece: emit(json_string_body(piece)))
 
     def _replacements(self, doc: int, keys, words: int) -> Iterator[tuple[int, int, str]]:
         """(candidate, language index, translation) of each candidate replaced in eligible
