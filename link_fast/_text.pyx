@@ -551,7 +551,7 @@ cdef class TextSampler:
         self.portion_threshold, self.ratio_threshold, self.ratio = portion_threshold, ratio_threshold, ratio
         self.words_basis, self.doc_scope, self.strict = words_basis, doc_scope, strict
         self.all_in_play = all_in_play  # every key has a language in play: no check per match
-        self.texts = [None] * self.n_translations
+        self.texts = None  # made on first use: a list of millions costs milliseconds a run
         self.checked_array = np.zeros(max(self.n_translations, 1), dtype=np.uint8)
         cdef uint8_t[::1] checked = self.checked_array
         self.checked = &checked[0]
@@ -757,6 +757,8 @@ cdef class TextSampler:
     def translation(self, int64_t t):
         """The text written for translation ``t`` (its leading space removed)."""
         cdef int64_t lo, hi
+        if self.texts is None:
+            self.texts = [None] * self.n_translations
         got = self.texts[t]
         if got is None:
             lo, hi = self.text_offsets[t], self.text_offsets[t + 1]
@@ -777,6 +779,8 @@ cdef class TextSampler:
         cdef int64_t m, length = hi - lo, at, position = lo
         cdef Py_UCS4 top = 127 if PyUnicode_IS_ASCII(text) else 0
         check_edits(text, starts, lengths, chosen, first, stop, lo, hi, self.n_translations)
+        if self.texts is None:
+            self.texts = [None] * self.n_translations
         pieces = []
         for m in range(first, stop):
             piece = self.texts[chosen[m]]

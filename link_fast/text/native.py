@@ -216,6 +216,24 @@ def _mask(weights: list[int]) -> int:
     return sum(1 << lang for lang, weight in enumerate(weights) if weight)
 
 
+_IN_PLAY: dict[tuple[Any, int], bool] = {}
+
+
+def all_in_play(vocab: Vocab, mask: int) -> bool:
+    """Whether every key has a language of ``mask``: then no match needs the check. Kept per
+    vocabulary file (its identity) and mask in this process: a pass over millions of keys
+    costs milliseconds, and a run makes a sampler per file."""
+    memo = (vocab.identity, mask)
+    got = _IN_PLAY.get(memo) if vocab.identity is not None else None
+    if got is None:
+        got = bool(np.all(np.asarray(vocab.tables["key_lang_mask"]) & np.uint32(mask)))
+        if vocab.identity is not None:
+            if len(_IN_PLAY) > 64:
+                _IN_PLAY.clear()
+            _IN_PLAY[memo] = got
+    return got
+
+
 class NativeText:
     """``TextSubstituter``'s native path: the index, the sampler of one sampling, and a
     document's rewrite with the statistics of ``TextSubstituter.rewrite``."""
@@ -245,7 +263,7 @@ class NativeText:
             words_basis=words_basis,
             doc_scope=sampling.lang_scope == "document",
             strict=self.strict,
-            all_in_play=bool(np.all(np.asarray(t["key_lang_mask"]) & np.uint32(_mask(weights)))),
+            all_in_play=all_in_play(vocab, _mask(weights)),
         )
 
     def drop(self, text: str) -> Callable[[int, int], bool] | None:
