@@ -236,6 +236,7 @@ def run_bench(
     for other in compare:
         _bench_kernel(rows, other, corpus, ratio, seed, repeat, log, name=kernel_row_name(other))
     _bench_baselines(rows, vocab, corpus.head(sample_tokens), tokenizer, ratio, seed, log)
+    _bench_training(rows, vocab, corpus, ratio, seed, repeat, log)
     return {
         "corpus": {"name": corpus.name, "documents": len(corpus.offsets) - 1, "tokens": corpus.n_tokens},
         "vocab": {"path": str(vocab.path or ""), "keys": vocab.n_keys, "languages": list(vocab.languages)},
@@ -442,6 +443,31 @@ def _bench_baselines(rows: dict, vocab: Vocab, sample: Corpus, tokenizer, ratio:
     text_rows(rows, vocab, texts, sample.n_tokens, ratio=ratio, seed=seed, repeat=2, log=log)
 
 
+def _bench_training(rows: dict, vocab: Vocab, corpus: Corpus, ratio: float, seed: int, repeat: int, log) -> None:
+    """LINK in the data loader against a plain GPTDataset read of the same samples
+    (link_fast.training.bench), when torch and megatron-core are installed."""
+    from .training import bench as training_bench
+
+    if not training_bench.available():
+        log("training rows skipped: they need torch and megatron-core")
+        return
+    if corpus.n_tokens < training_bench.SEQ:
+        log(f"training rows skipped: the corpus holds less than one {training_bench.SEQ}-token sample")
+        return
+    log(f"training: GPTDataset of {training_bench.SEQ}-token samples, plain and through LinkGPTDataset")
+    seconds, samples = training_bench.training_seconds(
+        vocab, corpus.tokens, corpus.offsets, ratio=ratio, seed=seed, rounds=repeat
+    )
+    notes = {
+        "GPTDataset read": f"megatron-core, {samples} samples of {training_bench.SEQ} tokens, ds[i]",
+        "GPTDataset read + default_collate": f"the same, in batches of {training_bench.BATCH}",
+        "LinkGPTDataset, per sample": f"ratio {ratio}, link[i]",
+        "LinkGPTDataset, batched": f"batched=True and its collate_fn, batches of {training_bench.BATCH}",
+    }
+    for name, note in notes.items():
+        rows[name] = Row(name, samples * training_bench.SEQ, seconds[name], note=note)
+
+
 def _ratios(rows: dict, workers: Sequence[int]) -> dict[str, float]:
     kernel = rows["kernel"].mtok_s
     ratios = {
@@ -460,6 +486,12 @@ def _ratios(rows: dict, workers: Sequence[int]) -> dict[str, float]:
     ):
         if ours in rows:
             ratios[f"{ours} / {naive}"] = rows[ours].mtok_s / rows[naive].mtok_s
+    for ours, plain in (
+        ("LinkGPTDataset, per sample", "GPTDataset read"),
+        ("LinkGPTDataset, batched", "GPTDataset read + default_collate"),
+    ):
+        if ours in rows:
+            ratios[f"{ours} / {plain}"] = rows[ours].mtok_s / rows[plain].mtok_s
     suffix = " large" if f"apply {workers[0]}w large" in rows else ""
     first = f"apply {workers[0]}w{suffix}"
     for w in workers:

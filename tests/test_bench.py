@@ -7,6 +7,8 @@ import sys
 import numpy as np
 import pytest
 
+from link_fast.training import bench as training_bench
+
 pytest.importorskip("mistral_common")
 
 
@@ -62,6 +64,10 @@ def test_bench_cli_reports_rates_ratios_and_memory(tmp_path):
         name.replace(" large", "") for name in report["ratios"]
     }
     assert abs(report["substituted_share"] - 0.3) < 0.05
+    if training_bench.available():  # LINK in the data loader against megatron-core's own read
+        for name in ("GPTDataset read", "GPTDataset read + default_collate", "LinkGPTDataset, batched"):
+            assert rows[name]["tokens"] % 4096 == 0 and rows[name]["tokens"] > 0, name
+        assert "LinkGPTDataset, batched / GPTDataset read + default_collate" in report["ratios"]
     assert report["memory_mb"]["apply 2w worker peak_rss"] > 0
     assert report["compile_seconds"] > 0
     assert not list(tmp_path.iterdir())  # temporaries are gone
