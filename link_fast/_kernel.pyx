@@ -248,8 +248,10 @@ cdef int match_starts(const Tables *t, uint32_t selected, const token_in *tokens
 
 
 cdef int plan_edits(const Tables *t, const SamplingParams *s, const token_in *tokens, const int64_t *offsets,
-                    int64_t n_docs, int64_t first_doc, Edits *edits, Counters *c) except -1 nogil:
-    """Scan and sample every document; append the edits, translations not yet resolved."""
+                    int64_t n_docs, int64_t first_doc, const int64_t *doc_ids, Edits *edits,
+                    Counters *c) except -1 nogil:
+    """Scan and sample every document; append the edits, translations not yet resolved.
+    Document d draws as document doc_ids[d], or first_doc + d when doc_ids is NULL."""
     cdef Edits matches = Edits(NULL, 0, 0)
     cdef int64_t d, words, n_starts, block, block_end, covered
     cdef Start *starts = NULL
@@ -271,7 +273,7 @@ cdef int plan_edits(const Tables *t, const SamplingParams *s, const token_in *to
                 block = block_end
             c.words += words
             c.candidates += matches.size
-            sample_document(t, s, &matches, first_doc + d, d, words, edits, c)
+            sample_document(t, s, &matches, doc_ids[d] if doc_ids != NULL else first_doc + d, d, words, edits, c)
     finally:
         free(matches.data)
         free(starts)
@@ -524,16 +526,21 @@ cdef class KernelSampling:
 
 
 def substitute(KernelTables tables not None, KernelSampling sampling not None, const token_in[::1] tokens,
-               const int64_t[::1] offsets, int64_t first_doc, object out_dtype, bint want_mask):
+               const int64_t[::1] offsets, int64_t first_doc, object out_dtype, bint want_mask,
+               const int64_t[::1] doc_ids=None):
     """Plan, resolve, render. Returns (out_tokens, out_offsets, mask or None, counters).
 
-    ``offsets`` must be non-decreasing and within ``tokens`` (checked by the caller). Raises
-    InputError for a token id outside the vocabulary or an emitted translation id that does
-    not fit ``out_dtype``: no truncated ids can escape.
+    ``offsets`` must be non-decreasing and within ``tokens`` (checked by the caller). Document
+    d draws as document ``first_doc + d``, or ``doc_ids[d]`` (one per document, >= 0, checked
+    by the caller) when given. Raises InputError for a token id outside the vocabulary or an
+    emitted translation id that does not fit ``out_dtype``: no truncated ids can escape.
     """
     if sampling.n_weights != tables.tables.n_languages:
         raise ValueError(f"the sampling weighs {sampling.n_weights} languages, the tables have {tables.tables.n_languages}")
     cdef int64_t n_docs = offsets.shape[0] - 1
+    if doc_ids is not None and doc_ids.shape[0] != n_docs:
+        raise ValueError(f"{doc_ids.shape[0]} document indices for {n_docs} documents")
+    cdef const int64_t *doc_ptr = &doc_ids[0] if doc_ids is not None and n_docs else NULL
     out_offsets = np.empty(n_docs + 1, dtype=np.int64)
     cdef int64_t[::1] out_offsets_view = out_offsets
     cdef Counters c
@@ -545,7 +552,8 @@ def substitute(KernelTables tables not None, KernelSampling sampling not None, c
         with nogil:
             c.bad_token_position = first_bad_token(token_ptr, begin, finish, tables.tables.vocab_size)
             if c.bad_token_position < 0:
-                plan_edits(&tables.tables, &sampling.params, token_ptr, &offsets[0], n_docs, first_doc, &edits, &c)
+                plan_edits(&tables.tables, &sampling.params, token_ptr, &offsets[0], n_docs, first_doc, doc_ptr,
+                           &edits, &c)
                 resolve_edits(&tables.tables, edits.data, edits.size)
                 c.tokens_out = output_offsets(&offsets[0], n_docs, edits.data, edits.size, &out_offsets_view[0])
         if c.bad_token_position >= 0:

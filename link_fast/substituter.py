@@ -157,6 +157,7 @@ class Substituter:
         offsets,
         *,
         first_doc: int = 0,
+        doc_indices=None,
         mask: bool = False,
         out_dtype=None,
     ) -> Result:
@@ -164,6 +165,9 @@ class Substituter:
 
         ``tokens``: uint16, int32 or uint32 array; ``offsets``: int64, documents + 1 entries,
         non-decreasing, within ``tokens`` (``offsets[0]`` may be > 0 for a slice of a shard).
+        Document d draws as document ``first_doc + d`` of the stream, or as
+        ``doc_indices[d]`` when given (one non-negative integer per document, in place of
+        ``first_doc``): documents from anywhere in a stream then share one call.
         ``out_dtype`` defaults to the input dtype; an emitted id that does not fit raises.
         """
         tokens = np.asarray(tokens)
@@ -179,6 +183,8 @@ class Substituter:
             raise InputError(f"offsets must be non-decreasing and within the {len(tokens)} tokens")
         if not isinstance(first_doc, (int, np.integer)) or first_doc < 0:
             raise InputError(f"first_doc must be a non-negative integer, got {first_doc!r}")
+        if doc_indices is not None:
+            doc_indices = _document_indices(doc_indices, len(offsets) - 1, first_doc)
         dtype = tokens.dtype if out_dtype is None else np.dtype(out_dtype)
         if dtype not in TOKEN_DTYPES:
             raise InputError(f"out_dtype must be uint16, int32 or uint32, got {dtype}")
@@ -195,7 +201,7 @@ class Substituter:
                     f"choose a wider output dtype (--out-dtype int32)"
                 )
         out, out_offsets, out_mask, counts = substitute(
-            self._tables, self._sampling, tokens, offsets, int(first_doc), dtype, bool(mask)
+            self._tables, self._sampling, tokens, offsets, int(first_doc), dtype, bool(mask), doc_indices
         )
         stats = Stats(
             self.vocab.languages,
@@ -209,3 +215,15 @@ class Substituter:
             substitutions=dict(zip(self.vocab.languages, counts.substitutions)),
         )
         return Result(out, out_offsets, out_mask, stats)
+
+
+def _document_indices(values, n_docs: int, first_doc) -> np.ndarray:
+    """``doc_indices`` checked: one integer in [0, 2^63) per document, and no ``first_doc``."""
+    if first_doc:
+        raise InputError("give first_doc or doc_indices, not both")
+    indices = np.asarray(values)
+    if indices.shape != (n_docs,) or (n_docs and indices.dtype.kind not in "iu"):
+        raise InputError(f"doc_indices must be {n_docs} integers, one per document, got shape {indices.shape}")
+    if n_docs and (indices.min() < 0 or (indices.dtype.kind == "u" and indices.max() >= 1 << 63)):
+        raise InputError("doc_indices must be non-negative integers below 2^63")
+    return np.ascontiguousarray(indices, dtype=np.int64)

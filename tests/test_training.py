@@ -310,6 +310,27 @@ def test_schedule_over_samples_and_epochs(tekken_demo, fables):
     assert cosine.stats["ratio"] == pytest.approx(0.3) and cosine.stats["portion"] == pytest.approx(0.75)
 
 
+def test_a_batch_is_its_samples_one_by_one_across_a_schedule_step(tekken_demo, fables):
+    """A batch makes one kernel call per run of samples that share the schedules' values;
+    whatever the order of its indices and where the step falls, each row is the sample
+    ``apply`` makes alone, and the counts are the same."""
+    _, vocab = tekken_demo
+    texts = np.stack(
+        [np.concatenate([fables[i]["tokens"].numpy(), fables[i]["labels"].numpy()[-1:]]) for i in range(12)]
+    )
+    indices = [25, 14, 19, 20, 3, 22, 18, 21, 16, 24, 15, 23]  # the step is at 20
+    lengths = [len(texts[0])] * 11 + [len(texts[0]) - 10]  # the last row padded
+    options = dict(eod_id=EOD, ratio="steps:0.2:20:1", seed=3, link_mask=True)
+    batched, alone = SampleTransform(vocab, **options), SampleTransform(vocab, **options)
+    batch = batched.apply_batch(texts, indices, lengths)
+    for b, i in enumerate(indices):
+        one = alone.apply(texts[b], i, lengths[b])
+        assert batch.lengths[b] == one.lengths[0]
+        assert np.array_equal(batch.tokens[b], one.tokens[0]) and np.array_equal(batch.link_mask[b], one.link_mask[0])
+    assert batched.stats.to_dict() == alone.stats.to_dict()
+    assert batch.link_mask.any()
+
+
 # ---------------------------------------------------------------------------------------------
 # Refusals and the optional dependency
 

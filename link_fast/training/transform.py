@@ -8,7 +8,7 @@ returns them at the same length.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any, cast
 
@@ -16,7 +16,7 @@ import numpy as np
 
 from ..errors import InputError
 from ..sampling import Sampling
-from ..substituter import Stats, Substituter
+from ..substituter import Result, Stats, Substituter
 from ..tokenizer import FLAG_GLUE_LEFT
 from ..vocab import Vocab
 from .schedule import Schedule, schedule
@@ -172,32 +172,60 @@ class SampleTransform:
         out_lengths = np.zeros(n_rows, dtype=np.int64)
         mask = np.zeros((n_rows, width), dtype=np.uint8) if self.link_mask else None
         work = texts.astype(np.uint32 if self.vocab.vocab_size > 1 << 31 else np.int32)
-        for b in range(n_rows):
-            n = int(length[b])
-            offsets = piece_offsets(work[b, :n], self._glue, self.eod_id)
-            out_lengths[b] = self._rewrite_row(
-                work[b, :n], offsets, int(index[b]), out[b], None if mask is None else mask[b]
-            )
+        rows = [work[b, : int(length[b])] for b in range(n_rows)]
+        pieces = [piece_offsets(row, self._glue, self.eod_id) for row in rows]
+        for group in self._groups(index):
+            result = self._substitute(group, rows, pieces, index)
+            for b, middle, middle_mask in _split_rows(group, pieces, result):
+                row_mask = None if mask is None else mask[b]
+                out_lengths[b] = self._write_row(rows[b], pieces[b], middle, middle_mask, out[b], row_mask)
         return Batch(out, out_lengths, mask)
 
-    def _rewrite_row(self, row: np.ndarray, offsets: np.ndarray, index: int, out: np.ndarray, mask) -> int:
-        """Substitute one row's pieces and write ``row[:lead] + pieces + row[tail:]`` into ``out``,
-        cut at its width; returns how many ids were written."""
-        substituter = self._at(self.position(index))
-        result = substituter.apply(row, offsets, first_doc=index << PIECE_BITS, mask=mask is not None)
-        lead, tail, width = int(offsets[0]), int(offsets[-1]), len(out)
-        out[:lead] = row[:lead]
-        middle = result.tokens[: width - lead]
-        out[lead : lead + len(middle)] = middle
-        if mask is not None:
-            mask[lead : lead + len(middle)] = cast(np.ndarray, result.mask)[: len(middle)]
-        start = lead + len(middle)
-        rest = row[tail : tail + max(0, width - start)]
-        out[start : start + len(rest)] = rest
-        size = lead + len(result.tokens) + len(row) - tail
+    def _groups(self, index: np.ndarray) -> list[list[int]]:
+        """The rows in runs that share the schedules' values: each run is one kernel call."""
+        groups: list[list[int]] = []
+        previous = None
+        for b in range(len(index)):
+            values = (self.ratio(self.position(int(index[b]))), self.portion(self.position(int(index[b]))))
+            if values != previous:
+                groups.append([])
+                previous = values
+            groups[-1].append(b)
+        return groups
+
+    def _substitute(self, group: list[int], rows: list[np.ndarray], pieces: list[np.ndarray], index) -> Result:
+        """One kernel call for the pieces of a run of rows: piece p of sample i draws as
+        document ``i << PIECE_BITS | p``, wherever it sits in the call."""
+        substituter = self._at(self.position(int(index[group[0]])))
+        tokens = np.concatenate([rows[b][pieces[b][0] : pieces[b][-1]] for b in group])
+        offsets = np.zeros(1 + sum(len(pieces[b]) - 1 for b in group), dtype=np.int64)
+        doc_ids = np.empty(len(offsets) - 1, dtype=np.int64)
+        at = d = 0
+        for b in group:
+            n_pieces = len(pieces[b]) - 1
+            offsets[d + 1 : d + 1 + n_pieces] = pieces[b][1:] - pieces[b][0] + at
+            doc_ids[d : d + n_pieces] = (int(index[b]) << PIECE_BITS) + np.arange(n_pieces)
+            at, d = at + int(pieces[b][-1] - pieces[b][0]), d + n_pieces
+        result = substituter.apply(tokens, offsets, doc_indices=doc_ids, mask=self.link_mask)
         self._pending.append(result.stats)
         if len(self._pending) >= FOLD_EVERY:
             self._fold()
+        return result
+
+    def _write_row(self, row: np.ndarray, offsets: np.ndarray, middle: np.ndarray, middle_mask, out, mask) -> int:
+        """``row[:lead] + middle + row[tail:]`` into ``out`` (and ``middle_mask`` into the row's
+        ``mask``), cut at its width; ``middle``: the row's pieces substituted. Returns how
+        many ids were written."""
+        lead, tail, width = int(offsets[0]), int(offsets[-1]), len(out)
+        out[:lead] = row[:lead]
+        kept = middle[: width - lead]
+        out[lead : lead + len(kept)] = kept
+        if mask is not None:
+            mask[lead : lead + len(kept)] = middle_mask[: len(kept)]
+        start = lead + len(kept)
+        rest = row[tail : tail + max(0, width - start)]
+        out[start : start + len(rest)] = rest
+        size = lead + len(middle) + len(row) - tail
         self._stats.samples += 1
         self._stats.tokens_cut += max(0, size - width)
         self._stats.tokens_padded += max(0, width - size)
@@ -234,6 +262,18 @@ class SampleTransform:
                     f"vocabulary of {self.vocab.vocab_size} ids"
                 )
         return texts, index, length
+
+
+def _split_rows(
+    group: list[int], pieces: list[np.ndarray], result: Result
+) -> Iterator[tuple[int, np.ndarray, np.ndarray | None]]:
+    """(row, its pieces' output ids, their mask) for each row of one call's ``group``, whose
+    documents are the rows' pieces in order."""
+    d = 0
+    for b in group:
+        begin, end = int(result.offsets[d]), int(result.offsets[d + len(pieces[b]) - 1])
+        d += len(pieces[b]) - 1
+        yield b, result.tokens[begin:end], None if result.mask is None else result.mask[begin:end]
 
 
 def piece_offsets(row: np.ndarray, glue: np.ndarray, eod_id: int) -> np.ndarray:
