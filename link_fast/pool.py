@@ -28,6 +28,7 @@ from typing import cast
 from .errors import LinkFastError
 
 _SIGINT = {signal.SIGINT}
+WATCH_SECONDS = 1.0  # how often the parent, waiting for a result, checks that every worker lives
 
 
 class WorkerDied(LinkFastError):
@@ -160,10 +161,20 @@ class Pool:
         return future
 
     def result(self, future: concurrent.futures.Future):
-        try:
-            return future.result()
-        except BrokenProcessPool:
-            raise self._death() from None
+        while True:
+            try:
+                return future.result(timeout=WATCH_SECONDS)
+            except BrokenProcessPool:
+                raise self._death() from None
+            except concurrent.futures.TimeoutError:
+                # The executor misses a worker killed while it was sending a result: its
+                # thread then waits for the rest of that message forever. Not this pool.
+                if self._any_ended():
+                    raise self._death() from None
+
+    def _any_ended(self) -> bool:
+        self._processes.update(getattr(self._executor, "_processes", None) or {})
+        return any(process.exitcode is not None for process in self._processes.values())
 
     def _death(self) -> WorkerDied:
         """Why the pool broke: the executor has failed every task and is killing the other
@@ -196,6 +207,7 @@ class Pool:
             # shutdown(wait=False) forgets the executor's thread: join it here, as it also reaps
             # the workers (their exit codes are only all known once it is gone)
             manager = getattr(self._executor, "_executor_manager_thread", None)
+            results = getattr(self._executor, "_result_queue", None)  # shutdown forgets it
             self._executor.shutdown(wait=False, cancel_futures=True)
             for process in self._processes.values():
                 if process.exitcode is None:
@@ -209,5 +221,12 @@ class Pool:
                 except (AssertionError, ValueError):  # not started by us, or closed
                     pass
             if manager is not None:
-                manager.join()
+                manager.join(timeout=WATCH_SECONDS)
+                if manager.is_alive():
+                    # It is reading a result that a killed worker left half-sent. The workers
+                    # are gone: once this end of the pipe closes too, that read ends.
+                    writer = getattr(results, "_writer", None)
+                    if writer is not None:
+                        writer.close()
+                    manager.join()
             self._executor.shutdown(wait=True)

@@ -57,6 +57,30 @@ def test_pool_names_the_task_of_a_dead_worker(context):
     pool.stop()  # done already by result(): does nothing
 
 
+def _send_big_then_die(size: int, after: float) -> bytes:
+    import threading
+
+    threading.Timer(after, os.kill, (os.getpid(), signal.SIGKILL)).start()
+    return b"x" * size
+
+
+def test_pool_survives_a_worker_killed_while_sending_its_result():
+    """A worker killed halfway through sending a large result (text mode's chunks are MBs)
+    leaves the executor's reader waiting for the rest forever: the pool notices the death
+    itself, within seconds, and stops. Where the kill lands is a matter of timing: each round
+    ends with the result or with WorkerDied, never with a wait."""
+    for after in (0.05, 0.15, 0.3):
+        pool = Pool(2)
+        started = time.monotonic()
+        try:
+            result = pool.result(pool.submit(0, _send_big_then_die, 256 << 20, after))
+            assert len(result) == 256 << 20
+            pool.close()
+        except WorkerDied as died:
+            assert died.how == "killed by SIGKILL, perhaps out of memory"
+        assert time.monotonic() - started < EXIT_WITHIN
+
+
 def test_pool_initializer_error_reaches_the_parent_whole():
     pool = Pool(2, initializer=_refuse_to_start, context="fork")
     try:
