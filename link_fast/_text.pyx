@@ -725,9 +725,11 @@ cdef class TextSampler:
             if k + AHEAD < n:
                 lf_prefetch(&self.trans_start[<int64_t>matches.data[k + AHEAD].key * self.n_languages + langs[k + AHEAD]])
             key = matches.data[k].key
+            if langs[k] < 0:
+                raise InputError(f"the vocabulary has no translation of key {key} in a language in play")
             slot = <int64_t>key * self.n_languages + langs[k]
             lo, hi = self.trans_start[slot], self.trans_start[slot + 1]
-            if langs[k] < 0 or not 0 <= lo < hi <= self.n_trans_slots:
+            if not 0 <= lo < hi <= self.n_trans_slots:
                 raise InputError(f"the vocabulary has no translation of key {key} in language {langs[k]}")
             entry[2 * k], entry[2 * k + 1] = lo, hi
         for k in range(n):

@@ -221,9 +221,15 @@ def _document_indices(values, n_docs: int, first_doc) -> np.ndarray:
     """``doc_indices`` checked: one integer in [0, 2^63) per document, and no ``first_doc``."""
     if first_doc:
         raise InputError("give first_doc or doc_indices, not both")
-    indices = np.asarray(values)
-    if indices.shape != (n_docs,) or (n_docs and indices.dtype.kind not in "iu"):
-        raise InputError(f"doc_indices must be {n_docs} integers, one per document, got shape {indices.shape}")
-    if n_docs and (indices.min() < 0 or (indices.dtype.kind == "u" and indices.max() >= 1 << 63)):
+    if not isinstance(values, np.ndarray):  # a list of Python ints: checked before numpy casts them
+        values = list(values)
+        if not all(isinstance(i, (int, np.integer)) and not isinstance(i, bool) for i in values):
+            raise InputError(f"doc_indices must be {n_docs} integers, one per document")
+        if any(not 0 <= i < 1 << 63 for i in values):
+            raise InputError("doc_indices must be non-negative integers below 2^63")
+        values = np.array(values, dtype=np.int64)
+    if values.shape != (n_docs,) or (n_docs and values.dtype.kind not in "iu"):
+        raise InputError(f"doc_indices must be {n_docs} integers, one per document, got shape {values.shape}")
+    if n_docs and (values.min() < 0 or (values.dtype.kind == "u" and values.max() >= 1 << 63)):
         raise InputError("doc_indices must be non-negative integers below 2^63")
-    return np.ascontiguousarray(indices, dtype=np.int64)
+    return np.ascontiguousarray(values, dtype=np.int64)

@@ -283,6 +283,38 @@ def test_any_batch_split_gives_the_same_output(world, seed, cuts):
     assert masks == split(whole.mask, whole.offsets)
 
 
+@settings(max_examples=100, deadline=None)
+@given(world=worlds(), seed=st.integers(0, 1000), data=st.data())
+def test_documents_drawn_by_their_own_indices(world, seed, data):
+    """doc_indices: each document of one call draws as its own index, as if it were alone in
+    a call at ``first_doc`` = that index; documents from anywhere in a stream share a call."""
+    flags, lexicon, n_languages, docs = world
+    sub = Substituter(make_vocab(flags, lexicon, n_languages), ratio=0.5, portion=0.7, seed=seed)
+    tokens, offsets = flatten(docs, np.uint32)
+    indices = data.draw(st.lists(st.integers(0, 1 << 40), min_size=len(docs), max_size=len(docs), unique=True))
+    res = sub.apply(tokens, offsets, doc_indices=indices, mask=True)
+    for d, index in enumerate(indices):
+        alone = sub.apply(tokens, offsets[d : d + 2], first_doc=index, mask=True)
+        assert split(res.tokens, res.offsets)[d] == alone.tokens.tolist()
+        assert split(res.mask, res.offsets)[d] == alone.mask.tolist()
+
+
+@pytest.mark.parametrize(
+    ("doc_indices", "first_doc", "problem"),
+    [
+        ([0], 0, "must be 2 integers"),
+        ([0, -1], 0, "non-negative integers below 2\\^63"),
+        ([0, 1 << 63], 0, "non-negative integers below 2\\^63"),
+        ([0.0, 1.0], 0, "must be 2 integers"),
+        ([0, 1], 5, "give first_doc or doc_indices, not both"),
+    ],
+)
+def test_bad_document_indices_are_refused(doc_indices, first_doc, problem):
+    sub = Substituter(make_vocab([1, 1], {(0,): {0: [(1,)]}}, 1), ratio=1.0)
+    with pytest.raises(InputError, match=problem):
+        sub.apply(np.array([0, 0], np.uint32), np.array([0, 1, 2]), doc_indices=doc_indices, first_doc=first_doc)
+
+
 @pytest.mark.parametrize("seed", [0, 1])
 def test_long_documents_scanned_in_blocks_match_the_reference(seed):
     """Documents longer than the kernel's scan block (2**16 tokens), with phrases placed across
