@@ -29,6 +29,9 @@ from .errors import LinkFastError
 
 _SIGINT = {signal.SIGINT}
 WATCH_SECONDS = 1.0  # how often the parent, waiting for a result, checks that every worker lives
+# A worker's slot holds its task while it runs, then SENDING - task until the next one starts
+# (-1: none yet): a worker killed while sending a large result is named with that task.
+SENDING = -2
 
 
 class WorkerDied(LinkFastError):
@@ -85,8 +88,8 @@ def _call(task: int, fn, args: tuple):
     try:
         return fn(*args)
     finally:
-        if slots is not None:
-            slots[_STATE["slot"] + 1] = -1
+        if slots is not None:  # done: its result is being sent (the parent tells whether it came)
+            slots[_STATE["slot"] + 1] = SENDING - task
 
 
 # -- parent side -----------------------------------------------------------------------------------
@@ -149,6 +152,7 @@ class Pool:
             initargs=(self._slots, ctx.Lock(), os.getpid(), initializer, initargs),
         )
         self._closed = False
+        self._pending: dict[int, concurrent.futures.Future] = {}  # task -> future, until its result is taken
 
     def submit(self, task: int, fn, *args) -> concurrent.futures.Future:
         with _sigint_blocked():  # a worker may be started here
@@ -156,6 +160,7 @@ class Pool:
                 future = self._executor.submit(_call, task, fn, args)
             except BrokenProcessPool:
                 raise self._death() from None
+        self._pending[task] = future
         if len(self._processes) < self.workers:  # kept: shutting the executor down forgets them
             self._processes.update(getattr(self._executor, "_processes", None) or {})
         return future
@@ -163,7 +168,9 @@ class Pool:
     def result(self, future: concurrent.futures.Future):
         while True:
             try:
-                return future.result(timeout=WATCH_SECONDS)
+                result = future.result(timeout=WATCH_SECONDS)
+                self._pending = {task: f for task, f in self._pending.items() if f is not future}
+                return result
             except BrokenProcessPool:
                 raise self._death() from None
             except concurrent.futures.TimeoutError:
@@ -183,12 +190,21 @@ class Pool:
         self.stop()
         ended = [p for p in self._processes.values() if p.exitcode is not None]
         culprits = [p for p in ended if p.exitcode != -signal.SIGTERM] or ended
-        tasks = {int(self._slots[i]): int(self._slots[i + 1]) for i in range(0, len(self._slots), 2)}
+        tasks = {int(self._slots[i]): self._held(int(self._slots[i + 1])) for i in range(0, len(self._slots), 2)}
         held = sorted((tasks.get(cast(int, p.pid), -1), p.exitcode) for p in culprits)  # ended: started, has a pid
         running = [(task, code) for task, code in held if task >= 0]
         if running:
             return WorkerDied(describe_exit(running[0][1]), running[0][0])
         return WorkerDied(describe_exit(held[0][1]) if held else "for an unknown reason")
+
+    def _held(self, slot: int) -> int:
+        """The task a worker's slot shows it held: the one it ran, or the one whose result it
+        was sending if that result never came; -1 if none."""
+        if slot > SENDING:
+            return slot
+        future = self._pending.get(SENDING - slot)
+        delivered = future is not None and future.done() and not future.cancelled() and future.exception() is None
+        return -1 if future is None or delivered else SENDING - slot
 
     def close(self) -> None:
         """Let the workers finish and leave (every task's result has been taken)."""
