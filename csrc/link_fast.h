@@ -69,6 +69,37 @@ static inline uint64_t lf_below(uint64_t h, uint64_t n) {
     return ((h >> 32) * n) >> 32;
 }
 
+/* A language among the `available` bits, with probability proportional to weight[lang]: the
+ * first whose cumulated weight exceeds a draw below the total, found as the number of
+ * cumulated weights at or below the draw. Without branches: which languages a key has is data
+ * the branch predictor cannot learn. -1 when no available language has a weight. The token
+ * kernel and text mode both pick with this. */
+static inline int32_t lf_pick_language(const uint32_t *weight, int32_t n, uint32_t available, uint64_t h) {
+    uint64_t total = 0, cumulative = 0, r;
+    int32_t lang, picked = 0;
+    for (lang = 0; lang < n; lang++)
+        total += (uint64_t)weight[lang] * ((available >> lang) & 1u);
+    if (!total)
+        return -1;
+    r = lf_below(h, total);
+    for (lang = 0; lang < n; lang++) {
+        cumulative += (uint64_t)weight[lang] * ((available >> lang) & 1u);
+        picked += cumulative <= r;
+    }
+    return picked;
+}
+
+/* The entry of [first, stop) drawn with the range's cumulated weights `cum` (rising strictly,
+ * checked when a vocabulary loads): the first whose cumulated weight exceeds a uniform draw
+ * below the range's total. Weights 1, 2, 3... make it the plain multiply-shift index. */
+static inline int64_t lf_pick_cumulated(const uint32_t *cum, int64_t first, int64_t stop, uint64_t h) {
+    uint64_t target = lf_below(h, cum[stop - 1]);
+    int64_t i = first;
+    while (cum[i] <= target)
+        i++;
+    return i;
+}
+
 /* Index of the edge with this token among a node's children (sorted ascending), or -1. */
 static inline int64_t lf_find_child(const uint32_t *edge_token, int64_t start, int64_t count,
                                     uint32_t token) {

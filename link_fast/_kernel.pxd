@@ -13,6 +13,8 @@ cdef extern from "link_fast.h" nogil:
     uint64_t lf_draw_at(uint64_t stream, uint64_t cand) noexcept
     bint lf_bernoulli(uint64_t h, uint64_t threshold) noexcept
     uint64_t lf_below(uint64_t h, uint64_t n) noexcept
+    int32_t lf_pick_language(const uint32_t *weight, int32_t n, uint32_t available, uint64_t h) noexcept
+    int64_t lf_pick_cumulated(const uint32_t *cum, int64_t first, int64_t stop, uint64_t h) noexcept
     int64_t lf_find_child(const uint32_t *edge_token, int64_t start, int64_t count, uint32_t token) noexcept
     int LF_BUCKET_SLOTS
     ctypedef struct lf_edge_slot:

@@ -86,22 +86,6 @@ cdef int edits_reserve(Edits *edits, int64_t size) except -1 nogil:
     return 0
 
 
-cdef inline int32_t pick_language(const SamplingParams *s, int32_t n_languages, uint32_t available, uint64_t h) noexcept nogil:
-    """A language among the ``available`` bits, with probability proportional to its weight:
-    the first whose cumulated weight exceeds a draw below the total, counted as the number of
-    cumulated weights at or below the draw. Without branches: which languages a key has is
-    data the branch predictor cannot learn."""
-    cdef uint64_t total = 0, cumulative = 0, r
-    cdef int32_t lang, picked = 0
-    for lang in range(n_languages):
-        total += s.lang_weight[lang] * ((available >> lang) & 1)
-    r = lf_below(h, total)
-    for lang in range(n_languages):
-        cumulative += s.lang_weight[lang] * ((available >> lang) & 1)
-        picked += cumulative <= r
-    return picked
-
-
 cdef int64_t first_bad_token(const token_in *tokens, int64_t begin, int64_t finish, int64_t vocab_size) noexcept nogil:
     """Position of the first id outside the vocabulary, or -1. The scan trusts the ids after this."""
     cdef int64_t p
@@ -300,7 +284,8 @@ cdef int sample_document(const Tables *t, const SamplingParams *s, const Edits *
         p = s.ratio * <double> words / <double> matches.size
         threshold = LF_ALWAYS if p >= 1.0 else <uint64_t> (p * <double> LF_ALWAYS)
     if s.lang_scope_document:
-        doc_lang = pick_language(s, t.n_languages, s.selected_mask, lf_draw(s.base, LF_DOMAIN_DOC_LANG, doc, 0))
+        doc_lang = lf_pick_language(s.lang_weight, t.n_languages, s.selected_mask,
+                                    lf_draw(s.base, LF_DOMAIN_DOC_LANG, doc, 0))
     replace = lf_draw_stream(s.base, LF_DOMAIN_REPLACE, doc)
     # Without branches: which candidates are replaced is a coin flip per candidate. Each
     # candidate is written at the end of the edit list, which grows only if it is taken.
@@ -339,23 +324,12 @@ cdef void choose_languages(const Tables *t, const SamplingParams *s, Edit *edits
         elif t.n_languages == 1:
             lang = 0  # a match is of a key in play: the one language
         else:
-            lang = pick_language(s, t.n_languages, t.key_lang_mask[key] & s.selected_mask,
-                                 lf_draw_at(choose_lang, m))
+            lang = lf_pick_language(s.lang_weight, t.n_languages, t.key_lang_mask[key] & s.selected_mask,
+                                    lf_draw_at(choose_lang, m))
         edits[e].target.slot = <int64_t> key * t.n_languages + lang
         edits[e].length.draw = lf_draw_at(translate, m)
         edits[e].lang = lang
         c.substitutions[lang] += 1
-
-
-cdef inline int64_t pick_translation(const Tables *t, int64_t first, int64_t stop, uint64_t draw) noexcept nogil:
-    """The entry of key_trans[first:stop] drawn with the range's weights: the first whose
-    cumulated weight exceeds a uniform draw below the total. Weights 1, 2, 3, ... make it the
-    plain multiply-shift index, so uniform vocabularies draw as before."""
-    cdef uint64_t target = lf_below(draw, t.key_trans_cum[stop - 1])
-    cdef int64_t i = first
-    while t.key_trans_cum[i] <= target:
-        i += 1
-    return i
 
 
 cdef void resolve_edits(const Tables *t, Edit *edits, int64_t n) noexcept nogil:
@@ -372,8 +346,8 @@ cdef void resolve_edits(const Tables *t, Edit *edits, int64_t n) noexcept nogil:
             lf_prefetch(&t.key_trans_cum[t.key_trans_start[edits[e + AHEAD // 2].target.slot]])
         slot = edits[e].target.slot
         first = t.key_trans_start[slot]
-        edits[e].target.translation = pick_translation(t, first, t.key_trans_start[slot + 1],
-                                                       edits[e].length.draw)
+        edits[e].target.translation = lf_pick_cumulated(t.key_trans_cum, first, t.key_trans_start[slot + 1],
+                                                        edits[e].length.draw)
     for e in range(n):
         if e + AHEAD < n:
             lf_prefetch(&t.key_trans[edits[e + AHEAD].target.translation])

@@ -11,6 +11,8 @@ cdef extern from "link_fast.h" nogil:
     uint64_t lf_draw_at(uint64_t stream, uint64_t cand) noexcept
     bint lf_bernoulli(uint64_t h, uint64_t threshold) noexcept
     uint64_t lf_below(uint64_t h, uint64_t n) noexcept
+    int32_t lf_pick_language(const uint32_t *weight, int32_t n, uint32_t available, uint64_t h) noexcept
+    int64_t lf_pick_cumulated(const uint32_t *cum, int64_t first, int64_t stop, uint64_t h) noexcept
     void lf_prefetch(const void *p) noexcept
 
 # A node of the character trie of the patterns (keys' surface texts without their leading

@@ -556,15 +556,6 @@ cdef class TextSampler:
         cdef uint8_t[::1] checked = self.checked_array
         self.checked = &checked[0]
 
-    cdef inline int64_t pick_translation(self, int64_t lo, int64_t hi, uint64_t h) noexcept:
-        """The kernel's weighted pick among key_trans[lo:hi] (docs/DESIGN.md §5): the first
-        entry whose cumulated weight exceeds a uniform draw below the range's total."""
-        cdef uint64_t target = lf_below(h, self.trans_cum[hi - 1])
-        cdef int64_t i = lo
-        while self.trans_cum[i] <= target:
-            i += 1
-        return i
-
     cdef inline int32_t in_play(self, int32_t key) noexcept:
         return key if key >= 0 and self.lang_mask[key] & self.selected else -1
 
@@ -595,21 +586,6 @@ cdef class TextSampler:
                 return -1
             return bare
         return bare if bare >= 0 else spaced
-
-    cdef int pick(self, uint64_t h, uint32_t mask) noexcept:
-        """The kernel's pick_language among the languages of ``mask`` in play (-1 if none):
-        the number of cumulated weights at or below a draw below the total, without branches."""
-        cdef uint64_t total = 0, cumulative = 0, r
-        cdef int l, picked = 0
-        for l in range(self.n_languages):
-            total += self.weights[l] * (mask >> l & 1)
-        if not total:
-            return -1
-        r = lf_below(h, total)
-        for l in range(self.n_languages):
-            cumulative += self.weights[l] * (mask >> l & 1)
-            picked += cumulative <= r
-        return picked
 
     def scan_text(self, str text, drop=None):
         """(words, starts, ends, keys) of ``text``: its word count and its matches."""
@@ -699,7 +675,8 @@ cdef class TextSampler:
         cdef int64_t k, kept = 0
         cdef uint32_t mask
         if self.doc_scope:
-            doc_lang = self.pick(lf_draw(base, LF_DOMAIN_DOC_LANG, doc, 0), self.selected)
+            doc_lang = lf_pick_language(self.weights, self.n_languages, self.selected,
+                                        lf_draw(base, LF_DOMAIN_DOC_LANG, doc, 0))
         for k in range(n):
             if k + AHEAD < n:
                 lf_prefetch(&self.lang_mask[matches.data[k + AHEAD].key])
@@ -709,7 +686,8 @@ cdef class TextSampler:
                     continue
                 lang = doc_lang
             else:
-                lang = self.pick(lf_draw_at(lang_stream, cand[k]), mask & self.selected)
+                lang = lf_pick_language(self.weights, self.n_languages, mask & self.selected,
+                                        lf_draw_at(lang_stream, cand[k]))
             matches.data[kept], cand[kept], langs[kept] = matches.data[k], cand[k], <int8_t>lang
             kept += 1
         return kept
@@ -735,7 +713,7 @@ cdef class TextSampler:
         for k in range(n):
             if k + AHEAD < n:
                 lf_prefetch(&self.trans_cum[entry[2 * (k + AHEAD)]])
-            entry[2 * k] = self.pick_translation(entry[2 * k], entry[2 * k + 1], lf_draw_at(translate, cand[k]))
+            entry[2 * k] = lf_pick_cumulated(self.trans_cum, entry[2 * k], entry[2 * k + 1], lf_draw_at(translate, cand[k]))
         for k in range(n):
             if k + AHEAD < n:
                 lf_prefetch(&self.trans[entry[2 * (k + AHEAD)]])
