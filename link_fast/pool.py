@@ -32,6 +32,7 @@ WATCH_SECONDS = 1.0  # how often the parent, waiting for a result, checks that e
 # A worker's slot holds its task while it runs, then SENDING - task until the next one starts
 # (-1: none yet): a worker killed while sending a large result is named with that task.
 SENDING = -2
+STUCK_READER_SECONDS = 10.0  # the most stop() waits for the executor's thread once its pipe is closed
 
 
 class WorkerDied(LinkFastError):
@@ -152,7 +153,7 @@ class Pool:
             initargs=(self._slots, ctx.Lock(), os.getpid(), initializer, initargs),
         )
         self._closed = False
-        self._pending: dict[int, concurrent.futures.Future] = {}  # task -> future, until its result is taken
+        self._unclaimed: dict[concurrent.futures.Future, int] = {}  # future -> task, until its result is taken
 
     def submit(self, task: int, fn, *args) -> concurrent.futures.Future:
         with _sigint_blocked():  # a worker may be started here
@@ -160,7 +161,7 @@ class Pool:
                 future = self._executor.submit(_call, task, fn, args)
             except BrokenProcessPool:
                 raise self._death() from None
-        self._pending[task] = future
+        self._unclaimed[future] = task
         if len(self._processes) < self.workers:  # kept: shutting the executor down forgets them
             self._processes.update(getattr(self._executor, "_processes", None) or {})
         return future
@@ -169,7 +170,7 @@ class Pool:
         while True:
             try:
                 result = future.result(timeout=WATCH_SECONDS)
-                self._pending = {task: f for task, f in self._pending.items() if f is not future}
+                self._unclaimed.pop(future, None)
                 return result
             except BrokenProcessPool:
                 raise self._death() from None
@@ -202,9 +203,10 @@ class Pool:
         was sending if that result never came; -1 if none."""
         if slot > SENDING:
             return slot
-        future = self._pending.get(SENDING - slot)
+        task = SENDING - slot
+        future = next((f for f, t in self._unclaimed.items() if t == task), None)  # only when a worker died
         delivered = future is not None and future.done() and not future.cancelled() and future.exception() is None
-        return -1 if future is None or delivered else SENDING - slot
+        return -1 if future is None or delivered else task
 
     def close(self) -> None:
         """Let the workers finish and leave (every task's result has been taken)."""
@@ -244,5 +246,5 @@ class Pool:
                     writer = getattr(results, "_writer", None)
                     if writer is not None:
                         writer.close()
-                    manager.join()
+                    manager.join(timeout=STUCK_READER_SECONDS)  # bounded, should Python's internals differ
             self._executor.shutdown(wait=True)
