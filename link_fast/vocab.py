@@ -742,8 +742,8 @@ def _check_weights(t: Mapping[str, np.ndarray]) -> None:
     if not len(cum):
         return
     step = np.diff(cum, prepend=0)
-    starts = t["key_trans_start"][:-1]
-    step[starts[np.diff(t["key_trans_start"]) > 0]] = cum[starts[np.diff(t["key_trans_start"]) > 0]]
+    firsts = t["key_trans_start"][:-1][np.diff(t["key_trans_start"]) > 0]  # of each non-empty range
+    step[firsts] = cum[firsts]
     _require(bool(step.min() >= 1), "key_trans_cum", "does not rise within a key's translations")
 
 
