@@ -111,7 +111,7 @@ def test_bench_compares_the_kernel_with_another_vocabulary(tmp_path, tekken):
     command = [sys.executable, "-m", "link_fast", "bench", "--vocab", str(tmp_path / "de.lfv")]
     command += ["--compare-vocab", str(tmp_path / "de-fr.lfv"), "--tokenizer", "tekken", "--json"]
     command += ["--min-tokens", "20000", "--apply-tokens", "40000", "--repeat", "1"]
-    proc = subprocess.run(command, capture_output=True, text=True, cwd=tmp_path)
+    proc = subprocess.run(command, capture_output=True, text=True, cwd=tmp_path, timeout=600)
     assert proc.returncode == 0, proc.stderr
     report = json.loads(proc.stdout)
     rows = {r["name"]: r for r in report["rows"]}

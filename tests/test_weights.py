@@ -60,7 +60,8 @@ def test_equal_weights_draw_exactly_as_uniform_ones() -> None:
 
 def test_a_translation_of_weight_one_beside_a_heavy_one_is_rare_but_possible() -> None:
     counts = draw_counts(weighted_vocab([1, WEIGHT_SCALE]), 2_000_000)
-    assert 0 < counts[0] < 200
+    # expected 2e6 / 65536 = 30.5 draws; the bounds are Poisson's at about one in a million
+    assert 8 <= counts[0] <= 62, counts
 
 
 def test_weights_survive_save_and_load(tmp_path) -> None:

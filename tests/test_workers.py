@@ -8,6 +8,7 @@ spawned workers import as their ``__main__`` and that patches a function in them
 
 from __future__ import annotations
 
+import faulthandler
 import os
 import signal
 import subprocess
@@ -69,17 +70,22 @@ def test_pool_survives_a_worker_killed_while_sending_its_result():
     leaves the executor's reader waiting for the rest forever: the pool notices the death
     itself, within seconds, and stops. Where the kill lands is a matter of timing: each round
     ends with the result or with WorkerDied naming the task, never with a wait."""
-    for after in (0.05, 0.15, 0.3):
-        pool = Pool(2)
-        started = time.monotonic()
-        try:
-            result = pool.result(pool.submit(0, _send_big_then_die, 256 << 20, after))
-            assert len(result) == 256 << 20
-            pool.close()
-        except WorkerDied as died:
-            # named with the task whose result never came, whether it was running or sending
-            assert died.how == "killed by SIGKILL, perhaps out of memory" and died.task == 0
-        assert time.monotonic() - started < EXIT_WITHIN
+    # the hang this guards against would hang the suite: end the process with a traceback instead
+    faulthandler.dump_traceback_later(4 * EXIT_WITHIN, exit=True)
+    try:
+        for after in (0.05, 0.15, 0.3):
+            pool = Pool(2)
+            started = time.monotonic()
+            try:
+                result = pool.result(pool.submit(0, _send_big_then_die, 256 << 20, after))
+                assert len(result) == 256 << 20
+                pool.close()
+            except WorkerDied as died:
+                # named with the task whose result never came, whether it was running or sending
+                assert died.how == "killed by SIGKILL, perhaps out of memory" and died.task == 0
+            assert time.monotonic() - started < EXIT_WITHIN
+    finally:
+        faulthandler.cancel_dump_traceback_later()
 
 
 def test_pool_initializer_error_reaches_the_parent_whole():
