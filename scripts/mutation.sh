@@ -17,31 +17,32 @@ set -euo pipefail -f  # -f: mutant-name globs go to mutmut as they are
 
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 WORK=${LINK_FAST_MUTATION_DIR:-/tmp/link_fast_mutation}
-if [ "$(cd "$ROOT" && pwd -P)" = "$(mkdir -p "$WORK" && cd "$WORK" && pwd -P)" ]; then
-    echo "mutation.sh: LINK_FAST_MUTATION_DIR must not be the repository itself" >&2
-    exit 2
-fi
+REPO_REAL=$(cd "$ROOT" && pwd -P)
+WORK_REAL=$(mkdir -p "$WORK" && cd "$WORK" && pwd -P)
+case "$WORK_REAL/" in "$REPO_REAL"/*)  # the copy would copy itself, or replace the checkout
+    echo "mutation.sh: LINK_FAST_MUTATION_DIR must lie outside the repository" >&2
+    exit 2 ;;
+esac
+case "$REPO_REAL/" in "$WORK_REAL/repo"/*)
+    echo "mutation.sh: the repository lies inside LINK_FAST_MUTATION_DIR/repo, which is replaced" >&2
+    exit 2 ;;
+esac
 
-declare -A SOURCES=(
-    [sampling]="link_fast/sampling.py"
-    [substituter]="link_fast/substituter.py"
-    [runner]="link_fast/runner"
-    [shards]="link_fast/shards"
-    [text]="link_fast/text"
-    [lexicon]="link_fast/lexicon.py"
-    [compiler]="link_fast/compiler.py"
-)
-declare -A TESTS=(
-    [sampling]="tests/test_kernel.py tests/test_survivors.py"
-    [substituter]="tests/test_kernel.py tests/test_survivors.py"
-    [runner]="tests/test_runner.py tests/test_outputs.py tests/test_survivors.py"
-    [shards]="tests/test_shards.py tests/test_survivors.py"
-    [text]="tests/test_text.py tests/test_text_bad_input.py tests/test_survivors.py"
-    [lexicon]="tests/test_lexicon.py"
-    [compiler]="tests/test_compiler.py tests/test_vocab.py"
-)
-MODULES=("$@")
-[ ${#MODULES[@]} -gt 0 ] || MODULES=(sampling substituter runner shards text lexicon compiler)
+# module, its source, the tests that run against its mutants: one row each, in the default order
+declare -A SOURCES=() TESTS=()
+ALL=()
+while read -r module source tests; do
+    SOURCES[$module]=$source TESTS[$module]=$tests ALL+=("$module")
+done <<'TABLE'
+sampling    link_fast/sampling.py     tests/test_kernel.py tests/test_survivors.py
+substituter link_fast/substituter.py  tests/test_kernel.py tests/test_survivors.py
+runner      link_fast/runner          tests/test_runner.py tests/test_outputs.py tests/test_survivors.py
+shards      link_fast/shards          tests/test_shards.py tests/test_survivors.py
+text        link_fast/text            tests/test_text.py tests/test_text_bad_input.py tests/test_survivors.py
+lexicon     link_fast/lexicon.py      tests/test_lexicon.py
+compiler    link_fast/compiler.py     tests/test_compiler.py tests/test_vocab.py
+TABLE
+if [ $# -gt 0 ]; then MODULES=("$@"); else MODULES=("${ALL[@]}"); fi
 
 refresh_copy() {
     rm -rf "$WORK/repo"
@@ -115,7 +116,11 @@ write_config() {  # $1: the module; mutate its files, copy the rest of the packa
         echo "    -m"
         echo "    not slow"  # the fast subset: the tests of tens of seconds stay out
         for file in ${TESTS[$1]}; do
-            if [ -e "$WORK/repo/$file" ]; then echo "    $file"; fi
+            if [ ! -e "$WORK/repo/$file" ]; then  # a renamed test file would weaken the score unseen
+                echo "mutation.sh: $file is missing" >&2
+                exit 2
+            fi
+            echo "    $file"
         done
     } >"$WORK/repo/setup.cfg"
 }
