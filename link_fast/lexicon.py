@@ -120,6 +120,7 @@ DROP_REASONS: tuple[str, ...] = (
     "abbreviations",
     "translation_words",
     "duplicate",  # the same translation again for the same source
+    "denied",  # listed in a deny list (link_fast.deny), dropped before the limit below
     "max_translations",
 )
 # dictd only, and counted in index lines rather than pairs (see the module docstring).
