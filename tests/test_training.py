@@ -251,6 +251,35 @@ def test_new_epoch_new_draws(tekken_demo, fables):
     assert any(not torch.equal(other_seed[i]["tokens"], first[i]) for i in range(len(fables)))
 
 
+def test_persistent_workers_follow_set_epoch(tekken_demo, fables):
+    """Persistent workers keep the copy of the dataset they started with: set_epoch reaches
+    them all the same, each epoch's draws are that epoch's."""
+    _, vocab = tekken_demo
+    options = {"ratio": 0.5, "seed": 11, "link_mask": True}
+    link = LinkGPTDataset(fables, vocab, batched=True, **options)
+    order = list(range(12))
+    loader = torch.utils.data.DataLoader(
+        link, sampler=order, batch_size=4, num_workers=1, persistent_workers=True, collate_fn=link.collate_fn
+    )
+    alone = LinkGPTDataset(fables, vocab, **options)
+    for epoch in (0, 1, 2):
+        link.set_epoch(epoch)
+        alone.set_epoch(epoch)
+        rows = [batch["tokens"][row] for batch in loader for row in range(len(batch["tokens"]))]
+        assert all(torch.equal(rows[i], alone[i]["tokens"]) for i in order), epoch
+    alone.set_epoch(0)
+    assert any(not torch.equal(rows[i], alone[i]["tokens"]) for i in order)
+
+
+@pytest.mark.parametrize("batched", [False, True])
+def test_an_empty_sample_is_refused(tekken_demo, batched):
+    _, vocab = tekken_demo
+    data = LinkDataset([np.zeros(0, dtype=np.int64), np.array([5])], vocab, eod_id=EOD, batched=batched)
+    for index, size in ((0, 0), (1, 1)):
+        with pytest.raises(InputError, match=rf"sample {index} holds {size} token ids: a sample needs at least 2"):
+            data[index]
+
+
 def test_generic_dataset(tekken_demo, fables):
     """Any dataset of id arrays: the same samples as the GPTDataset wrapper on the same ids."""
     _, vocab = tekken_demo

@@ -134,6 +134,10 @@ class LinkDataset(Dataset):
         self.dataset = dataset
         self.batched = bool(batched)
         self.fields = self._fields(eod_id, eod_mask_loss)
+        # The epoch in shared memory: data-loader workers hold a copy of this dataset, made when
+        # they start, and persistent workers keep theirs across epochs; they read the epoch
+        # set_epoch last wrote from here before each sample or batch.
+        self._shared_epoch = torch.full((1,), epoch, dtype=torch.int64).share_memory_()
         self.transform = SampleTransform(
             vocab,
             sampling,
@@ -152,8 +156,16 @@ class LinkDataset(Dataset):
         return len(self.dataset)
 
     def set_epoch(self, epoch: int) -> None:
-        """New draws: call before creating each epoch's DataLoader iterator."""
+        """New draws: call before each epoch's DataLoader iterator starts (persistent workers
+        included: they follow)."""
         self.transform.set_epoch(epoch)
+        self._shared_epoch[0] = self.transform.epoch
+
+    def _follow_epoch(self) -> None:
+        """Take the epoch the process that owns this dataset set last (a data-loader worker's copy)."""
+        epoch = int(self._shared_epoch[0])
+        if epoch != self.transform.epoch:
+            self.transform.set_epoch(epoch)
 
     @property
     def stats(self) -> dict:
@@ -167,9 +179,16 @@ class LinkDataset(Dataset):
 
     def __getitem__(self, index: int) -> dict:
         text, length = self.read(index)
+        shortest = 2 if self.fields.extra_token else 1  # a token, and with the extra token its label
+        if len(text) < shortest:
+            raise InputError(
+                f"sample {index} holds {len(text)} token ids: a sample needs at least {shortest} "
+                f"(seq_length{' + 1' if self.fields.extra_token else ''})"
+            )
         if self.batched:
             # a copy: samples are often read-only views of a memory-mapped shard, which torch refuses to wrap
             return {"index": index, "text": torch.from_numpy(np.array(text)), "length": length}
+        self._follow_epoch()
         batch = self.transform.apply(text, index, length)
         return {key: value[0] for key, value in lm_fields(batch, self.fields).items()}
 
@@ -183,6 +202,7 @@ class LinkDataset(Dataset):
         if len(widths) != 1:
             raise InputError(f"the samples of a batch must have one length, got {sorted(widths)}")
         texts = torch.stack([item["text"] for item in items]).numpy()
+        self._follow_epoch()
         batch = self.transform.apply_batch(
             texts, [int(item["index"]) for item in items], [int(item["length"]) for item in items]
         )
