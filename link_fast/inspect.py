@@ -25,7 +25,7 @@ import numpy as np
 from .align import Keys, Span, align
 from .errors import FileError, InputError
 from .highlight import Mark, Piece, pieces, terminal, use_color
-from .shards import LINK_RECORD_SUFFIX, ShardError, open_shard
+from .shards import LINK_RECORD_SUFFIX, ShardError, load_record, open_shard
 from .shards.discovery import split_prefix
 
 LAYOUTS = ("interleaved", "side-by-side")
@@ -53,15 +53,10 @@ def read_record(output) -> tuple[Path, dict]:
         path = Path(split_prefix(text)[0] + LINK_RECORD_SUFFIX)
         if not path.is_file() and Path(text + LINK_RECORD_SUFFIX).is_file():
             path = Path(text + LINK_RECORD_SUFFIX)
-    try:
-        record = json.loads(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise FileError(
-            path, "no such file: not an output of link-fast apply or text (or give NAME.link.json)"
-        ) from None
-    except (OSError, ValueError) as exc:
-        raise FileError(path, f"cannot read the run record: {getattr(exc, 'strerror', None) or exc}") from None
-    if not isinstance(record, dict) or not isinstance(record.get("stats"), dict):
+    if not os.path.lexists(path):
+        raise FileError(path, "no such file: not an output of link-fast apply or text (or give NAME.link.json)")
+    record = load_record(path)
+    if not isinstance(record.get("stats"), dict):
         raise FileError(path, "not a link-fast run record (no statistics object)")
     return path, record
 

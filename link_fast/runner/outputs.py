@@ -5,7 +5,6 @@ refusal to overwrite an input."""
 from __future__ import annotations
 
 import hashlib
-import json
 import os
 from collections.abc import Sequence
 from pathlib import Path
@@ -13,7 +12,7 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import InputError
-from ..shards import LINK_RECORD_SUFFIX, SHARD_SUFFIXES, ShardError
+from ..shards import LINK_RECORD_SUFFIX, SHARD_SUFFIXES, ShardError, load_record
 from ..vocab import Vocab
 
 FINGERPRINT_SAMPLE = 1 << 16  # bytes at each end of a data file that the fingerprint covers
@@ -40,11 +39,10 @@ def finished(stats_path: Path, expected: dict) -> dict | None:
     """The record of a finished output, or None. Finished: the record exists, says the same
     as ``expected`` (options, vocabulary, mask, dtype, and the input's identity: its files'
     sizes and mtimes and a fingerprint), and every file it lists is there with its recorded size."""
-    try:
-        done = json.loads(stats_path.read_text(encoding="utf-8"))
-    except (OSError, ValueError):
+    if not os.path.lexists(stats_path):
         return None
-    if not isinstance(done, dict) or any(done.get(k) != v for k, v in expected.items()):
+    done = load_record(stats_path)  # one that is not a record is refused: someone else wrote it
+    if any(done.get(k) != v for k, v in expected.items()):
         return None
     files = done.get("output_files")
     if not isinstance(files, dict) or not files:  # a record of an earlier link-fast: nothing to verify with

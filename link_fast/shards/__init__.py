@@ -24,7 +24,7 @@ from .megatron import (
     MEGATRON_VERSION,
     pointers_from_sizes,
 )
-from .records import LINK_RECORD_SUFFIX, mask_owner, read_link_record, recorded_mask, validate_shard
+from .records import LINK_RECORD_SUFFIX, load_record, mask_owner, read_link_record, recorded_mask, validate_shard
 from .syncer import SYNC_EVERY_BYTES
 from .writer import ShardWriter
 
@@ -44,6 +44,7 @@ __all__ = [
     "ShardError",
     "ShardWriter",
     "find_shards",
+    "load_record",
     "mask_owner",
     "open_shard",
     "pointers_from_sizes",

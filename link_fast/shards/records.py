@@ -1,18 +1,30 @@
 """link-fast's own outputs: the run record ``NAME.link.json`` next to an output, the masks it
-names, and ``validate_shard``, which checks a shard and its place among them."""
+names, and ``validate_shard``, which checks a shard and its place among them.
+
+A record is untrusted input like any file (anyone may edit it): ``load_record`` is the one way
+every reader (inspect, report, resume, validate, apply over an earlier output) reads one, for
+``apply`` and ``text`` records alike.
+"""
 
 from __future__ import annotations
 
 import json
+import math
 import os
-from typing import cast
+from typing import Any, NamedTuple, cast
 
 import numpy as np
 
+from ..errors import FileError
+from ..io import refuse_special_file
 from .base import CHECK_BLOCK, Shard, ShardError
 from .discovery import inspect_shard, split_prefix
 
 LINK_RECORD_SUFFIX = ".link.json"  # NAME.link.json: the record of a finished `link-fast apply` output
+# A record is a few KB (a text record lists at most 100 skipped lines) and nests 4 levels deep;
+# anything far beyond is not a record, and deep nesting would overflow the readers' recursion.
+MAX_RECORD_BYTES = 16 << 20
+MAX_RECORD_DEPTH = 16
 
 
 def validate_shard(path) -> list[str]:
@@ -30,13 +42,158 @@ def validate_shard(path) -> list[str]:
 
 
 def read_link_record(prefix) -> dict | None:
-    """The record ``PREFIX.link.json`` that ``link-fast apply`` writes next to an output, or None."""
-    try:
-        with open(os.fspath(prefix) + LINK_RECORD_SUFFIX, encoding="utf-8") as f:
-            record = json.load(f)
-    except (OSError, ValueError):
+    """The record ``PREFIX.link.json`` that ``link-fast apply`` writes next to an output, or None
+    when there is none; a record that is there but is not one raises ``FileError``."""
+    path = os.fspath(prefix) + LINK_RECORD_SUFFIX
+    if not os.path.lexists(path):
         return None
-    return record if isinstance(record, dict) else None
+    return load_record(path)
+
+
+def load_record(path) -> dict:
+    """A run record (``apply``'s or ``text``'s), read and checked: a JSON object of at most
+    ``MAX_RECORD_BYTES`` and ``MAX_RECORD_DEPTH`` levels, numbers finite, every field a reader
+    uses of its type (``check_record``). Anything else raises ``FileError`` naming the file."""
+    refuse_special_file(path, lambda problem: FileError(path, problem))
+    try:
+        with open(path, "rb") as f:
+            data = f.read(MAX_RECORD_BYTES + 1)
+    except FileNotFoundError:
+        raise FileError(path, "no such file") from None
+    except OSError as exc:
+        raise FileError(path, f"cannot read the run record: {exc.strerror or exc}") from None
+    if len(data) > MAX_RECORD_BYTES:
+        raise FileError(path, f"not a valid link-fast run record: over {MAX_RECORD_BYTES >> 20} MB")
+    try:
+        record = json.loads(data.decode("utf-8"), parse_constant=_not_finite, parse_float=_finite_float)
+    except RecursionError:
+        raise FileError(path, "not a valid link-fast run record: JSON nested too deeply") from None
+    except ValueError as exc:  # UnicodeDecodeError and json.JSONDecodeError included
+        raise FileError(path, f"not a valid link-fast run record: {exc}") from None
+    if _depth(record) > MAX_RECORD_DEPTH:
+        raise FileError(path, f"not a valid link-fast run record: JSON nested over {MAX_RECORD_DEPTH} levels")
+    problem = check_record(record)
+    if problem is not None:
+        raise FileError(path, f"not a valid link-fast run record: {problem}")
+    return record
+
+
+def _not_finite(name: str):
+    raise ValueError(f"{name} is not a finite number")
+
+
+def _finite_float(text: str) -> float:
+    value = float(text)
+    if not math.isfinite(value):
+        raise ValueError(f"{text} is not a finite number")
+    return value
+
+
+def _depth(value) -> int:
+    """How deeply JSON containers nest in ``value`` (0 for a scalar), without recursion."""
+    deepest, stack = 0, [(value, 1)]
+    while stack:
+        item, level = stack.pop()
+        if isinstance(item, (dict, list)):
+            deepest = max(deepest, level)
+            if level <= MAX_RECORD_DEPTH:
+                stack.extend((v, level + 1) for v in (item.values() if isinstance(item, dict) else item))
+    return deepest
+
+
+# What each field a reader uses must be, when present (records of earlier versions lack some):
+# a rule is (what it must be, test), a dict of the fields of an object, or Each(rule) for every
+# item of a list or value of an object. ``type(v) is int`` because JSON's true is not a count.
+Rule = Any
+
+
+class Each(NamedTuple):
+    container: type  # list, or dict for an object's values
+    rule: Rule
+
+
+COUNT = ("a count (an integer >= 0)", lambda v: type(v) is int and v >= 0)
+STRING = ("a string", lambda v: type(v) is str)
+STRING_OR_NULL = ("a string or null", lambda v: v is None or type(v) is str)
+OBJECT = ("an object", lambda v: type(v) is dict)
+RECORD_SCHEMA: dict[str, Rule] = {
+    "stats": {
+        **dict.fromkeys(
+            (
+                "documents",
+                "eligible_documents",
+                "words",
+                "candidates",
+                "eligible_candidates",
+                "total_substitutions",
+                "tokens_in",
+                "tokens_out",
+                "chars_in",
+                "chars_out",
+            ),
+            COUNT,
+        ),
+        "substitutions": Each(dict, COUNT),
+    },
+    "config": OBJECT,
+    "vocab": {
+        "fingerprint": STRING,
+        "languages": Each(list, STRING),
+        "keys": COUNT,
+        "format_version": COUNT,
+        "contents": STRING,
+    },
+    "vocab_path": STRING_OR_NULL,
+    "mask": ("true or false", lambda v: type(v) is bool),
+    "mask_shard": STRING_OR_NULL,
+    "out_dtype": STRING,
+    "input": ("an object or a string", lambda v: type(v) in (dict, str)),  # apply: identity; text: file
+    "inputs": Each(list, STRING),
+    "output": STRING,
+    "outputs": Each(list, STRING),
+    "output_files": Each(dict, COUNT),
+    "field": STRING,
+    "substitutions_field": STRING_OR_NULL,
+    "skipped_lines": COUNT,
+    "skipped": Each(list, {"line": COUNT, "problem": STRING}),
+    "input_bytes": COUNT,
+    "seconds": ("a number >= 0", lambda v: type(v) in (int, float) and v >= 0),
+    "memory_mb": OBJECT,
+    "timing": OBJECT,
+    "link_fast_version": STRING,
+}
+
+
+def check_record(record) -> str | None:
+    """What is wrong with a parsed record (``stats.documents must be a count ..., not -3``), or
+    None when every field ``RECORD_SCHEMA`` names is right."""
+    if type(record) is not dict:
+        return f"a JSON object, not {_shown(record)}"
+    return _problem(record, RECORD_SCHEMA, "")
+
+
+def _problem(value, rule: Rule, where: str) -> str | None:
+    if isinstance(rule, dict):
+        if type(value) is not dict:
+            return f"{where} must be an object, not {_shown(value)}"
+        for key, field_rule in rule.items():
+            if key in value:
+                problem = _problem(value[key], field_rule, f"{where}.{key}" if where else key)
+                if problem is not None:
+                    return problem
+        return None
+    if isinstance(rule, Each):
+        if type(value) is not rule.container:
+            return f"{where} must be {'a list' if rule.container is list else 'an object'}, not {_shown(value)}"
+        items = value.items() if isinstance(value, dict) else enumerate(value)
+        return next(filter(None, (_problem(v, rule.rule, f"{where}[{json.dumps(k)}]") for k, v in items)), None)
+    what, test = rule
+    return None if test(value) else f"{where} must be {what}, not {_shown(value)}"
+
+
+def _shown(value) -> str:
+    text = json.dumps(value)  # ASCII: nothing a terminal would act on
+    return text if len(text) <= 40 else text[:37] + "..."
 
 
 def recorded_mask(record: dict, name: str) -> str | None:
