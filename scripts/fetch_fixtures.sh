@@ -5,6 +5,9 @@
 #   DIR/freedict/freedict-eng-LANG.{index,dict.dz}   Debian dict-freedict-eng-LANG (GPL), all 30
 #                                                   English->X FreeDict dictionaries Debian ships
 #   DIR/text/pydoc/**.rst.txt                       Debian python3.11-doc reST sources
+#   DIR/text/devil/devil.{index,dict.dz}            Debian dict-devil: Ambrose Bierce's The Devil's
+#                                                   Dictionary (1911, public domain), the general
+#                                                   prose of the quality benchmark (docs/QUALITY.md)
 #
 # These are GPL or large: never commit them (.fixtures is git-ignored). Idempotent: a part whose
 # target already exists is skipped. Needs apt-get and dpkg-deb (any Debian/Ubuntu machine).
@@ -103,4 +106,23 @@ else
     (cd "$src" && find . -type f -name '*.rst.txt' -exec cp --parents -t "$DIR/text/.pydoc.tmp" {} +)
     mv "$DIR/text/.pydoc.tmp" "$target"
     echo "fetched text/pydoc ($(find "$target" -name '*.rst.txt' | wc -l) .rst.txt files, $(du -sh "$target" | cut -f1))"
+fi
+
+# English general prose: The Devil's Dictionary (public domain), as a dictd database
+target=$DIR/text/devil
+if [ -s "$target/devil.index" ] && [ -s "$target/devil.dict.dz" ]; then
+    echo "skip   text/devil (already there)"
+else
+    x=$(extract_deb dict-devil)
+    src=$x/usr/share/dictd
+    if [ ! -s "$src/devil.index" ] || [ ! -s "$src/devil.dict.dz" ]; then
+        echo "error: dict-devil has no usr/share/dictd/devil.{index,dict.dz}" >&2
+        exit 1
+    fi
+    mkdir -p "$target"
+    cp "$src/devil.dict.dz" "$target/.devil.dict.dz.tmp"
+    cp "$src/devil.index" "$target/.devil.index.tmp"
+    mv "$target/.devil.dict.dz.tmp" "$target/devil.dict.dz"
+    mv "$target/.devil.index.tmp" "$target/devil.index"
+    echo "fetched text/devil ($(wc -l <"$target/devil.index") entries)"
 fi
