@@ -24,7 +24,6 @@ the sample seed and the measures are this file's.
 from __future__ import annotations
 
 import argparse
-import base64
 import gzip
 import hashlib
 import importlib.resources
@@ -159,7 +158,9 @@ def substitutions(vocab_path: Path, corpus: list[tuple[str, str]], lang: str) ->
 
     vocab = link_fast.Vocab.load(vocab_path)
     tokenizer = load_tokenizer(str(tekken_path()))
-    sub = TextSubstituter(vocab, tokenizer=tokenizer, ratio=RATIO, seed=SEED, stream_key=STREAM_KEY, languages={lang: 1})
+    sub = TextSubstituter(
+        vocab, tokenizer=tokenizer, ratio=RATIO, seed=SEED, stream_key=STREAM_KEY, languages={lang: 1}
+    )
     found, candidates = [], 0
     for doc, (genre, text) in enumerate(corpus):
         result = sub.apply(text, doc)
@@ -170,7 +171,14 @@ def substitutions(vocab_path: Path, corpus: list[tuple[str, str]], lang: str) ->
             end = start + len(s.source)
             shift += len(s.translation) - len(s.source)
             found.append(
-                {"doc": doc, "genre": genre, "start": start, "end": end, "source": text[start:end], "translation": s.translation}
+                {
+                    "doc": doc,
+                    "genre": genre,
+                    "start": start,
+                    "end": end,
+                    "source": text[start:end],
+                    "translation": s.translation,
+                }
             )
     return found, candidates
 
@@ -307,9 +315,10 @@ class Measures:
             return False
         word = translation.casefold()
         for cut in range(2, len(word) - 1):
-            if self.wordfreq.zipf_frequency(word[:cut], self.lang) >= 3.5 and self.wordfreq.zipf_frequency(
-                word[cut:], self.lang
-            ) >= 3.5:
+            if (
+                self.wordfreq.zipf_frequency(word[:cut], self.lang) >= 3.5
+                and self.wordfreq.zipf_frequency(word[cut:], self.lang) >= 3.5
+            ):
                 return True
         return False
 
@@ -361,7 +370,9 @@ def measure(lang: str, found: list[dict], corpus: list[tuple[str, str]], candida
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], formatter_class=argparse.RawTextHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__.split("\n\n")[0], formatter_class=argparse.RawTextHelpFormatter
+    )
     parser.add_argument("--fixtures", type=Path, default=Path(os.environ.get("LINK_FAST_FIXTURES", REPO / ".fixtures")))
     parser.add_argument("--out", type=Path, default=None, help="working folder (default FIXTURES/quality/NAME)")
     parser.add_argument("--name", default="current", help="a name for this configuration in the table and folder")
@@ -405,7 +416,13 @@ def main(argv: list[str] | None = None) -> int:
         results[lang] = row
         print(f"{lang}: {len(found):,} substitutions, {labelled}/{len(sample)} of the sample labelled", file=sys.stderr)
     write_tsv(out / "to_label.tsv", list(dict.fromkeys(to_label)))
-    summary = {"name": args.name, "words": words, "documents": len(corpus), "compile_s": compile_s, "languages": results}
+    summary = {
+        "name": args.name,
+        "words": words,
+        "documents": len(corpus),
+        "compile_s": compile_s,
+        "languages": results,
+    }
     (out / "quality.json").write_text(json.dumps(summary, indent=1, ensure_ascii=False), encoding="utf-8")
     print_table(summary)
     if to_label:
