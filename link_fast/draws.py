@@ -31,9 +31,16 @@ DOMAIN_LANG = 4  # the replaced word's language (lang_scope="word")
 DOMAIN_TRANSLATE = 5  # which of the word's translations
 
 
+def stream_key_bytes(stream_key: str) -> bytes:
+    """The bytes a stream key is hashed from: its UTF-8, where a file name that is not UTF-8
+    (Python gives its undecodable bytes as the surrogates U+DC80..U+DCFF) keeps its own bytes.
+    Raises UnicodeEncodeError for any other surrogate: no bytes stand for it."""
+    return stream_key.encode("utf-8", "surrogateescape")
+
+
 def stream_base(seed: int, stream_key: str) -> int:
     """The 64-bit base every draw of one stream starts from: seed and stream key mixed."""
-    digest = hashlib.blake2b(stream_key.encode("utf-8"), digest_size=8).digest()
+    digest = hashlib.blake2b(stream_key_bytes(stream_key), digest_size=8).digest()
     return mix64((seed & MASK64) ^ mix64(int.from_bytes(digest, "little")))
 
 

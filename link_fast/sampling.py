@@ -13,6 +13,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
 
+from .draws import stream_key_bytes
 from .errors import InputError
 
 SEED_LIMIT = 1 << 64  # seeds are 64-bit: draws mix them as unsigned 64-bit integers
@@ -58,6 +59,11 @@ class Sampling:
             raise InputError(f"lang_scope must be 'word' or 'document', got {self.lang_scope!r}")
         if self.stream_key is not None and not isinstance(self.stream_key, str):
             raise InputError(f"stream_key must be a string, got {self.stream_key!r}")
+        if self.stream_key is not None:
+            try:
+                stream_key_bytes(self.stream_key)
+            except UnicodeEncodeError as exc:
+                raise InputError(f"stream_key {self.stream_key!r} holds a lone surrogate ({exc.reason})") from None
         if self.languages is not None:
             object.__setattr__(self, "languages", _checked_weights(self.languages))
 

@@ -1,0 +1,101 @@
+"""Hostile inputs that used to crash a run or exhaust its machine: names that are not UTF-8,
+decompression bombs, documents longer than a chunk, many shards under a low descriptor limit,
+files truncated while a run reads them. Each either works or is one line, status 2."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+from test_runner import random_vocab, write_shard
+
+from link_fast import Sampling, Substituter, Vocab
+from link_fast.draws import mix64, stream_base
+from link_fast.errors import InputError
+from link_fast.shards import load_record, open_shard
+
+
+@pytest.fixture(scope="module")
+def vocab_path(tmp_path_factory):
+    return random_vocab().save(tmp_path_factory.mktemp("vocab") / "v.lfv")
+
+
+def link_fast(*args, limits: str = "", timeout: float = 120) -> subprocess.CompletedProcess:
+    """``link-fast ARGS`` in a child (arguments may be bytes: names that are not UTF-8), after
+    ``limits``, Python run in the child before the CLI (resource limits)."""
+    code = f"import sys, resource\n{limits}\nfrom link_fast.cli import main\nsys.exit(main())"
+    return subprocess.run(
+        [sys.executable, "-c", code, *[a if isinstance(a, bytes) else str(a) for a in args]],
+        capture_output=True,
+        timeout=timeout,
+    )
+
+
+def one_error_line(proc) -> str:
+    err = proc.stderr.decode("utf-8", "backslashreplace")
+    assert proc.returncode == 2, err
+    lines = err.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("link-fast: error: "), err
+    return lines[0]
+
+
+# -- names that are not UTF-8 ---------------------------------------------------------------------
+
+
+def test_a_shard_named_in_bytes_that_are_not_utf8_is_rewritten(tmp_path, vocab_path):
+    name = os.fsdecode(b"s\xff")  # the undecodable byte comes as the surrogate U+DCFF
+    tokens, offsets = write_shard(tmp_path / "in" / name, n_docs=30)
+    out = tmp_path / "out"
+    for _ in range(2):  # the second run resumes: the record it wrote reads back
+        proc = link_fast("apply", "--vocab", vocab_path, "--ratio", "0.5", "--resume", "-o", out, tmp_path / "in")
+        assert proc.returncode == 0, proc.stderr.decode(errors="backslashreplace")
+    assert sorted(os.listdir(os.fsencode(out))) == [b"s\xff.bin", b"s\xff.idx", b"s\xff.link.json"]
+    record = load_record(out / f"{name}.link.json")
+    assert record["config"]["stream_key"] == name and record["inputs"][0].endswith(name + ".bin")
+    # the stream key is the name's own bytes
+    assert stream_base(0, name) == mix64(
+        mix64(int.from_bytes(hashlib.blake2b(b"s\xff", digest_size=8).digest(), "little"))
+    )
+    want = Substituter(Vocab.load(vocab_path), ratio=0.5, stream_key=name).apply(tokens, offsets)
+    got = open_shard(out / name)
+    assert np.array_equal(np.asarray(got.tokens), want.tokens)
+
+
+def test_a_stream_key_in_bytes_that_are_not_utf8_is_used(tmp_path, vocab_path):
+    write_shard(tmp_path / "in" / "a", n_docs=30)
+    proc = link_fast(
+        "apply",
+        "--vocab",
+        vocab_path,
+        "--ratio",
+        "0.5",
+        "--stream-key",
+        b"k\xfe",
+        "-o",
+        tmp_path / "out",
+        tmp_path / "in",
+    )
+    assert proc.returncode == 0, proc.stderr.decode(errors="backslashreplace")
+    assert load_record(tmp_path / "out" / "a.link.json")["config"]["stream_key"] == os.fsdecode(b"k\xfe")
+
+
+def test_text_files_named_in_bytes_that_are_not_utf8_are_rewritten(tmp_path, vocab_path):
+    source = os.fsencode(tmp_path / "t") + b"/d\xfe.jsonl"
+    os.makedirs(tmp_path / "t")
+    with open(source, "wb") as f:
+        f.write(b'{"text": "1 2 3 4 5 6 7 8 9"}\n')
+    for key in ([], ["--stream-key", b"k\xfe"]):
+        out = tmp_path / f"out{len(key)}"
+        proc = link_fast("text", "--vocab", vocab_path, "--ratio", "0.5", *key, "-o", out, source)
+        assert proc.returncode == 0, proc.stderr.decode(errors="backslashreplace")
+        assert sorted(os.listdir(os.fsencode(out))) == [b"d\xfe.jsonl", b"d\xfe.jsonl.link.json"]
+        assert load_record(out / os.fsdecode(b"d\xfe.jsonl.link.json"))["input"] == os.fsdecode(source)
+
+
+def test_a_stream_key_with_a_lone_surrogate_is_refused():
+    with pytest.raises(InputError, match="stream_key .* lone surrogate"):
+        Sampling(stream_key="a\ud800")
