@@ -67,8 +67,14 @@ def write_atomic(path: str | os.PathLike, data: bytes, *, sync: bool = True) -> 
 
 
 def json_bytes(data) -> bytes:
-    """A record as link_fast writes it: indented UTF-8 JSON with a final newline."""
-    return (json.dumps(data, indent=2, ensure_ascii=False) + "\n").encode("utf-8")
+    """A record as link_fast writes it: indented UTF-8 JSON with a final newline. A file name
+    that is not UTF-8 (undecodable bytes as surrogates) has no UTF-8: then the record is written
+    in ASCII, with \\u escapes that read back as the same name."""
+    text = json.dumps(data, indent=2, ensure_ascii=False) + "\n"
+    try:
+        return text.encode("utf-8")
+    except UnicodeEncodeError:
+        return (json.dumps(data, indent=2) + "\n").encode("ascii")
 
 
 def write_json(path: str | os.PathLike, data, error: Callable[[Path, str], Exception]) -> None:
