@@ -177,6 +177,49 @@ def test_surrogates_elsewhere_are_kept_escaped(vocab, tmp_path):
     assert lines[1] == b'{"k\\udc00": 1, "text": "a Katze"}'
 
 
+BIG = "9" * 5000  # over Python's 4,300-digit limit for int(str)
+PASSED_THROUGH = [
+    # (input line, output line): every byte but the text field's value (and the substitutions')
+    (
+        b'{"id": 1e999999, "text": "the cat", "n": ' + BIG.encode() + b', "f": 1.50, "e": "\\u00e9"}',
+        b'{"id": 1e999999, "text": "the Katze", "n": ' + BIG.encode() + b', "f": 1.50, "e": "\\u00e9"}',
+    ),
+    (b'{"a":1,"a":2 , "text":"a cat"}', b'{"a":1,"a":2 , "text":"a Katze"}'),  # repeated keys, spacing
+    (b' {"text": "cat", "text": "the cat"} ', b' {"text": "cat", "text": "the Katze"} '),  # the last is the field
+    (b'{"text": "the cat", "meta": {"x": [1e400, -0.0]}}', b'{"text": "the Katze", "meta": {"x": [1e400, -0.0]}}'),
+]
+
+
+@pytest.mark.parametrize(("line", "want"), PASSED_THROUGH, ids=["numbers", "repeated_keys", "repeated_field", "nested"])
+def test_other_fields_pass_through_byte_for_byte(vocab, tmp_path, line, want):
+    src = tmp_path / "in.jsonl"
+    src.write_bytes(line + b"\n")
+    out = tmp_path / "out.jsonl"
+    record = substitute_files(vocab, [src], out, ratio=1.0, languages={"de": 1.0}, on_error="skip")[str(out)]
+    assert record["skipped_lines"] == 0
+    assert out.read_bytes() == want + b"\n"
+
+
+SUBS = b'[{"start": 4, "end": 9, "source": "cat", "translation": "Katze", "language": "de"}]'
+
+
+@pytest.mark.parametrize(
+    ("line", "want"),
+    [
+        (b'{"text": "the cat", "n": 1e999999}', b'{"text": "the Katze", "n": 1e999999, "link": ' + SUBS + b"}"),
+        (b'{"link": 0, "text": "the cat" }', b'{"link": ' + SUBS + b', "text": "the Katze" }'),
+        (b'{"text": "the cat","link":{"old": 1},"z":2}', b'{"text": "the Katze","link":' + SUBS + b',"z":2}'),
+    ],
+    ids=["added", "replaced_before", "replaced_compact"],
+)
+def test_the_substitutions_field_is_added_or_replaced_in_place(vocab, tmp_path, line, want):
+    src = tmp_path / "in.jsonl"
+    src.write_bytes(line + b"\n")
+    out = tmp_path / "out.jsonl"
+    substitute_files(vocab, [src], out, ratio=1.0, languages={"de": 1.0}, substitutions_field="link")
+    assert out.read_bytes() == want + b"\n"
+
+
 # -- the reader ---------------------------------------------------------------------------------
 
 

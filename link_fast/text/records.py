@@ -3,13 +3,18 @@ lines found and reported, long documents written out a piece at a time.
 
 A bad line (not UTF-8, malformed or too deeply nested JSON, not an object, no string in the
 field, a lone surrogate in it, longer than ``max_line_bytes``) raises ``BadLine``; the caller
-fails the file or skips the line. The output is byte-for-byte what ``json.dumps(record,
-ensure_ascii=False)`` of the rewritten record gives, whatever the document's length.
+fails the file or skips the line. A ``.jsonl`` line comes out as it came, byte for byte, but
+for the text field's value, written as ``json.dumps(text, ensure_ascii=False)`` writes the new
+text, and the substitutions field's value (replaced, or added after the last field): numbers,
+escapes, spacing and repeated keys of the other fields are never decoded and encoded again.
+Where a key is repeated, its last value is the field, as JSON readers take it.
 """
 
 from __future__ import annotations
 
 import json
+import json.decoder
+import re
 from collections.abc import Callable, Iterator
 
 from .._text import find_surrogate
@@ -20,6 +25,14 @@ from .substituter import TextSubstituter, json_string_body
 LONG_TEXT = 1 << 20  # characters: a longer document is written out a piece at a time
 
 Lines = list[tuple[int, "bytes | LongLine"]]  # a chunk of iter_lines: (1-based line number, line)
+
+
+# The other fields are skipped over, not converted: numbers stay strings (no float overflow to
+# Infinity, no limit on an integer's digits).
+_SCAN = json.JSONDecoder(parse_int=str, parse_float=str).scan_once
+_WHITESPACE = re.compile(r"[ \t\n\r]*")
+# Where the new text's JSON string and the substitutions' JSON array go among a line's bytes.
+_TEXT, _SUBSTITUTIONS = object(), object()
 
 
 class BadLine(Exception):
@@ -85,42 +98,87 @@ def write_jsonl_line(
     sub: TextSubstituter, lines: Lines, index: int, stats: Stats, out: list[bytes], field: str, subs_field: str | None
 ) -> None:
     """A ``.jsonl`` line rewritten, appended to ``out``: the text in ``field`` substituted,
-    every other field kept; a blank line is skipped (it keeps its number)."""
+    every other field kept as it came; a blank line is skipped (it keeps its number)."""
     doc = lines[index][0] - 1
-    record = _parse_record(take_line(lines, index), field)
-    if record is None:
+    parsed = _parse_record(take_line(lines, index), field, subs_field)
+    if parsed is None:
         return
-    text = record[field]
-    try:
-        out.extend(_rewritten_record(sub, record, text, doc, stats, field, subs_field))
-    except RecursionError:
-        raise BadLine("JSON nested too deeply to write back (over the recursion limit)") from None
+    text, parts = parsed
+    del parsed
+    out.extend(_rewritten_record(sub, parts, text, doc, stats, subs_field))
     out.append(b"\n")
 
 
-def _parse_record(line: str, field: str) -> dict | None:
-    """The JSON object of a line (None for a blank line), checked to hold text in ``field``.
-    The caller's ``line`` is its last reference: dropped once parsed."""
-    if not line.strip():
+def _parse_record(line: str, field: str, subs_field: str | None) -> tuple[str, list] | None:
+    """The text in ``field`` of a line's JSON object, and the line's bytes cut around the values
+    to replace: ``_TEXT`` where the text field's value was, ``_SUBSTITUTIONS`` where the
+    substitutions field's was (or after the last field, with its key, where it was not). None
+    for a blank line. The caller's ``line`` is its last reference: dropped once parsed."""
+    start = _WHITESPACE.match(line).end()
+    if start == len(line):
         return None
-    try:
-        record = json.loads(line)
-    except ValueError as exc:
-        raise BadLine(f"malformed JSON: {exc}") from None
-    except RecursionError:  # json recurses once per level of nesting
-        raise BadLine("malformed JSON: nested too deeply (over the recursion limit)") from None
-    finally:
-        del line  # the caller's last reference
-    if not isinstance(record, dict):
-        raise BadLine(f"malformed JSON: expected a JSON object, got {type(record).__name__}")
-    text = record.get(field)
-    if not isinstance(text, str):
-        raise BadLine(f"no text field {field!r}" if field not in record else f"field {field!r} is not a string")
+    members, spans, last_end = _members(line, start)
+    at = _last(members, field)
+    if at is None:
+        raise BadLine(f"no text field {field!r}")
+    text = members[at][1]
+    if line[spans[at][0]] != '"':
+        raise BadLine(f"field {field!r} is not a string")
     # json reads "\ud800" as a lone surrogate, which no UTF-8 output can hold: not text.
     surrogate = find_surrogate(text)
     if surrogate >= 0:
         raise BadLine(f"field {field!r} holds a lone surrogate U+{ord(text[surrogate]):04X} (not valid Unicode)")
-    return record
+    edits = [(spans[at], [_TEXT])]
+    if subs_field:
+        subs_at = _last(members, subs_field)
+        if subs_at is not None:
+            edits.append((spans[subs_at], [_SUBSTITUTIONS]))
+        else:
+            key = json.dumps(subs_field, ensure_ascii=False).encode("utf-8")
+            edits.append(((last_end, last_end), [b", " + key + b": ", _SUBSTITUTIONS]))
+    del members
+    parts: list = []
+    done = 0
+    for (begin, end), replacement in sorted(edits, key=lambda edit: edit[0]):
+        parts.append(line[done:begin].encode("utf-8"))  # UTF-8 it came as: the same bytes
+        parts.extend(replacement)
+        done = end
+    parts.append(line[done:].encode("utf-8"))
+    del line  # the caller's last reference
+    return text, parts
+
+
+def _members(line: str, start: int) -> tuple[list[tuple[str, object]], list[tuple[int, int]], int]:
+    """The members (key, value) of the JSON object at ``line[start]``, where each value begins
+    and ends in ``line``, and the end of the last one. Parsed as ``json.loads`` parses (its
+    errors, its strictness); the values as ``_SCAN`` reads them."""
+    spans: list[tuple[int, int]] = []
+
+    def scan(s: str, at: int):
+        value, end = _SCAN(s, at)
+        spans.append((at, end))
+        return value, end
+
+    try:
+        if line[start] != "{":
+            raise BadLine(f"malformed JSON: expected a JSON object, got {type(json.loads(line)).__name__}")
+        members, end = json.decoder.JSONObject((line, start + 1), True, scan, None, list)
+        end = _WHITESPACE.match(line, end).end()
+        if end != len(line):
+            raise json.JSONDecodeError("Extra data", line, end)
+    except ValueError as exc:
+        raise BadLine(f"malformed JSON: {exc}") from None
+    except RecursionError:  # json recurses once per level of nesting
+        raise BadLine("malformed JSON: nested too deeply (over the recursion limit)") from None
+    return members, spans, spans[-1][1] if spans else start + 1
+
+
+def _last(members: list[tuple[str, object]], key: str) -> int | None:
+    """The index of the last member named ``key`` (the one JSON readers keep), or None."""
+    for i in range(len(members) - 1, -1, -1):
+        if members[i][0] == key:
+            return i
+    return None
 
 
 def _pieces(text: str, convert: Callable[[str], bytes], size: int = 1 << 20) -> Iterator[bytes]:
@@ -134,49 +192,35 @@ def _utf8(piece: str) -> bytes:
 
 
 def _rewritten_record(
-    sub: TextSubstituter, record: dict, text: str, doc: int, stats: Stats, field: str, subs_field: str | None
+    sub: TextSubstituter, parts: list, text: str, doc: int, stats: Stats, subs_field: str | None
 ) -> list[bytes]:
-    """``json.dumps(record, ensure_ascii=False)`` after the substitutions, as UTF-8 bytes in
-    parts: the output text comes escaped and encoded from ``TextSubstituter.rewrite_json``, a
-    piece at a time for a long text, so neither it nor the JSON line is ever one str (up to 4
-    bytes a character each), and the text is not escaped a second time. ``text`` is the
-    caller's last reference to the input text besides ``record[field]``, dropped here."""
-    record[field] = None  # keeps the field's place; the text goes when the caller lets it go
-    if subs_field:
-        record[subs_field] = None
+    """The line's ``parts`` (``_parse_record``) with the substituted text and the substitutions
+    in their places, as UTF-8 bytes in parts: the output text comes escaped and encoded from
+    ``TextSubstituter.rewrite_json``, a piece at a time for a long text, so neither it nor the
+    JSON line is ever one str (up to 4 bytes a character each), and the text is not escaped a
+    second time."""
     body: list[bytes] = []
     subs = sub.rewrite_json(text, doc, stats, bool(subs_field), body.append)
     if subs is None:
         body.extend(_pieces(text, json_string_body))
         subs = []
-    try:
-        return _record_parts(record, field, body, subs_field, subs)
-    except UnicodeEncodeError:
-        # a lone surrogate in another key or value: as the short path, the whole line escaped
-        record[field] = json.loads(b'"' + b"".join(body) + b'"')
-        if subs_field:
-            record[subs_field] = [s.to_dict() for s in subs]
-        return [json.dumps(record).encode("ascii")]
-
-
-def _record_parts(record: dict, field: str, body: list[bytes], subs_field: str | None, subs: list) -> list[bytes]:
-    """The JSON object's bytes in parts, ``body`` (escaped) as the value of ``field`` and the
-    substitutions as that of ``subs_field``."""
-    parts = [b"{"]
-    for i, (key, value) in enumerate(record.items()):
-        parts.append(b", " if i else b"")
-        parts.append(json.dumps(key, ensure_ascii=False).encode("utf-8") + b": ")
-        if subs_field and key == subs_field:
-            parts.append(b"[")
-            for start in range(0, len(subs), 4096):
-                block = ", ".join(json.dumps(s.to_dict(), ensure_ascii=False) for s in subs[start : start + 4096])
-                parts.append((", " + block if start else block).encode("utf-8"))
-            parts.append(b"]")
-        elif key == field:
-            parts.append(b'"')
-            parts.extend(body)
-            parts.append(b'"')
+    out: list[bytes] = []
+    for part in parts:
+        if part is _TEXT:
+            out.append(b'"')
+            out.extend(body)
+            out.append(b'"')
+        elif part is _SUBSTITUTIONS:
+            out.extend(_substitutions_json(subs))
         else:
-            parts.append(json.dumps(value, ensure_ascii=False).encode("utf-8"))
-    parts.append(b"}")
-    return parts
+            out.append(part)
+    return out
+
+
+def _substitutions_json(subs: list) -> Iterator[bytes]:
+    """The substitutions as a JSON array, in parts of 4,096 substitutions."""
+    yield b"["
+    for start in range(0, len(subs), 4096):
+        block = ", ".join(json.dumps(s.to_dict(), ensure_ascii=False) for s in subs[start : start + 4096])
+        yield (", " + block if start else block).encode("utf-8")
+    yield b"]"
