@@ -100,8 +100,17 @@ def remove_dead_temporaries(folder: Path, name: str) -> None:
             pass
 
 
+ZSTD_CHUNK = 1 << 20  # decompressed bytes zstd_chunks gathers before it hands them on
+# Compressed bytes fed to the decompressor at a time. A zstd block holds at most 128 KB and
+# may take 4 bytes (a run of one byte), so whatever the data a slice decompresses to at most
+# (ZSTD_SLICE / 4 + 1) x 128 KB, 4.2 MB: a decompression bomb is read like any file. Small
+# slices cost little: the decompressor still runs at hundreds of MB/s.
+ZSTD_SLICE = 128
+
+
 def zstd_chunks(raw: BinaryIO, fail: Callable[[str], Exception]) -> Iterator[bytes]:
-    """The decompressed data of every frame of a .zst stream, 1 MB of input at a time.
+    """The decompressed data of every frame of a .zst stream, in chunks of about ``ZSTD_CHUNK``
+    bytes and never more than ``ZSTD_CHUNK`` + 4.2 MB.
 
     zstandard's stream_reader reports a clean end of file on a truncated frame, so the frames
     are fed by hand, to notice one that never ends. ``fail(problem)`` builds the error to raise
@@ -113,21 +122,31 @@ def zstd_chunks(raw: BinaryIO, fail: Callable[[str], Exception]) -> Iterator[byt
     dctx = zstandard.ZstdDecompressor()
     dobj = dctx.decompressobj()
     inside_frame = False
+    done: list[bytes] = []
+    size = 0
     try:
-        while chunk := raw.read(1 << 20):
-            while chunk:
-                out = dobj.decompress(chunk)
-                inside_frame = True
-                if out:
-                    yield out
-                if dobj.eof:
-                    chunk = dobj.unused_data
-                    dobj = dctx.decompressobj()
-                    inside_frame = False
-                else:
-                    chunk = b""
+        while data := raw.read(1 << 20):
+            view = memoryview(data)
+            for start in range(0, len(view), ZSTD_SLICE):
+                piece: bytes | memoryview = view[start : start + ZSTD_SLICE]
+                while piece:
+                    out = dobj.decompress(piece)
+                    inside_frame = True
+                    done.append(out)
+                    size += len(out)
+                    if dobj.eof:
+                        piece = dobj.unused_data
+                        dobj = dctx.decompressobj()
+                        inside_frame = False
+                    else:
+                        piece = b""
+                if size >= ZSTD_CHUNK:
+                    yield b"".join(done)
+                    done, size = [], 0
     except zstandard.ZstdError as exc:
         raise fail(f"corrupt zstd data ({exc})") from None
+    if size:
+        yield b"".join(done)
     if inside_frame:
         raise fail("truncated zstd data (the last frame does not end)")
 

@@ -99,3 +99,51 @@ def test_text_files_named_in_bytes_that_are_not_utf8_are_rewritten(tmp_path, voc
 def test_a_stream_key_with_a_lone_surrogate_is_refused():
     with pytest.raises(InputError, match="stream_key .* lone surrogate"):
         Sampling(stream_key="a\ud800")
+
+
+# -- decompression bombs --------------------------------------------------------------------------
+
+GIB = 1 << 30
+MEMORY_LIMIT = f"resource.setrlimit(resource.RLIMIT_AS, ({768 << 20}, {768 << 20}))"  # far below a GiB line
+
+
+def zstd_rle_bomb(byte: bytes, size: int) -> bytes:
+    """A zstd frame of ``size`` copies of ``byte`` (a multiple of 128 KiB) written as run-length
+    blocks, 4 bytes per 128 KiB: a GiB in 32 KB."""
+    block = 128 << 10
+    header = b"\x28\xb5\x2f\xfd" + bytes([0x00, 0x38])  # magic; no size, no checksum; 128 KiB window
+    blocks = [(1 << 1 | block << 3).to_bytes(3, "little") + byte] * (size // block)
+    blocks[-1] = (1 | 1 << 1 | block << 3).to_bytes(3, "little") + byte  # the last block
+    return header + b"".join(blocks)
+
+
+def gzip_bomb(byte: bytes, size: int) -> bytes:
+    """``size`` copies of ``byte`` as gzip members of 16 MiB each, concatenated."""
+    import gzip
+
+    member = 16 << 20
+    return gzip.compress(byte * member, compresslevel=1, mtime=0) * (size // member)
+
+
+@pytest.mark.parametrize("suffix", [".zst", ".gz"])
+def test_a_bomb_of_one_long_line_is_one_line_under_a_memory_limit(tmp_path, vocab_path, suffix):
+    bomb = tmp_path / f"bomb.txt{suffix}"
+    bomb.write_bytes(zstd_rle_bomb(b"a", GIB) if suffix == ".zst" else gzip_bomb(b"a", GIB))
+    proc = link_fast("text", "--vocab", vocab_path, "--ratio", "0.5", "-o", tmp_path / "out", bomb, limits=MEMORY_LIMIT)
+    assert f"{bomb}:1: line of {GIB} bytes exceeds --max-line-bytes" in one_error_line(proc)
+    assert not (tmp_path / "out" / bomb.name).exists()
+
+
+def test_a_zstd_bomb_of_short_lines_is_read_in_bounded_chunks(tmp_path):
+    bomb = tmp_path / "lines.txt.zst"
+    bomb.write_bytes(zstd_rle_bomb(b"\n", GIB))
+    count = f"""import resource
+{MEMORY_LIMIT}
+from link_fast.text.files import iter_lines
+for number, line in iter_lines({str(bomb)!r}):
+    if number == 100_000:
+        break
+print(number, line)
+"""
+    proc = subprocess.run([sys.executable, "-c", count], capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0 and proc.stdout == "100000 b''\n", proc.stderr
