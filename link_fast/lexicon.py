@@ -269,7 +269,7 @@ _DIGIT = re.compile(f"[{_DIGITS}]")
 
 # C0 and C1 controls (NUL included; tabs and line breaks are gone with the collapsed
 # whitespace) and the bidirectional controls: ALM, LRM, RLM, LRE..RLO, LRI..PDI.
-_CONTROL = re.compile("[\x00-\x1f\x7f-\x9f\u061c\u200e\u200f\u202a-\u202e\u2066-\u2069]")
+CONTROL_CHARS = re.compile("[\x00-\x1f\x7f-\x9f\u061c\u200e\u200f\u202a-\u202e\u2066-\u2069]")
 _ALNUM = re.compile(r"[^\W_]")  # a letter or a digit (str.isalnum)
 
 
@@ -313,7 +313,7 @@ class _Cleaner:
             return "source_length"
         if opts.max_entry_chars and len(source) > opts.max_entry_chars:
             return "too_long"
-        if _CONTROL.search(source):
+        if CONTROL_CHARS.search(source):
             return "control_chars"
         if not _is_source(source):
             return "source_chars"
@@ -342,7 +342,7 @@ class _Cleaner:
         max_words = opts.max_translation_words
         limit = opts.max_translations
         max_chars = opts.max_entry_chars
-        control = _CONTROL.search
+        control = CONTROL_CHARS.search
         alnum = _ALNUM.search
         bad_chars = self._bad_chars
         entries = self.entries

@@ -39,6 +39,7 @@ import itertools
 import json
 import mmap
 import os
+import re
 import struct
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
@@ -50,6 +51,7 @@ import numpy as np
 from ._kernel import MAX_NODES, build_edge_table
 from .errors import VocabError
 from .io import atomic_file, refuse_special_file
+from .lexicon import CONTROL_CHARS
 from .tokenizer import (
     FLAG_END_WORD,
     FLAG_FUSES_RIGHT,
@@ -675,8 +677,10 @@ def _check_tables(tables: Mapping[str, np.ndarray], meta: Mapping) -> None:
     _require(np.array_equal(tables["key_lang_mask"], masks), "key_lang_mask", "does not match key_trans_start")
     _require(np.all(masks != 0), "key_trans_start", "leaves a key without translations")
     _check_weights(tables)
-    for blob, offsets in (("key_text", "key_text_offsets"), ("trans_text", "trans_text_offsets")):
-        _check_utf8(tables, blob, offsets)
+    _check_utf8(tables, "key_text", "key_text_offsets")
+    # Translations are written into text outputs as they are: a line break in one would add
+    # lines to a .txt output, a control character would act on a terminal.
+    _check_utf8(tables, "trans_text", "trans_text_offsets", refuse=CONTROL_CHARS)
     _require_header(
         meta["counts"] == table_counts(tables) and all(map(_is_int, meta["counts"].values())),
         "'counts' do not match the tables",
@@ -837,19 +841,31 @@ def _check_node_keys(t: Mapping[str, np.ndarray], n_first: int, depths: list[int
     )
 
 
-def _check_utf8(t: Mapping[str, np.ndarray], blob_name: str, offsets_name: str) -> None:
-    """The strings decode: the blob is UTF-8 and no offset falls inside a character."""
+def _check_utf8(
+    t: Mapping[str, np.ndarray], blob_name: str, offsets_name: str, refuse: re.Pattern | None = None
+) -> None:
+    """The strings decode: the blob is UTF-8 and no offset falls inside a character; with
+    ``refuse``, no string holds a character it matches."""
     blob, data = t[blob_name], t[blob_name].data
     decoder = codecs.getincrementaldecoder("utf-8")()
     # In chunks: the text is dropped at once, and a chunk of ASCII stays one byte a character
     # (a single character above U+00FF would make a whole-blob string two or four).
     for begin in range(0, len(blob), _UTF8_CHUNK):
+        start = begin - len(decoder.getstate()[0])  # where the text decoded now begins: held bytes first
         try:
-            decoder.decode(data[begin : begin + _UTF8_CHUNK], final=begin + _UTF8_CHUNK >= len(blob))
+            text = decoder.decode(data[begin : begin + _UTF8_CHUNK], final=begin + _UTF8_CHUNK >= len(blob))
         except UnicodeDecodeError as exc:
             raise _Corrupt(
                 f"corrupt vocabulary: table {blob_name!r} is not UTF-8 (near byte {begin + exc.start})"
             ) from None
+        found = refuse.search(text) if refuse is not None else None
+        if found is not None:
+            at = start + len(text[: found.start()].encode("utf-8"))
+            index = int(np.searchsorted(t[offsets_name], at, side="right")) - 1
+            raise _Corrupt(
+                f"corrupt vocabulary: table {blob_name!r} holds the control character "
+                f"U+{ord(found.group()):04X} (in string {index})"
+            )
     offsets = t[offsets_name]
     inside = offsets[: np.searchsorted(offsets, len(blob))]  # rising: the ones at the end come last
     _require(not np.any((blob[inside] & 0xC0) == 0x80), offsets_name, "splits a UTF-8 character")

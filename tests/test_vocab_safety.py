@@ -433,6 +433,26 @@ def test_invalid_utf8_and_split_characters_are_refused(tmp_path):
         Vocab.load(tmp_path / "split.lfv")
 
 
+@pytest.mark.parametrize(
+    ("translation", "code"), [(" li\nne", "000A"), (" a\rb", "000D"), (" \x1b]0;title\x07", "001B"), (" x\u202ey", "202E")]
+)
+def test_a_translation_with_a_control_character_is_refused(tmp_path, translation, code):
+    """A crafted vocabulary whose translation holds a line break would add lines to a .txt output
+    (and shift every later document); other controls act on a terminal. Refused at load."""
+    flags = np.full(10, 1 | 4 | 16, dtype=np.uint8)
+    entries = [Entry((1,), " cat", {0: [((2,), " Katze")]}), Entry((3,), " dog", {0: [((4,), translation)]})]
+    path = Vocab.from_entries(flags, entries, ["de"]).save(tmp_path / "crafted.lfv")
+    with pytest.raises(VocabError) as caught:
+        Vocab.load(path)
+    assert str(caught.value) == (
+        f"{path}: corrupt vocabulary: table 'trans_text' holds the control character U+{code} (in string 1)"
+    )
+    proc = subprocess.run(
+        [sys.executable, "-m", "link_fast", "info", str(path)], capture_output=True, text=True, timeout=120
+    )
+    assert proc.returncode == 2 and proc.stderr.count("\n") == 1 and str(path) in proc.stderr, proc.stderr
+
+
 def test_a_crafted_chain_fails_fast(tmp_path):
     """A trie deeper than its longest key (a chain of nodes) is refused before it is walked."""
     flags = np.full(10, 1 | 4 | 16, dtype=np.uint8)
