@@ -345,6 +345,26 @@ def test_corrupt_shards_fail_through_the_cli(tmp_path, vocab_path, damage, messa
     assert not (tmp_path / "out").exists() or not list((tmp_path / "out").iterdir())
 
 
+@pytest.mark.parametrize(("dtype", "bad"), [(np.int64, 1 << 40), (np.int8, -3)])
+@pytest.mark.parametrize("workers", [1, 2])
+def test_an_id_that_is_no_token_id_names_the_shard(tmp_path, vocab_path, dtype, bad, workers):
+    """int64 and int8 shards are widened a chunk at a time: an id outside [0, 2**31) there is
+    one line naming the file and the sequence, exit 2."""
+    prefix = tmp_path / "in" / "s"
+    tokens = np.arange(100, dtype=dtype) % 50
+    tokens[70] = bad
+    with ShardWriter(prefix, np.dtype(dtype)) as writer:
+        writer.write(tokens, np.arange(0, 101, 10))
+    proc = run_cli(
+        "apply", "--vocab", vocab_path, prefix, "--ratio", "1", "-o", tmp_path / "out", "-q", "--workers", workers
+    )
+    assert proc.returncode == 2 and proc.stderr.count("\n") == 1, proc.stderr
+    assert (
+        proc.stderr
+        == f"link-fast: error: {prefix}.bin: token id {bad} ({np.dtype(dtype)}) in sequence 7 is not a token id\n"
+    )
+
+
 @pytest.mark.parametrize("workers", [1, 2])
 def test_full_disk_fails_cleanly(tmp_path, vocab_path, workers):
     # With a pool, the workers write their chunks themselves and hit the full disk first: their

@@ -79,7 +79,11 @@ class WorkerState:
         if tokens.dtype not in KERNEL_DTYPES:  # e.g. int64 or uint8 shards: widen this chunk only
             piece = np.asarray(tokens[offsets[0] : offsets[-1]])
             if len(piece) and (piece.min() < 0 or piece.max() > np.iinfo(np.int32).max):
-                raise InputError(f"token ids of {shard.dtype} do not fit int32")
+                at = int(np.argmax((piece < 0) | (piece > np.iinfo(np.int32).max)))
+                sequence = start + int(np.searchsorted(offsets, offsets[0] + at, side="right")) - 1
+                raise ShardError(
+                    shard.paths[0], f"token id {piece[at]} ({shard.dtype}) in sequence {sequence} is not a token id"
+                )
             tokens, offsets = piece.astype(np.int32), offsets - offsets[0]
         try:
             result = substituter.apply(
