@@ -147,3 +147,29 @@ print(number, line)
 """
     proc = subprocess.run([sys.executable, "-c", count], capture_output=True, text=True, timeout=120)
     assert proc.returncode == 0 and proc.stdout == "100000 b''\n", proc.stderr
+
+
+# -- many shards ----------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("workers", [1, 2])
+def test_many_shards_under_a_low_descriptor_limit(tmp_path, vocab_path, workers):
+    n = 30  # 4 descriptors each if all were open at once: 120, almost four times the limit
+    for i in range(n):
+        write_shard(tmp_path / "in" / f"s{i:03d}", n_docs=3, seed=i)
+    proc = link_fast(
+        "apply",
+        "--vocab",
+        vocab_path,
+        "--ratio",
+        "0.5",
+        "--workers",
+        workers,
+        "-q",
+        "-o",
+        tmp_path / "out",
+        tmp_path / "in",
+        limits="resource.setrlimit(resource.RLIMIT_NOFILE, (32, 32))",
+    )
+    assert proc.returncode == 0, proc.stderr.decode(errors="backslashreplace")
+    assert len(list((tmp_path / "out").glob("*.link.json"))) == n

@@ -157,6 +157,16 @@ def output_dtype(shard, requested: str) -> np.dtype:
     return dtype if dtype in KERNEL_DTYPES else np.dtype(np.int32)
 
 
+def _total_tokens(prefixes: list[str]) -> int:
+    """The tokens of every input, for the progress bar. Each shard is opened, so checked, and
+    closed again: a bad one is refused before any work, and no more than one is open at a time."""
+    total = 0
+    for prefix in prefixes:
+        with open_shard(prefix) as shard:
+            total += int(np.sum(shard.sizes, dtype=np.int64))
+    return total
+
+
 class _Run:
     """One ``apply_shards`` call once its options are checked: the shards of this rank, one
     after the other, through one pool started when the first needs it."""
@@ -181,14 +191,14 @@ class _Run:
         self.pool: InProcess | Pool | None = None
 
     def all(self, prefixes: list[str], progress: bool | None, log, say) -> dict[str, dict]:
-        shards = [open_shard(p) for p in prefixes]
-        bar = Progress(sum(int(np.sum(s.sizes, dtype=np.int64)) for s in shards), progress)
+        bar = Progress(_total_tokens(prefixes), progress)
         if log is not None and bar.bar is not None:  # print above the bar, not into it
             say = bar.write
         results: dict[str, dict] = {}
         try:
-            for shard in shards:
-                results[shard.name] = self.one(shard, bar, say)
+            for prefix in prefixes:  # one shard open at a time: its descriptors and its maps
+                with open_shard(prefix) as shard:
+                    results[shard.name] = self.one(shard, bar, say)
         except BaseException:
             if self.pool is not None:
                 self.pool.stop()  # kills the workers and waits for them: after it, no chunk is written any more
@@ -198,8 +208,6 @@ class _Run:
             if self.pool is not None:
                 self.pool.close()
             bar.close()
-            for shard in shards:
-                shard.close()
         return results
 
     def one(self, shard, bar: Progress, say) -> dict:
