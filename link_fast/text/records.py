@@ -16,6 +16,7 @@ import json
 import json.decoder
 import re
 from collections.abc import Callable, Iterator
+from typing import Any, cast
 
 from .._text import find_surrogate
 from ..substituter import Stats
@@ -29,7 +30,10 @@ Lines = list[tuple[int, "bytes | LongLine"]]  # a chunk of iter_lines: (1-based 
 
 # The other fields are skipped over, not converted: numbers stay strings (no float overflow to
 # Infinity, no limit on an integer's digits).
-_SCAN = json.JSONDecoder(parse_int=str, parse_float=str).scan_once
+_SCAN: Callable[[str, int], tuple[Any, int]] = cast(Any, json.JSONDecoder(parse_int=str, parse_float=str)).scan_once
+# The top-level object is parsed by json's own parser of an object, given a scanner of values that
+# notes where each begins and ends (json.decoder.JSONObject: not in the type stubs).
+_OBJECT: Callable[..., tuple[list, int]] = cast(Any, json.decoder).JSONObject
 _WHITESPACE = re.compile(r"[ \t\n\r]*")
 # Where the new text's JSON string and the substitutions' JSON array go among a line's bytes.
 _TEXT, _SUBSTITUTIONS = object(), object()
@@ -114,16 +118,16 @@ def _parse_record(line: str, field: str, subs_field: str | None) -> tuple[str, l
     to replace: ``_TEXT`` where the text field's value was, ``_SUBSTITUTIONS`` where the
     substitutions field's was (or after the last field, with its key, where it was not). None
     for a blank line. The caller's ``line`` is its last reference: dropped once parsed."""
-    start = _WHITESPACE.match(line).end()
+    start = _after_whitespace(line, 0)
     if start == len(line):
         return None
     members, spans, last_end = _members(line, start)
     at = _last(members, field)
     if at is None:
         raise BadLine(f"no text field {field!r}")
-    text = members[at][1]
     if line[spans[at][0]] != '"':
         raise BadLine(f"field {field!r} is not a string")
+    text = cast(str, members[at][1])
     # json reads "\ud800" as a lone surrogate, which no UTF-8 output can hold: not text.
     surrogate = find_surrogate(text)
     if surrogate >= 0:
@@ -162,8 +166,8 @@ def _members(line: str, start: int) -> tuple[list[tuple[str, object]], list[tupl
     try:
         if line[start] != "{":
             raise BadLine(f"malformed JSON: expected a JSON object, got {type(json.loads(line)).__name__}")
-        members, end = json.decoder.JSONObject((line, start + 1), True, scan, None, list)
-        end = _WHITESPACE.match(line, end).end()
+        members, end = _OBJECT((line, start + 1), True, scan, None, list)
+        end = _after_whitespace(line, end)
         if end != len(line):
             raise json.JSONDecodeError("Extra data", line, end)
     except ValueError as exc:
@@ -171,6 +175,11 @@ def _members(line: str, start: int) -> tuple[list[tuple[str, object]], list[tupl
     except RecursionError:  # json recurses once per level of nesting
         raise BadLine("malformed JSON: nested too deeply (over the recursion limit)") from None
     return members, spans, spans[-1][1] if spans else start + 1
+
+
+def _after_whitespace(line: str, at: int) -> int:
+    match = _WHITESPACE.match(line, at)
+    return match.end() if match is not None else at
 
 
 def _last(members: list[tuple[str, object]], key: str) -> int | None:
