@@ -420,8 +420,16 @@ class Vocab:
 
     # -- file format --------------------------------------------------------------------------
     def save(self, path) -> Path:
-        """Write the vocabulary to ``path`` atomically (temporary file, then rename)."""
+        """Write the vocabulary to ``path`` atomically (temporary file, then rename); a file that
+        cannot be written (a full disk) is a VocabError naming it."""
         path = Path(path)
+        try:
+            self._write(path)
+        except OSError as exc:
+            raise VocabError(path, f"cannot write: {exc.strerror or exc}") from None
+        return path
+
+    def _write(self, path: Path) -> None:
         layout = {}
         offset = 0
         for name in ARRAY_DTYPES:
@@ -439,7 +447,6 @@ class Vocab:
                 array = np.ascontiguousarray(self.tables[name], dtype=ARRAY_DTYPES[name])
                 f.write(array.tobytes())
                 f.write(b"\0" * (-array.nbytes % _ALIGN))
-        return path
 
     @classmethod
     def load(cls, path, *, tokenizer=None, validated: FileIdentity | None = None) -> Vocab:

@@ -80,6 +80,26 @@ def test_unwritable_output_and_bad_vocab(tmp_path, tekken_path):
     assert proc.returncode == 2 and "bad.lfv: not a link_fast vocabulary" in proc.stderr
 
 
+def _small_disk() -> None:
+    """In the child: files end at 64 KiB, and a write past that fails with EFBIG (SIGXFSZ
+    ignored), as one fails with ENOSPC on a full disk."""
+    import resource
+    import signal
+
+    signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+    resource.setrlimit(resource.RLIMIT_FSIZE, (1 << 16, 1 << 16))
+
+
+def test_a_full_disk_at_compile_names_the_vocabulary(tmp_path, tekken_path):
+    (tmp_path / "de.txt").write_text("cat\tKatze\nhouse\tHaus\n", encoding="utf-8")
+    args = ["compile", "--tokenizer", tekken_path, "--dict", "de=de.txt", "-o", "v.lfv", "-q"]
+    proc = subprocess.run(
+        [sys.executable, "-m", "link_fast", *args], capture_output=True, text=True, cwd=tmp_path, preexec_fn=_small_disk
+    )
+    assert proc.returncode == 2 and proc.stderr == "link-fast: error: v.lfv: cannot write: File too large\n"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["de.txt"]
+
+
 def test_version_and_bare_command_print_and_succeed(capsys):
     from link_fast import __version__
     from link_fast.cli import main
