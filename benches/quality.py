@@ -337,6 +337,17 @@ def in_identifier(text: str, start: int, end: int) -> bool:
     return len(before) == 2 and before[1] in _GLUE and before[1] != "(" and word_char(before[0])
 
 
+def pair_shares(lang: str, found: list[dict]) -> list[tuple]:
+    """(lang, source, translation, count, share, cumulative share) of every pair made, most
+    frequent first; source and translation casefolded (the case forms of one pair together)."""
+    pairs = Counter((s["source"].casefold(), s["translation"].casefold()) for s in found)
+    rows, total, running = [], len(found) or 1, 0
+    for (source, translation), count in pairs.most_common():
+        running += count
+        rows.append((lang, source, translation, count, f"{count / total:.4f}", f"{running / total:.4f}"))
+    return rows
+
+
 def measure(lang: str, found: list[dict], corpus: list[tuple[str, str]], candidates: int, words: int) -> dict:
     m = Measures(lang)
     fw = function_words()
@@ -388,10 +399,11 @@ def main(argv: list[str] | None = None) -> int:
     print(f"corpus: {len(corpus)} documents, {words:,} words", file=sys.stderr)
     vocab, compile_s = (args.vocab, 0.0) if args.vocab else compile_vocab(fixtures, out, args.compile_options)
     labels = read_labels()
-    results, to_label = {}, []
+    results, to_label, pair_rows = {}, [], []
     for lang in LANGUAGES:
         found, candidates = substitutions(vocab, corpus, lang)
         row = measure(lang, found, corpus, candidates, words)
+        pair_rows += pair_shares(lang, found)
         sample = draw_sample(found, lang)
         tally: Counter[str] = Counter()
         for s in sample:
@@ -416,6 +428,8 @@ def main(argv: list[str] | None = None) -> int:
         results[lang] = row
         print(f"{lang}: {len(found):,} substitutions, {labelled}/{len(sample)} of the sample labelled", file=sys.stderr)
     write_tsv(out / "to_label.tsv", list(dict.fromkeys(to_label)))
+    lines = ["lang\tsource\ttranslation\tcount\tshare\tcumulative"] + ["\t".join(map(str, r)) for r in pair_rows]
+    (out / "pairs.tsv").write_text("\n".join(lines) + "\n", encoding="utf-8")
     summary = {
         "name": args.name,
         "words": words,

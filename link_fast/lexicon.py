@@ -111,9 +111,13 @@ DROP_REASONS: tuple[str, ...] = (
     "control_chars",  # a C0 or C1 control character (NUL, ...) or a bidirectional control
     "source_chars",  # source has a character other than a letter, combining mark, ' ’ - or space
     "no_letters",  # no letter or digit at all: only punctuation, as "-" or "—"
+    # dictionary notation: a slash alternative ("welche/r/s"), an affix or combining form
+    # ("boom-", "-ism"), a clitic or elided form ("'t", "l'"), a tilde or bar
+    "notation",
     "skip_word",
     "source_length",
     "source_words",
+    "definition",  # a sentence or explanation, not a translation: a translation line with a long piece
     "identity",
     "digits",
     "brackets",
@@ -121,10 +125,17 @@ DROP_REASONS: tuple[str, ...] = (
     "translation_words",
     "duplicate",  # the same translation again for the same source
     "denied",  # listed in a deny list (link_fast.deny), dropped before the limit below
+    # an English function word's dictionary translations, replaced by a reviewed table
+    # (link_fast.function_words)
+    "function_word",
+    "glued",  # words run together ("LaHaya", "porlaizquierda"): link_fast.wordlist
     "max_translations",
 )
 # dictd only, and counted in index lines rather than pairs (see the module docstring).
 _HEADWORD_MISMATCH = "headword_mismatch"
+# dictd, dictionaries made from Ergane only: entries of multi-word headwords cut to their first
+# word, counted in index lines (see _truncated_entries).
+_TRUNCATED_HEADWORD = "truncated_headword"
 
 _SHOWN_CHARS = 60
 _UNJUDGED = object()
@@ -140,7 +151,14 @@ class CleaningOptions:
     drop_brackets: bool = True  # any of ()[]{}<>
     # Any '.', as in "etw.", "z.B.", and the ellipsis of fragments such as "Bauch…".
     drop_abbreviations: bool = True
-    max_translations: int = 5  # per source, the first ones in file order
+    # slash alternatives, affix and combining forms, clitics: see DROP_REASONS
+    drop_notation: bool = True
+    # NFKC (ligatures, compatibility forms), U+2010/U+2011 as '-', no stress marks on Cyrillic
+    # vowels: spelled as writers of the language type them
+    normalize: bool = True
+    # translations whose words were run together ("LaHaya"): link_fast.wordlist
+    drop_glued: bool = True
+    max_translations: int = 3  # per source, the first ones in file order
     skip_words: frozenset[str] = frozenset()  # source words, compared casefolded
     min_source_length: int = 2  # in characters
     max_source_words: int = 3
@@ -156,13 +174,16 @@ class Lexicon:
     ``entries`` maps each source word or phrase, spelled as in the dictionary (with its
     whitespace collapsed), to its unique translations in file order. ``report`` holds
     ``lines`` (of the pair file, or of the dictd index), ``pairs_read``, ``pairs_kept``,
-    ``sources``, ``phrases`` (kept sources with a space) and the ``dropped_<reason>`` counts.
+    ``sources``, ``phrases`` (kept sources with a space), ``normalized`` (translations
+    respelled by :func:`normalize_spelling`) and the ``dropped_<reason>`` counts.
     """
 
     lang: str
     path: str
     entries: dict[str, list[str]]
     report: dict[str, int] = field(default_factory=dict)
+    # sources compiled without their all-capital form (link_fast.function_words)
+    no_upper: frozenset[str] = frozenset()
 
     def __len__(self) -> int:
         return len(self.entries)
@@ -271,6 +292,25 @@ _DIGIT = re.compile(f"[{_DIGITS}]")
 # whitespace) and the bidirectional controls: ALM, LRM, RLM, LRE..RLO, LRI..PDI.
 CONTROL_CHARS = re.compile("[\x00-\x1f\x7f-\x9f\u061c\u200e\u200f\u202a-\u202e\u2066-\u2069]")
 _ALNUM = re.compile(r"[^\W_]")  # a letter or a digit (str.isalnum)
+# Dictionary notation in a translation (DROP_REASONS "notation"): a slash anywhere, a tilde
+# or bar, or a hyphen or apostrophe at either end.
+_NOTATION = re.compile(r"[/~|]|^['’\-]|['’\-]$")
+_HYPHENS = str.maketrans({"\u2010": "-", "\u2011": "-"})
+# A stress mark (combining acute) on a Cyrillic vowel: learners' dictionaries print them,
+# Russian, Bulgarian or Ukrainian text does not. Macedonian ѓ and ќ are letters of their own
+# (precomposed after NFKC), not a vowel with a mark: untouched.
+_CYRILLIC_STRESS = re.compile("(?<=[аеиоуыэюяёіїєАЕИОУЫЭЮЯЁІЇЄ])\u0301")
+
+
+def normalize_spelling(text: str) -> str:
+    """``text`` as writers of its language type it: NFKC (the ``ĳ`` ligature becomes ``ij``),
+    U+2010 and U+2011 hyphens as ``-``, no stress marks on Cyrillic vowels."""
+    if text.isascii():
+        return text
+    text = unicodedata.normalize("NFKC", text).translate(_HYPHENS)
+    if "\u0301" in text:
+        text = _CYRILLIC_STRESS.sub("", text)
+    return text
 
 
 def _is_source(text: str) -> bool:
@@ -294,6 +334,7 @@ class _Cleaner:
         self.entries: dict[str, list[str]] = {}
         self.counts: dict[str, int] = dict.fromkeys(DROP_REASONS, 0)
         self.pairs_read = 0
+        self.normalized = 0  # translations respelled by normalize_spelling
         # A source is judged once, however many lines or entries it comes in.
         self._source_verdict: dict[str, str | None] = {}
         # The character filters share one search, so that a clean translation costs one
@@ -319,6 +360,8 @@ class _Cleaner:
             return "source_chars"
         if not _ALNUM.search(source):
             return "no_letters"
+        if opts.drop_notation and _NOTATION.search(source):
+            return "notation"
         if source.casefold() in self.skip:
             return "skip_word"
         if len(source) < opts.min_source_length:
@@ -348,8 +391,12 @@ class _Cleaner:
         entries = self.entries
         counts = self.counts
         verdicts = self._source_verdict
+        normalize = opts.normalize
+        notation = _NOTATION.search if opts.drop_notation else None
         for source, translations in items:
             self.pairs_read += len(translations)
+            if normalize and not source.isascii():
+                source = normalize_spelling(source)
             verdict = verdicts.get(source, _UNJUDGED)
             if verdict is _UNJUDGED:
                 verdict = verdicts[source] = self._judge_source(source)
@@ -359,6 +406,11 @@ class _Cleaner:
             folded = source.casefold()
             kept = entries.get(source)
             for translation in translations:
+                if normalize and not translation.isascii():
+                    spelled = normalize_spelling(translation)
+                    if spelled != translation:
+                        self.normalized += 1
+                        translation = spelled
                 if max_chars and len(translation) > max_chars:
                     reason = "too_long"
                 # isprintable() and a first letter are the fast ways out of these two scans
@@ -366,6 +418,10 @@ class _Cleaner:
                     reason = "control_chars"
                 elif not translation[:1].isalnum() and not alnum(translation):
                     reason = "no_letters"
+                elif notation is not None and notation(translation):
+                    reason = "notation"
+                elif "," in translation:  # the dictd reader keeps a definition's line whole
+                    reason = "definition"
                 elif drop_identity and translation.casefold() == folded:
                     reason = "identity"
                 elif bad_chars is not None and bad_chars(translation):
@@ -392,10 +448,12 @@ class _Cleaner:
             "pairs_kept": sum(len(kept) for kept in self.entries.values()),
             "sources": len(self.entries),
             "phrases": sum(1 for source in self.entries if " " in source),
+            "normalized": self.normalized,
         }
         for reason, n in self.counts.items():
             report[f"dropped_{reason}"] = n
         report[f"dropped_{_HEADWORD_MISMATCH}"] = stats[_HEADWORD_MISMATCH]
+        report[f"dropped_{_TRUNCATED_HEADWORD}"] = stats.get(_TRUNCATED_HEADWORD, 0)
         return report
 
 
@@ -681,8 +739,29 @@ def _all_translations(texts: list[str]) -> list[list[str]]:
             items = entry.replace("\n", ",").split(",")
         if "" in items:
             items = [item for item in items if item]
+        if any(item.count(" ") >= _DEFINITION_WORDS - 1 for item in items):
+            items = _definitions_whole(entry)
         result.append(items)
     return result
+
+
+# A piece of a translation line with this many words is a sentence, not a translation: its
+# line is a definition, and the commas in it do not separate synonyms (eng-por's "Linux":
+# "Sistema operacional ... a partir de 1991, e que, desde então, vem se evoluindo ...").
+_DEFINITION_WORDS = 6
+
+
+def _definitions_whole(entry: str) -> list[str]:
+    """An entry's translation lines, those with a definition kept whole (commas and all, so
+    that the cleaning drops them as ``definition``), the others split into synonyms."""
+    items = []
+    for line in entry.split("\n"):
+        pieces = [piece.strip(" ") for piece in _split_top_level(line)]
+        if any(piece.count(" ") >= _DEFINITION_WORDS - 1 for piece in pieces):
+            items.append(line.strip(" "))
+        else:
+            items.extend(piece for piece in pieces if piece)
+    return items
 
 
 def _read_bytes(path: Path, what: str) -> bytes:
@@ -747,8 +826,7 @@ def _dictd_entries(index_path: Path, data_path: Path, stats: dict[str, int]) -> 
     # its own headword.
     used: set[int] = set()
     mismatched = 0
-    kept_headwords: list[str] = []
-    entry_texts: list[str] = []
+    kept: list[tuple[str, int]] = []  # (key, entry)
     for row, offset in zip(rows, offsets):
         key = row[0]
         entry = entry_of[offset]
@@ -761,10 +839,54 @@ def _dictd_entries(index_path: Path, data_path: Path, stats: dict[str, int]) -> 
             mismatched += 1
             continue
         used.add(entry)
-        kept_headwords.append(headword)
-        entry_texts.append(_translation_text(translation_parts[entry]))
+        kept.append((key, entry))
     stats[_HEADWORD_MISMATCH] = mismatched
+    if _made_from_ergane(data, rows, offsets, lengths):
+        truncated = _truncated_entries(kept, first_lines)
+        stats[_TRUNCATED_HEADWORD] = len(truncated)
+        kept = [item for item in kept if item[1] not in truncated]
+    kept_headwords = [" ".join(_headword(first_lines[entry]).split()) for _, entry in kept]
+    entry_texts = [_translation_text(translation_parts[entry]) for _, entry in kept]
     yield from zip(kept_headwords, _all_translations(entry_texts))
+
+
+def _made_from_ergane(data: bytes, rows, offsets: list[int], lengths: list[int]) -> bool:
+    """Whether the dictionary's metadata entries say it was generated from Ergane."""
+    for row, offset, length in zip(rows, offsets, lengths):
+        if row[0].startswith(_METADATA_KEYS) and b"ergane" in data[offset : offset + length].lower():
+            return True
+    return False
+
+
+_STRESS_MARKS = str.maketrans("", "", "ˈˌ")
+
+
+def _truncated_entries(kept: list[tuple[str, int]], first_lines: list[str]) -> set[int]:
+    """The entries of an Ergane-made dictionary whose headword was cut to its first word.
+
+    Those dictionaries (eng-spa, -ita, -swe, ...) file "The Hague", "of ill repute", "apple
+    juice" as entries headed "the", "of", "apple": several entries under one key, only one
+    of them the word itself. It is the one with the shortest pronunciation: the others'
+    transcribe the whole phrase (eng-spa: ``apple /æpl/`` and ``apple /æpldʒuːs/``); where
+    the pronunciations tie, one made from the cut headword (with stress marks, ``/ˈapəl/``)
+    loses to Ergane's own, and then the first entry wins (eng-ita, whose pronunciations were
+    all made again from the cut headwords), a lowercase headword before a capitalised one
+    ("the" before "The" of "The Hague").
+    """
+    by_key: dict[str, list[tuple[int, int, int, int, int]]] = {}
+    for order, (key, entry) in enumerate(kept):
+        match = _HEAD_PRONUNCIATION.search(first_lines[entry])
+        spoken = match.group().strip(" /") if match is not None else ""
+        stressed = int("ˈ" in spoken or "ˌ" in spoken)
+        capitalized = int(first_lines[entry][:1].isupper())  # "The" (Hague) under "the"
+        rank = (len(spoken.translate(_STRESS_MARKS)), stressed, capitalized, order, entry)
+        by_key.setdefault(key, []).append(rank)
+    truncated: set[int] = set()
+    for ranks in by_key.values():
+        if len(ranks) > 1:
+            ranks.sort()
+            truncated.update(rank[-1] for rank in ranks[1:])
+    return truncated
 
 
 def _decode_joined(parts: list[bytes], separator: bytes, starts: list[int], data_path: Path) -> str:

@@ -9,6 +9,7 @@ language wordfreq lacks falls back to uniform weights, and the compile report sa
 
 from __future__ import annotations
 
+import dataclasses
 import unicodedata
 from collections.abc import Callable, Sequence
 
@@ -17,7 +18,8 @@ import numpy as np
 from .errors import LinkFastError
 from .lexicon import Lexicon
 
-TRANSLATION_WEIGHTS = ("uniform", "frequency")
+TRANSLATION_WEIGHTS = ("frequency", "uniform")
+_SEGMENTED = frozenset({"ja", "ko", "zh"})
 WEIGHT_SCALE = 65535  # the most frequent translation's weight; weights stay far below 2^32 in sum
 # Vocabulary language names whose wordfreq language langcodes does not give: wordfreq keeps
 # Norwegian Bokmål as nb and Serbian, Croatian and Bosnian as one sh; FreeDict calls Romanian rom.
@@ -55,12 +57,17 @@ def frequency_lookup(code: str) -> Callable[[str], float]:
     one dictionary lookup for a plain word, wordfreq's own tokenization for anything else."""
     wordfreq = _wordfreq()
     table = wordfreq.get_frequency_dict(code)
+    # wordfreq cuts these languages' text into words with MeCab or jieba, which it does not
+    # install: a translation not in the word list counts as unseen
+    whole_words_only = code in _SEGMENTED
 
     def frequency(text: str) -> float:
         word = unicodedata.normalize("NFC", text.strip()).casefold()
         found = table.get(word)
         if found is not None:
             return float(found)
+        if whole_words_only:
+            return 0.0
         return float(wordfreq.word_frequency(text.strip(), code))
 
     return frequency
@@ -101,7 +108,7 @@ def keep_most_frequent(lexicon: Lexicon, frequency: Callable[[str], float], limi
     report = dict(lexicon.report)
     report["dropped_max_translations"] = report.get("dropped_max_translations", 0) + cut
     report["pairs_kept"] = report.get("pairs_kept", 0) - cut
-    return Lexicon(lexicon.lang, lexicon.path, entries, report)
+    return dataclasses.replace(lexicon, entries=entries, report=report)
 
 
 def entry_weights(

@@ -1,0 +1,103 @@
+"""Translations whose words were run together, found with the language's word list (wordfreq).
+
+Some dictionaries lost the spaces of their multi-word translations: FreeDict eng-spa has
+``LaHaya`` (La Haya), ``porlaizquierda`` (por la izquierda), ``tenerque`` (tener que). A
+translation is **glued** when it is one word that no word list of its language knows, and
+either changes from a lowercase to an uppercase letter inside (``LaHaya``), or splits into
+known words of which one is among the language's commonest short words (``por``, ``la``,
+``que``, ``de``): those are what a phrase is built with. In languages that write compounds
+as one word (German ``Aufbauarbeit``) only the case step counts; languages written without
+spaces (Japanese, Chinese, Thai) are not checked.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import re
+from collections.abc import Callable
+from functools import cache
+
+from .lexicon import Lexicon
+
+__all__ = ["glued_check", "drop_glued"]
+
+_UNSPACED = frozenset({"ja", "zh", "th", "lo", "km", "my", "bo"})
+# Languages that write compounds as one word (``Aufbauarbeit``: auf + bau + arbeit): a word
+# list cannot tell a phrase run together from a compound there, so only the case step counts.
+_COMPOUNDING = frozenset({"de", "nl", "sv", "da", "nb", "no", "nn", "fi", "hu", "is", "et", "af", "fy", "lb"})
+_CASE_STEP = re.compile(r"[^\W\d_](?<=[a-zß-ÿ\u0100-\u024f\u0430-\u045f])[A-ZÀ-Þ\u0100-\u024f\u0400-\u042f]")
+_KNOWN_ZIPF = 4.0  # each part of a glued word is a common word: ten times in a million words
+_GLUE_ZIPF = 5.5  # and one part is among its commonest words: 300 times in a million...
+_GLUE_CHARS = 3  # ...and short, as articles, prepositions and conjunctions are
+
+
+def _zipf(frequency: float) -> float:
+    return math.log10(frequency * 1e9) if frequency > 0 else 0.0
+
+
+def glued_check(code: str) -> Callable[[str], bool] | None:
+    """A test for glued translations in wordfreq language ``code`` (None for a language
+    written without spaces)."""
+    if code in _UNSPACED:
+        return None
+    from .weights import _wordfreq
+
+    table = _wordfreq().get_frequency_dict(code)
+
+    @cache
+    def zipf(word: str) -> float:
+        return _zipf(table.get(word, 0.0))
+
+    def glued(translation: str) -> bool:
+        if " " in translation or "-" in translation or "'" in translation:
+            return False
+        if table.get(translation.casefold(), 0.0) > 0:
+            return False
+        if _CASE_STEP.search(translation):
+            return True
+        return code not in _COMPOUNDING and _splits_into_phrase(translation.casefold(), zipf)
+
+    return glued
+
+
+def _splits_into_phrase(word: str, zipf: Callable[[str], float]) -> bool:
+    """Whether ``word`` is a run of known words, at least two, one of them short and common."""
+    n = len(word)
+    # reach[i] = (a split of word[:i] exists, it used a short common word)
+    reach: list[tuple[bool, bool] | None] = [None] * (n + 1)
+    reach[0] = (True, False)
+    for i in range(n):
+        state = reach[i]
+        if state is None:
+            continue
+        for j in range(i + 2, n + 1):
+            if j - i == n:
+                break  # the whole word is not a split
+            part = word[i:j]
+            score = zipf(part)
+            if score < _KNOWN_ZIPF:
+                continue
+            common = state[1] or (score >= _GLUE_ZIPF and len(part) <= _GLUE_CHARS)
+            previous = reach[j]
+            if previous is None or (common and not previous[1]):
+                reach[j] = (True, common)
+    end = reach[n]
+    return end is not None and end[1]
+
+
+def drop_glued(lexicon: Lexicon, glued: Callable[[str], bool]) -> Lexicon:
+    """``lexicon`` without its glued translations, counted as ``dropped_glued``; a source left
+    with none goes."""
+    entries, dropped = {}, 0
+    for source, translations in lexicon.entries.items():
+        kept = [t for t in translations if not glued(t)]
+        dropped += len(translations) - len(kept)
+        if kept:
+            entries[source] = kept
+    report = dict(lexicon.report)
+    report["dropped_glued"] = report.get("dropped_glued", 0) + dropped
+    report["pairs_kept"] = report.get("pairs_kept", 0) - dropped
+    report["sources"] = len(entries)
+    report["phrases"] = sum(1 for source in entries if " " in source)
+    return dataclasses.replace(lexicon, entries=entries, report=report)
