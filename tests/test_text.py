@@ -3,10 +3,14 @@ token mode on real data, files (JSONL, zstd, gzip, .txt), errors and the CLI."""
 
 from __future__ import annotations
 
+import errno
 import gzip
 import json
+import os
 import random
 import re
+import subprocess
+import sys
 import unicodedata
 from collections import Counter
 from pathlib import Path
@@ -371,6 +375,65 @@ def test_truncated_zstd_is_an_error_and_leaves_no_output(vocab, tmp_path):
     with pytest.raises(TextError, match="truncated zstd"):
         substitute_files(vocab, [src], out, ratio=0.5)
     assert not any(out.iterdir()) if out.exists() else True
+
+
+def test_a_full_disk_at_the_record_leaves_the_earlier_output_and_record(vocab, tmp_path, monkeypatch):
+    """The record is written last but complete before anything is replaced: when its write
+    fails (here its fsync, as on a full disk), the folder still holds the earlier run's output
+    and record, and no temporary."""
+    src = tmp_path / "c.jsonl"
+    src.write_bytes(_jsonl(_records(40)))
+    out = tmp_path / "out" / "c.jsonl"
+    substitute_files(vocab, [src], out, ratio=0.0)
+    before = {p.name: p.read_bytes() for p in out.parent.iterdir()}
+    fsync = os.fsync
+
+    def full_disk(fd):
+        if os.readlink(f"/proc/self/fd/{fd}").rpartition("/")[2].startswith(".c.jsonl.link.json"):
+            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+        fsync(fd)
+
+    monkeypatch.setattr(os, "fsync", full_disk)
+    with pytest.raises(TextError) as caught:
+        substitute_files(vocab, [src], out, ratio=1.0)
+    assert str(caught.value) == f"{out}.link.json: cannot write: No space left on device"
+    assert {p.name: p.read_bytes() for p in out.parent.iterdir()} == before
+
+
+def test_a_full_disk_at_the_output_names_it(vocab, tmp_path):
+    src = tmp_path / "c.txt"
+    src.write_text("the cat and the dog\n" * 20_000, encoding="utf-8")  # 400 kB out, over the limit
+    script = (
+        "import resource, signal, sys; sys.path.insert(0, sys.argv[1]);"
+        "from test_text import synthetic_vocab; from link_fast.text import substitute_files;"
+        "signal.signal(signal.SIGXFSZ, signal.SIG_IGN); resource.setrlimit(resource.RLIMIT_FSIZE, (1 << 16, 1 << 16));"
+        "substitute_files(synthetic_vocab(), [sys.argv[2]], sys.argv[3], ratio=0.5)"
+    )
+    out = tmp_path / "out.txt"
+    proc = subprocess.run(
+        [sys.executable, "-c", script, str(Path(__file__).parent), str(src), str(out)], capture_output=True, text=True
+    )
+    assert proc.returncode == 1 and proc.stderr.splitlines()[-1] == (
+        f"link_fast.text.files.TextError: {out}: cannot write: File too large"
+    ), proc.stderr
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["c.txt"]
+
+
+@pytest.mark.parametrize("kind", ["fifo", "directory", "missing"])
+def test_an_input_that_is_no_regular_file_is_named_for_what_it_is(vocab, tmp_path, kind):
+    src = tmp_path / "in.jsonl"
+    if kind == "fifo":
+        os.mkfifo(src)
+    elif kind == "directory":
+        src.mkdir()
+    problem = {
+        "fifo": "not a regular file (a pipe, socket or device)",
+        "directory": "is a directory, not a text file",
+        "missing": "no such file",
+    }[kind]
+    with pytest.raises(TextError) as caught:
+        substitute_files(vocab, [src], tmp_path / "out", ratio=1.0)
+    assert str(caught.value) == f"{src}: {problem}"
 
 
 def test_empty_input(vocab, tmp_path):

@@ -177,18 +177,37 @@ class Writer:
             self.flush()
 
     def flush(self) -> None:
-        self.out.write(b"".join(self.buffer))
+        try:
+            self.out.write(b"".join(self.buffer))
+        except OSError as exc:  # a full disk: no name in the OSError of a write
+            raise TextError(self.path, f"cannot write: {exc.strerror or exc}") from None
         self.buffer, self.size = [], 0
 
-    def commit(self) -> None:
+    def prepare(self) -> None:
+        """Everything but the rename: the output complete and synced under its temporary name."""
+        if self.raw.closed:
+            return
         self.flush()
-        if self.f is not None:
-            self.f.close()
-        self.raw.close()
-        os.replace(self.tmp, self.path)
+        try:
+            if self.f is not None:
+                self.f.close()
+            self.raw.flush()
+            os.fsync(self.raw.fileno())
+            self.raw.close()
+        except OSError as exc:
+            raise TextError(self.path, f"cannot write: {exc.strerror or exc}") from None
+
+    def commit(self) -> None:
+        self.prepare()
+        try:
+            os.replace(self.tmp, self.path)
+        except OSError as exc:
+            raise TextError(self.path, f"cannot write: {exc.strerror or exc}") from None
 
     def abort(self) -> None:
         try:
             self.raw.close()
+        except OSError:
+            pass  # a failing flush on close is the error already being cleaned up after
         finally:
             self.tmp.unlink(missing_ok=True)

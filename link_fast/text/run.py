@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Any, Literal, cast
 
 from ..errors import InputError
-from ..io import same_file, write_json
+from ..io import atomic_file, fsync_dir, json_bytes, same_file
 from ..pool import Pool, WorkerDied
 from ..progress import Progress
 from ..sampling import Sampling
@@ -123,7 +123,7 @@ def _planned_outputs(inputs: Sequence, output) -> list[Path]:
     for path in inputs:
         split_name(path)
         if not Path(path).is_file():
-            raise TextError(path, "no such file")
+            raise TextError(path, _not_a_file(path))
     targets = [output_path_for(p, output, len(inputs)) for p in inputs]
     if len(set(targets)) != len(targets):
         raise InputError("two inputs have the same name, their outputs would collide")
@@ -137,6 +137,15 @@ def _planned_outputs(inputs: Sequence, output) -> list[Path]:
     except OSError as exc:
         raise TextError(output, f"cannot create the output directory: {exc.strerror or exc}") from None
     return targets
+
+
+def _not_a_file(path) -> str:
+    """Why an input that is not a regular file cannot be read."""
+    if Path(path).is_dir():
+        return "is a directory, not a text file"
+    if Path(path).exists():
+        return "not a regular file (a pipe, socket or device)"
+    return "no such file"
 
 
 @dataclass
@@ -177,12 +186,12 @@ class _Run:
                     if len(skipped) < 10:
                         self.say(f"{source}:{number}: {problem} (skipped)")
                     skipped.append((number, problem))
-            writer.commit()
+            writer.prepare()
+            record = self._record(source, target, stats, skipped, time.perf_counter() - started)
+            _commit(writer, Path(f"{target}.link.json"), record)
         except BaseException:
             writer.abort()
             raise
-        record = self._record(source, target, stats, skipped, time.perf_counter() - started)
-        write_json(Path(f"{target}.link.json"), record, TextError)
         self.say(
             f"{source} -> {target}: {stats.documents:,} documents, {stats.total_substitutions:,} substitutions"
             + (f", {len(skipped):,} bad lines skipped" if skipped else "")
@@ -215,6 +224,24 @@ class _Run:
             "seconds": round(seconds, 3),
             "timing": self.timing,
         }
+
+
+def _commit(writer: Writer, record_path: Path, record: dict) -> None:
+    """Put a prepared output and its record in place, the record last, as ``apply`` does
+    (runner/commit.py): the record is written and synced under a temporary name before any final
+    name changes, so a failure there (a full disk) leaves the earlier output and its record as
+    they were; then the old record goes, the output is renamed into place, and the record after it."""
+    try:
+        with atomic_file(record_path) as f:
+            f.write(json_bytes(record))
+            f.flush()
+            os.fsync(f.fileno())
+            if os.path.lexists(record_path):
+                os.unlink(record_path)
+                fsync_dir(record_path.parent)
+            writer.commit()
+    except OSError as exc:
+        raise TextError(record_path, f"cannot write: {exc.strerror or exc}") from None
 
 
 def _chunks(
