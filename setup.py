@@ -1,5 +1,5 @@
-"""Build the Cython extensions (the kernel, text mode's matcher). Compiler directives are set
-here, once, for every extension.
+"""Build the Cython extensions (the kernel, text mode's matcher, the SIGBUS catcher of mapped
+files). Compiler directives are set here, once, for every extension.
 
 LINK_FAST_DEBUG=1 turns bounds and wraparound checks back on and compiles with -O0 -g,
 for chasing a crash; the default build is the fast one. The debug build keeps its C source in
@@ -42,6 +42,7 @@ extensions = [
         extra_compile_args=compile_args,
         depends=["csrc/link_fast.h", "link_fast/_text.pxd"],
     ),
+    Extension("link_fast._mapped", ["link_fast/_mapped.pyx"], extra_compile_args=compile_args),
 ]
 
 setup(

@@ -8,11 +8,13 @@ import hashlib
 import os
 import subprocess
 import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
 from test_runner import random_vocab, write_shard
 
+import link_fast as link_fast_package
 from link_fast import Sampling, Substituter, Vocab
 from link_fast.draws import mix64, stream_base
 from link_fast.errors import InputError
@@ -173,3 +175,42 @@ def test_many_shards_under_a_low_descriptor_limit(tmp_path, vocab_path, workers)
     )
     assert proc.returncode == 0, proc.stderr.decode(errors="backslashreplace")
     assert len(list((tmp_path / "out").glob("*.link.json"))) == n
+
+
+# -- files truncated while a run reads them -------------------------------------------------------
+
+# Run by every process of the run (the workers too): the first call of the kernel truncates the
+# file, once its checks are passed and it is mapped, so the kernel reads past the file's end.
+TRUNCATE_IN_THE_KERNEL = """
+import os
+from link_fast import substituter
+apply, target = substituter.Substituter.apply, os.environ["TRUNCATE_IN_THE_KERNEL"]
+
+def truncating(self, *args, **kwargs):
+    if os.path.getsize(target) > 0:
+        os.truncate(target, 0)
+    return apply(self, *args, **kwargs)
+
+substituter.Substituter.apply = truncating
+"""
+
+
+@pytest.mark.parametrize("workers", [1, 2])
+@pytest.mark.parametrize("which", ["input", "vocabulary"])
+def test_a_file_truncated_while_apply_reads_it_is_named(tmp_path, workers, which):
+    vocab = random_vocab().save(tmp_path / "v.lfv")  # its own: it is truncated
+    write_shard(tmp_path / "in" / "a", n_docs=3000)
+    (tmp_path / "hook").mkdir()
+    (tmp_path / "hook" / "sitecustomize.py").write_text(TRUNCATE_IN_THE_KERNEL)
+    target = tmp_path / "in" / "a.bin" if which == "input" else vocab
+    package_root = str(Path(link_fast_package.__file__).parent.parent)  # the link_fast under test, for the hook
+    python_path = os.pathsep.join(filter(None, [str(tmp_path / "hook"), package_root, os.environ.get("PYTHONPATH")]))
+    proc = subprocess.run(
+        [sys.executable, "-m", "link_fast", "apply", "--vocab", vocab, "--ratio", "0.5", "--workers", str(workers)]
+        + ["-o", tmp_path / "out", tmp_path / "in"],
+        env=dict(os.environ, PYTHONPATH=python_path, TRUNCATE_IN_THE_KERNEL=str(target)),
+        capture_output=True,
+        timeout=120,
+    )
+    assert f"{target}: truncated while being read (0 bytes" in one_error_line(proc)
+    assert not (tmp_path / "out").exists()

@@ -13,6 +13,7 @@ import numpy as np
 
 from ..errors import InputError
 from ..io import remove_dead_temporaries
+from ..mapped import sigbus_caught, vocab_files
 from ..pool import Pool
 from ..progress import Progress
 from ..sampling import Sampling
@@ -65,7 +66,7 @@ def apply_shards(
     created = not output_dir.exists()
     _check_output_dir(output_dir)
     try:
-        with _vocab_file(vocab) as vocab:
+        with sigbus_caught(), _vocab_file(vocab) as vocab:
             sampling.for_languages(vocab.languages)  # checks the languages before any worker starts
             run = _Run(
                 vocab,
@@ -187,7 +188,8 @@ class _Run:
         self.vocab, self.sampling, self.output_dir, self.input_names = vocab, sampling, output_dir, input_names
         self.workers, self.mask, self.out_dtype = workers, mask, out_dtype
         self.chunk_tokens, self.resume = chunk_tokens, resume
-        self.vocab_record = vocab_record(vocab)
+        self.vocab_record = vocab_record(vocab)  # reads every table: a vocabulary truncated by now is refused
+        vocab_files(vocab).check()
         self.pool: InProcess | Pool | None = None
 
     def all(self, prefixes: list[str], progress: bool | None, log, say) -> dict[str, dict]:

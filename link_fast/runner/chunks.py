@@ -22,6 +22,7 @@ import time
 import numpy as np
 
 from ..errors import InputError
+from ..mapped import MappedFiles, catch_sigbus_for_good, fault_count, vocab_files
 from ..shards import ShardError, open_shard
 from ..substituter import Substituter
 from ..vocab import FileIdentity, Vocab
@@ -49,6 +50,7 @@ class WorkerState:
         self.substituters: dict[str, Substituter] = {}  # by their options
         self.fds: tuple[str, dict[str, int]] | None = None  # (sizes file, descriptors) of the output written
         self.known_sizes = (0, 0)  # this output's first chunks whose sizes are all known: count, tokens
+        self.mapped = vocab_files(vocab)  # the files read through maps: the vocabulary's, the open shard's
 
     def run_chunk(self, task: tuple) -> tuple:
         """Rewrite one chunk; (start, tokens, offsets, mask, stats, written, memory): ``written``
@@ -57,7 +59,7 @@ class WorkerState:
         direct = options.get("direct")
         # A chunk that fails publishes no size: the chunks after it wait until the parent, which
         # collects results in order, meets the error and stops the pool.
-        result = self.substitute(prefix, start, stop, options)
+        result = self.checked_substitute(prefix, start, stop, options)
         if direct is None:
             return start, result.tokens, result.offsets, result.mask, result.stats, False, memory_mb()
         try:
@@ -69,6 +71,20 @@ class WorkerState:
         except OSError as exc:
             raise ShardError(direct["name"], f"cannot write: {exc.strerror or exc}") from None
         return start, None, result.offsets, None, result.stats, True, memory_mb()
+
+    def checked_substitute(self, prefix: str, start: int, stop: int, options: dict):
+        """``substitute``, refused with an error naming the file when a file it reads through a
+        map was truncated before or while it ran (what it read past the file's end was zeros)."""
+        self.shard(prefix)
+        faults = fault_count()
+        self.mapped.check()
+        try:
+            result = self.substitute(prefix, start, stop, options)
+        except BaseException:
+            self.mapped.check(faults)  # a failure caused by what a shrunk file read as is named for it
+            raise
+        self.mapped.check(faults)
+        return result
 
     def substitute(self, prefix: str, start: int, stop: int, options: dict):
         """The kernel's result for sequences [start, stop) of the shard ``prefix``."""
@@ -100,6 +116,7 @@ class WorkerState:
         if shard is None:
             self.close_shards()
             shard = self.shards[prefix] = open_shard(prefix)
+            self.mapped = vocab_files(self.vocab) + MappedFiles.of(shard.paths)
         return shard
 
     def substituter(self, options: dict) -> Substituter:
@@ -183,6 +200,7 @@ def init_worker(vocab_path: str, identity: FileIdentity) -> None:
     """A pool worker's initializer: map the vocabulary file the parent loaded and checked again
     (refused if it changed since)."""
     global _state
+    catch_sigbus_for_good()
     _state = WorkerState(Vocab.load(vocab_path, validated=identity))
 
 

@@ -11,6 +11,7 @@ import numpy as np
 
 from .. import __version__
 from ..io import temporary_path
+from ..mapped import MappedFiles, fault_count
 from ..pool import WorkerDied
 from ..shards import ShardError, ShardWriter
 from ..substituter import Stats
@@ -110,6 +111,7 @@ def rewrite_shard(
 ) -> dict:
     """Rewrite ``shard`` into the output at ``paths`` and commit it; its record."""
     started = time.perf_counter()
+    mapped, faults = MappedFiles.of(shard.paths), fault_count()  # this process reads the index's maps
     bounds = chunk_bounds(np.asarray(shard.sizes), chunk_tokens)
     output = _Output(shard, paths, options)
     sizes_path = temporary_path(paths["data"], ".sizes")
@@ -118,11 +120,13 @@ def rewrite_shard(
             options = dict(options, direct=_direct_options(output, paths, sizes_path, len(bounds) - 1))
         tasks = [(shard.prefix, int(a), int(b), options, i) for i, (a, b) in enumerate(zip(bounds[:-1], bounds[1:]))]
         _run_chunks(shard, output, tasks, pool, workers, bar)
+        mapped.check(faults)  # nothing read from an input truncated meanwhile is committed
         outputs = {}
         for writer in output.writers:  # complete and synced under temporary names; commit_output renames
             outputs.update(writer.prepare())
     except BaseException:  # workers still writing write into removed files, then are stopped (apply_shards)
         output.abort()
+        mapped.check()  # a failure caused by what a truncated input read as is named for it
         raise
     finally:
         sizes_path.unlink(missing_ok=True)
