@@ -16,7 +16,7 @@ from typing import Any, NamedTuple, cast
 import numpy as np
 
 from ..errors import FileError
-from ..io import refuse_special_file
+from ..io import open_regular
 from .base import CHECK_BLOCK, Shard, ShardError
 from .discovery import inspect_shard, split_prefix
 
@@ -54,9 +54,8 @@ def load_record(path) -> dict:
     """A run record (``apply``'s or ``text``'s), read and checked: a JSON object of at most
     ``MAX_RECORD_BYTES`` and ``MAX_RECORD_DEPTH`` levels, numbers finite, every field a reader
     uses of its type (``check_record``). Anything else raises ``FileError`` naming the file."""
-    refuse_special_file(path, lambda problem: FileError(path, problem))
     try:
-        with open(path, "rb") as f:
+        with open_regular(path, lambda problem: FileError(path, problem)) as f:
             data = f.read(MAX_RECORD_BYTES + 1)
     except FileNotFoundError:
         raise FileError(path, "no such file") from None
@@ -185,7 +184,7 @@ def _problem(value, rule: Rule, where: str) -> str | None:
     if isinstance(rule, Each):
         if type(value) is not rule.container:
             return f"{where} must be {'a list' if rule.container is list else 'an object'}, not {_shown(value)}"
-        items = value.items() if isinstance(value, dict) else enumerate(value)
+        items = value.items() if isinstance(value, dict) else enumerate(cast(list, value))
         return next(filter(None, (_problem(v, rule.rule, f"{where}[{json.dumps(k)}]") for k, v in items)), None)
     what, test = rule
     return None if test(value) else f"{where} must be {what}, not {_shown(value)}"
