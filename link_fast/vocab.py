@@ -35,6 +35,7 @@ from __future__ import annotations
 
 import codecs
 import functools
+import hashlib
 import itertools
 import json
 import mmap
@@ -307,6 +308,7 @@ class Vocab:
         self.meta = dict(meta)
         self.path = path
         self.identity: FileIdentity | None = None  # of the file it was loaded from
+        self._contents: str | None = None  # contents(), once computed
         self._mmap: mmap.mmap | None = None
 
     @classmethod
@@ -374,6 +376,32 @@ class Vocab:
     def fingerprint(self) -> str:
         """The fingerprint of the tokenizer this vocabulary was compiled for ('' if none)."""
         return str(self.meta.get("tokenizer", {}).get("fingerprint", ""))
+
+    def contents(self) -> str:
+        """``sha256:HEX``, a hash of the tables: what the vocabulary substitutes, whatever its
+        header says (the tokenizer fingerprint alone does not tell two vocabularies of one
+        tokenizer apart). Run records hold it; ``link-fast validate`` compares it."""
+        if self._contents is None:
+            digest = hashlib.sha256()
+            for name in sorted(self.tables):
+                array = np.ascontiguousarray(self.tables[name])
+                digest.update(f"{name}:{array.dtype.str}:{array.size};".encode())
+                digest.update(array.data.cast("B"))
+            self._contents = f"sha256:{digest.hexdigest()}"
+        return self._contents
+
+    def check_unchanged(self) -> None:
+        """Raise VocabError if the file this vocabulary was loaded from is no longer the file it
+        was (device, inode, size, mtime): rewritten in place or replaced while in use, what was
+        read from it is not what was checked. A vocabulary built in memory passes."""
+        if self.path is None or self.identity is None:
+            return
+        try:
+            stat = os.stat(self.path)
+        except OSError:
+            raise VocabError(self.path, "removed while in use: rerun with the vocabulary in place") from None
+        if FileIdentity(stat.st_dev, stat.st_ino, stat.st_size, stat.st_mtime_ns) != self.identity:
+            raise VocabError(self.path, "changed on disk while in use: rerun with the new file")
 
     def key_tokens(self, key: int) -> tuple[int, ...]:
         o = self.tables["key_offsets"]

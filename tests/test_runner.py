@@ -15,7 +15,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from link_fast import Substituter, Vocab
-from link_fast.errors import InputError
+from link_fast.errors import InputError, VocabError
 from link_fast.runner import apply_shards, chunk_bounds
 from link_fast.shards import ShardWriter, open_shard
 from link_fast.vocab import Entry
@@ -326,6 +326,73 @@ def test_validate_command(tmp_path):
     assert ok.returncode == 0 and ok.stdout.strip().endswith(": ok")
     both = run_cli("validate", tmp_path)
     assert both.returncode == 1 and "bad" in both.stdout and "good: ok" in both.stdout
+
+
+def rewrite_translations_in_place(vocab_path: Path, token: int) -> None:
+    """Every translation id of the vocabulary file made ``token``, in place (same inode, same
+    size); its mtime moved on a second, for file systems whose timestamps are coarse."""
+    from test_vocab_safety import split_file
+
+    header, data = split_file(vocab_path)
+    table = header["arrays"]["trans_tokens"]
+    start = vocab_path.stat().st_size - len(data) + table["offset"]
+    before = vocab_path.stat()
+    with open(vocab_path, "r+b") as f:
+        f.seek(start)
+        f.write(np.full(table["count"], token, dtype="<u4").tobytes())
+    os.utime(vocab_path, ns=(before.st_atime_ns, before.st_mtime_ns + 1_000_000_000))
+
+
+@pytest.mark.parametrize(("workers", "at"), [(1, "first"), (2, "last")])
+def test_a_vocabulary_rewritten_during_the_run_commits_nothing(tmp_path, vocab_path, monkeypatch, workers, at):
+    """The vocabulary's identity, checked at load, is checked again before an output is
+    committed: rewritten in place once the first (or, every worker started, the last) chunk is
+    done, the run fails naming it."""
+    import link_fast.runner.rewrite as rewrite
+
+    vocab = tmp_path / "v.lfv"
+    vocab.write_bytes(Path(vocab_path).read_bytes())
+    write_shard(tmp_path / "in" / "s", n_docs=300)
+    n_chunks = len(chunk_bounds(np.asarray(open_shard(tmp_path / "in" / "s").sizes), 5000)) - 1
+    account_chunk, done = rewrite.account_chunk, []
+
+    def accounting(*args):
+        tokens = account_chunk(*args)
+        done.append(True)
+        if len(done) == (1 if at == "first" else n_chunks):
+            rewrite_translations_in_place(vocab, 2999)
+        return tokens
+
+    monkeypatch.setattr(rewrite, "account_chunk", accounting)
+    out = tmp_path / "out"
+    with pytest.raises(VocabError) as caught:
+        apply_shards(vocab, [tmp_path / "in" / "s"], out, ratio=1.0, workers=workers, chunk_tokens=5000, progress=False)
+    assert str(caught.value) == f"{vocab}: changed on disk while in use: rerun with the new file"
+    assert len(done) == n_chunks > 3 and (not out.exists() or not list(out.iterdir()))
+
+
+def test_validate_compares_the_vocabulary_contents(tmp_path, vocab_path):
+    """The record holds the vocabulary's contents hash: validate names a record whose
+    vocabulary holds other contents now (rewritten since the run), or whose hash was edited."""
+    vocab = tmp_path / "v.lfv"
+    vocab.write_bytes(Path(vocab_path).read_bytes())
+    write_shard(tmp_path / "in" / "s", n_docs=20)
+    out = tmp_path / "out"
+    record = apply_shards(vocab, [tmp_path / "in" / "s"], out, ratio=1.0, progress=False)["s"]
+    assert record["vocab"]["contents"] == Vocab.load(vocab).contents()
+    assert run_cli("validate", out).stdout == f"{out / 's'}: ok\n"
+    rewrite_translations_in_place(vocab, 2999)
+    changed = Vocab.load(vocab).contents()
+    proc = run_cli("validate", out)
+    assert proc.returncode == 1 and proc.stdout == (
+        f"{out / 's'}: {out / 's.link.json'}: made with the vocabulary {vocab} when it held "
+        f"{record['vocab']['contents']}; it holds {changed} now (changed since the run)\n"
+    )
+    edited = dict(record, vocab=dict(record["vocab"], contents=changed))
+    (out / "s.link.json").write_text(json.dumps(edited), encoding="utf-8")
+    assert run_cli("validate", out).returncode == 0
+    vocab.unlink()  # moved away: an output does not need it
+    assert run_cli("validate", out).returncode == 0
 
 
 @pytest.mark.parametrize(

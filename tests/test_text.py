@@ -25,7 +25,7 @@ from hypothesis import strategies as st
 from link_fast import Stats, Substituter
 from link_fast.cli import main as cli_main
 from link_fast.draws import WEIGHT_SCALE, below, draw, pick
-from link_fast.errors import InputError
+from link_fast.errors import InputError, VocabError
 from link_fast.text import TextError, TextSubstituter, substitute_files
 from link_fast.vocab import Entry, Vocab
 
@@ -417,6 +417,28 @@ def test_a_full_disk_at_the_output_names_it(vocab, tmp_path):
         f"link_fast.text.files.TextError: {out}: cannot write: File too large"
     ), proc.stderr
     assert sorted(p.name for p in tmp_path.iterdir()) == ["c.txt"]
+
+
+def test_a_vocabulary_rewritten_during_a_text_run_commits_nothing(vocab, tmp_path, monkeypatch):
+    from test_runner import rewrite_translations_in_place
+
+    import link_fast.text.run as run
+
+    vocab_path = vocab.save(tmp_path / "v.lfv")
+    src = tmp_path / "c.jsonl"
+    src.write_bytes(_jsonl(_records(40)))
+    rewrite_chunk, done = run.rewrite_chunk, []
+
+    def rewriting(*args):
+        if not done:
+            rewrite_translations_in_place(vocab_path, 1000)
+            done.append(True)
+        return rewrite_chunk(*args)
+
+    monkeypatch.setattr(run, "rewrite_chunk", rewriting)
+    with pytest.raises(VocabError, match="v.lfv: changed on disk while in use"):
+        substitute_files(vocab_path, [src], tmp_path / "out", ratio=1.0, lines_per_chunk=10)
+    assert done and not any((tmp_path / "out").iterdir())
 
 
 @pytest.mark.parametrize("kind", ["fifo", "directory", "missing"])

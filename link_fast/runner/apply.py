@@ -241,7 +241,7 @@ class _Run:
         # moving the vocabulary does not make resume redo the shard
         where = {"vocab_path": os.path.abspath(self.vocab.path) if self.vocab.path is not None else None}
         record = rewrite_shard(
-            shard, paths, options, dict(expected, **where), self.pool, self.workers, self.chunk_tokens, bar
+            shard, paths, options, dict(expected, **where), self.pool, self.workers, self.chunk_tokens, bar, self.vocab
         )
         say(f"{shard.name}: {record['stats']['total_substitutions']:,} substitutions")
         return record

@@ -9,8 +9,6 @@ import os
 from collections.abc import Sequence
 from pathlib import Path
 
-import numpy as np
-
 from ..errors import InputError
 from ..shards import LINK_RECORD_SUFFIX, SHARD_SUFFIXES, ShardError, load_record
 from ..vocab import Vocab
@@ -84,20 +82,13 @@ def input_identity(shard) -> dict:
 
 
 def vocab_record(vocab: Vocab) -> dict:
-    """The vocabulary as records hold it; ``contents``: a hash of its tables, what it
-    substitutes whatever its header says (the tokenizer fingerprint alone does not tell two
-    vocabularies of one tokenizer apart)."""
-    digest = hashlib.sha256()
-    for name in sorted(vocab.tables):
-        array = np.ascontiguousarray(vocab.tables[name])
-        digest.update(f"{name}:{array.dtype.str}:{array.size};".encode())
-        digest.update(array.data.cast("B"))
+    """The vocabulary as records hold it; ``contents``: ``Vocab.contents``."""
     return {
         "fingerprint": vocab.fingerprint,
         "languages": list(vocab.languages),
         "format_version": vocab.meta["format_version"],
         "keys": vocab.n_keys,
-        "contents": f"sha256:{digest.hexdigest()}",
+        "contents": vocab.contents(),
     }
 
 

@@ -107,9 +107,10 @@ def _record(shard, paths: dict, output: _Output, outputs: dict, expected: dict, 
 
 
 def rewrite_shard(
-    shard, paths: dict, options: dict, expected: dict, pool, workers: int, chunk_tokens: int, bar
+    shard, paths: dict, options: dict, expected: dict, pool, workers: int, chunk_tokens: int, bar, vocab
 ) -> dict:
-    """Rewrite ``shard`` into the output at ``paths`` and commit it; its record."""
+    """Rewrite ``shard`` into the output at ``paths`` and commit it; its record. Nothing is
+    committed unless ``vocab``'s file is still the one loaded (``Vocab.check_unchanged``)."""
     started = time.perf_counter()
     mapped, faults = MappedFiles.of(shard.paths), fault_count()  # this process reads the index's maps
     bounds = chunk_bounds(np.asarray(shard.sizes), chunk_tokens)
@@ -132,6 +133,7 @@ def rewrite_shard(
         sizes_path.unlink(missing_ok=True)
     try:
         record = _record(shard, paths, output, outputs, expected, started)
+        vocab.check_unchanged()
         commit_output(paths, output.writers, record)
     except BaseException:
         output.abort()

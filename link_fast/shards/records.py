@@ -8,6 +8,7 @@ every reader (inspect, report, resume, validate, apply over an earlier output) r
 
 from __future__ import annotations
 
+import functools
 import json
 import math
 import os
@@ -227,6 +228,7 @@ def _check_against_records(shard: Shard) -> list[ShardError]:
     problems = []
     record = read_link_record(shard.prefix)
     if record is not None:
+        problems += _vocabulary_problems(record, shard.prefix + LINK_RECORD_SUFFIX)
         mask = recorded_mask(record, shard.name)
         if mask is not None and split_prefix(os.path.join(os.path.dirname(shard.prefix), mask))[1] is None:
             problems.append(ShardError(shard.prefix + LINK_RECORD_SUFFIX, f"lists the mask {mask}, which is missing"))
@@ -249,6 +251,36 @@ def _check_against_records(shard: Shard) -> list[ShardError]:
             )
         )
     return problems
+
+
+def _vocabulary_problems(record: dict, record_path: str) -> list[ShardError]:
+    """The vocabulary a record names must still hold what the run substituted with: the contents
+    hash it recorded. One moved or removed since is not checked (an output does not need it)."""
+    vocab = record.get("vocab")
+    path, contents = record.get("vocab_path"), vocab.get("contents") if isinstance(vocab, dict) else None
+    if path is None or contents is None or not os.path.isfile(path):
+        return []
+    try:
+        now = _vocab_contents(path, os.stat(path).st_mtime_ns)
+    except (FileError, OSError) as exc:
+        problem = exc.problem if isinstance(exc, FileError) else exc.strerror
+        return [ShardError(record_path, f"names the vocabulary {path}, which cannot be read: {problem}")]
+    if now != contents:
+        return [
+            ShardError(
+                record_path,
+                f"made with the vocabulary {path} when it held {contents}; it holds {now} now (changed since the run)",
+            )
+        ]
+    return []
+
+
+@functools.lru_cache(maxsize=8)
+def _vocab_contents(path: str, mtime_ns: int) -> str:
+    """``Vocab.contents`` of the file at ``path`` (as of ``mtime_ns``): once for a folder of outputs."""
+    from ..vocab import Vocab
+
+    return Vocab.load(path).contents()
 
 
 def _compare_mask(mask: Shard, owner: str) -> list[ShardError]:

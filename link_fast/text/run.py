@@ -188,6 +188,7 @@ class _Run:
                     skipped.append((number, problem))
             writer.prepare()
             record = self._record(source, target, stats, skipped, time.perf_counter() - started)
+            self.vocab.check_unchanged()  # what was read from it is what was checked
             _commit(writer, Path(f"{target}.link.json"), record)
         except BaseException:
             writer.abort()
