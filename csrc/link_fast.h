@@ -21,6 +21,26 @@
 /* Set in the kernel's own copy of the flags only: the token may start a match (it forms a
  * single-token key in play, or has phrase children). */
 #define LF_KEY_START 64u
+/* Set in the kernel's own copy of the flags only: the token is LF_JOINER_ONLY or
+ * LF_JOINER_THEN_WORD, so a match just before it may be joined to a following word. */
+#define LF_MAY_JOIN 128u
+
+/* Joiner bits, per token (the vocabulary's joiner_flags; link_fast/tokenizer.py's JOINER_* are
+ * these): where the token's text has the characters that join words into code, URLs, e-mail
+ * addresses and paths (DESIGN §3). */
+#define LF_JOINER_ONLY 1u        /* every character is a joiner */
+#define LF_JOINER_THEN_WORD 2u   /* one or more joiners, then a word character */
+#define LF_WORD_THEN_JOINER 4u   /* a word character, then one or more joiners that end the text */
+
+/* The joiner characters: _ . / : = ( @ \ (link_fast/tokenizer.py's JOINERS). */
+static inline int lf_is_joiner(uint32_t c) {
+    switch (c) {
+    case '_': case '.': case '/': case ':': case '=': case '(': case '@': case '\\':
+        return 1;
+    default:
+        return 0;
+    }
+}
 
 /* Languages are the bits of a uint32 mask (link_fast/vocab.py's MAX_LANGUAGES is pinned to this). */
 #define LF_MAX_LANGUAGES 32

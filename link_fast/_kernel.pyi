@@ -12,6 +12,10 @@ FLAG_SPECIAL: int
 FLAG_HAS_WORD: int
 FLAG_FUSES_RIGHT: int
 FLAG_KEY_START: int
+FLAG_MAY_JOIN: int
+JOINER_ONLY: int
+JOINER_THEN_WORD: int
+WORD_THEN_JOINER: int
 MAX_LANGUAGES: int
 ALWAYS: int
 DOMAINS: dict[str, int]
@@ -31,6 +35,7 @@ class KernelTables:
         self,
         *,
         scan_flags: npt.NDArray[np.uint8],
+        joiner_flags: npt.NDArray[np.uint8],
         root: npt.NDArray[np.int32],
         node_key: npt.NDArray[np.int32],
         node_edge_start: npt.NDArray[np.int32],

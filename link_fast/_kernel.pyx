@@ -29,6 +29,10 @@ FLAG_SPECIAL = LF_SPECIAL
 FLAG_HAS_WORD = LF_HAS_WORD
 FLAG_FUSES_RIGHT = LF_FUSES_RIGHT
 FLAG_KEY_START = LF_KEY_START
+FLAG_MAY_JOIN = LF_MAY_JOIN
+JOINER_ONLY = LF_JOINER_ONLY
+JOINER_THEN_WORD = LF_JOINER_THEN_WORD
+WORD_THEN_JOINER = LF_WORD_THEN_JOINER
 MAX_LANGUAGES = LF_MAX_LANGUAGES
 ALWAYS = LF_ALWAYS
 DOMAINS = {"document": LF_DOMAIN_DOCUMENT, "doc_lang": LF_DOMAIN_DOC_LANG, "replace": LF_DOMAIN_REPLACE,
@@ -157,20 +161,69 @@ cdef inline void look_ahead(const Tables *t, const token_in *tokens, int64_t end
         starts[ahead].edge = edge
 
 
+cdef bint joined_right(const Tables *t, const token_in *tokens, int64_t j, int64_t end) noexcept nogil:
+    """Whether the text from token j on is one or more joiners, then a word character (DESIGN
+    §3): a match ending before j would be part of code, a URL or a path. The joiners may run
+    over any number of tokens that are nothing else."""
+    cdef uint8_t joiner = t.joiner_flags[<uint32_t> tokens[j]]
+    if joiner & LF_JOINER_THEN_WORD:
+        return True
+    if not (joiner & LF_JOINER_ONLY):
+        return False
+    j += 1
+    while j < end and (t.joiner_flags[<uint32_t> tokens[j]] & LF_JOINER_ONLY):
+        j += 1
+    return j < end and ((t.flags[<uint32_t> tokens[j]] & LF_GLUE_LEFT) != 0
+                        or (t.joiner_flags[<uint32_t> tokens[j]] & LF_JOINER_THEN_WORD) != 0)
+
+
+cdef bint joined_left(const Tables *t, const token_in *tokens, int64_t i, int64_t begin) noexcept nogil:
+    """Whether the text before token i (back to the document's start ``begin``) ends with a word
+    character, then one or more joiners: joined_right's mirror."""
+    cdef uint8_t joiner
+    if i == begin:
+        return False
+    joiner = t.joiner_flags[<uint32_t> tokens[i - 1]]
+    if joiner & LF_WORD_THEN_JOINER:
+        return True
+    if not (joiner & LF_JOINER_ONLY):
+        return False
+    i -= 1
+    while i > begin and (t.joiner_flags[<uint32_t> tokens[i - 1]] & LF_JOINER_ONLY):
+        i -= 1
+    return i > begin and ((t.flags[<uint32_t> tokens[i - 1]] & LF_END_WORD) != 0
+                          or (t.joiner_flags[<uint32_t> tokens[i - 1]] & LF_WORD_THEN_JOINER) != 0)
+
+
+cdef inline bint word_ends_before(const Tables *t, const token_in *tokens, int64_t end, int64_t j) noexcept nogil:
+    """Whether a match may end before position j: the next token neither continues the word
+    nor joins it to a following one. The flags say at once for almost every token; only a
+    token that starts with a joiner needs a closer look."""
+    cdef uint8_t flag
+    if j == end:
+        return True
+    flag = t.flags[<uint32_t> tokens[j]]
+    if flag & LF_GLUE_LEFT:
+        return False
+    return not (flag & LF_MAY_JOIN) or not joined_right(t, tokens, j, end)
+
+
 cdef inline bint key_fits(const Tables *t, uint32_t selected, const token_in *tokens, int64_t end,
                           int32_t key, int64_t j) noexcept nogil:
-    """Whether a match of ``key`` may end before position j: the key is in play and the next
-    token does not glue onto it."""
+    """Whether a match of ``key`` may end before position j: the key is in play and the word
+    ends there."""
     return key >= 0 and (t.all_keys_in_play or (t.key_lang_mask[key] & selected) != 0) and (
-        j == end or not (t.flags[<uint32_t> tokens[j]] & LF_GLUE_LEFT))
+        word_ends_before(t, tokens, end, j))
 
 
-cdef int match_starts(const Tables *t, uint32_t selected, const token_in *tokens, int64_t end,
+cdef int match_starts(const Tables *t, uint32_t selected, const token_in *tokens, int64_t begin, int64_t end,
                       Start *starts, int64_t n_starts, int64_t doc, Edits *matches,
                       int64_t *covered) except -1 nogil:
     """Second pass: the leftmost-longest, non-overlapping matches of keys in play among a
     block's start positions, appended to ``matches``. A match may run past the block, up to
     the document's ``end``; ``covered`` is where the last match so far ends, block to block.
+    A match joined on its left to a word (joined_left; ``begin`` is the document's start) is
+    none: whether it is does not depend on its length, so it is asked once, of the longest.
 
     Edges to the next token come from the edge table, looked up a few starts ahead (see
     look_ahead); only phrases of four tokens or more binary-search the trie.
@@ -188,7 +241,7 @@ cdef int match_starts(const Tables *t, uint32_t selected, const token_in *tokens
             continue
         best_key = starts[k].entry.key
         best_end = i + 1
-        if best_key >= 0 and i + 1 < end and (flags[<uint32_t> tokens[i + 1]] & LF_GLUE_LEFT):
+        if best_key >= 0 and not word_ends_before(t, tokens, end, i + 1):
             best_key = -1
         # The first edge was looked up ahead (look_ahead), the second's bucket prefetched; both
         # come from the edge table. Deeper ones, rare, binary-search the trie.
@@ -224,6 +277,8 @@ cdef int match_starts(const Tables *t, uint32_t selected, const token_in *tokens
                 break
         if best_key < 0:
             continue
+        if not (flags[<uint32_t> tokens[i]] & LF_WS_START) and joined_left(t, tokens, i, begin):
+            continue
         push_match(matches, i, best_end, doc, best_key)
         if not t.all_keys_in_play or t.n_languages > 1:
             lf_prefetch(&t.key_lang_mask[best_key])  # read when sampling this match
@@ -253,7 +308,8 @@ cdef int plan_edits(const Tables *t, const SamplingParams *s, const token_in *to
                 words += find_starts(t, tokens, block, block_end,
                                      t.flags[<uint32_t> tokens[block - 1]] if block > offsets[d] else 0,
                                      starts, &n_starts)
-                match_starts(t, s.selected_mask, tokens, offsets[d + 1], starts, n_starts, d, &matches, &covered)
+                match_starts(t, s.selected_mask, tokens, offsets[d], offsets[d + 1], starts, n_starts, d, &matches,
+                             &covered)
                 block = block_end
             c.words += words
             c.candidates += matches.size
@@ -413,7 +469,7 @@ cdef class KernelTables:
     cdef Tables tables
     cdef object _keep
 
-    def __cinit__(self, *, const uint8_t[::1] scan_flags, const int32_t[:, ::1] root,
+    def __cinit__(self, *, const uint8_t[::1] scan_flags, const uint8_t[::1] joiner_flags, const int32_t[:, ::1] root,
                   const int32_t[::1] node_key, const int32_t[::1] node_edge_start,
                   const int32_t[::1] node_edge_count, const uint32_t[::1] edge_token,
                   const int32_t[::1] edge_node, const int32_t[:, ::1] edge_table, uint32_t edge_table_bits,
@@ -425,14 +481,17 @@ cdef class KernelTables:
             raise ValueError(f"between 1 and {LF_MAX_LANGUAGES} languages are supported, got {n_languages}")
         if root.shape[0] != scan_flags.shape[0] or root.shape[1] != 2:
             raise ValueError("root must have one (key, descend) row per token of scan_flags")
+        if joiner_flags.shape[0] != scan_flags.shape[0]:
+            raise ValueError("joiner_flags must have one entry per token of scan_flags")
         if edge_table.shape[0] != (<int64_t> 1 << edge_table_bits) * LF_BUCKET_SLOTS or edge_table.shape[1] != 4:
             raise ValueError("edge_table must have 2**edge_table_bits buckets of LF_BUCKET_SLOTS (node, token, child, child_key) rows")
         if key_trans_cum.shape[0] != key_trans.shape[0]:
             raise ValueError("key_trans_cum must have one entry per key_trans entry")
-        self._keep = (scan_flags, root, node_key, node_edge_start, node_edge_count, edge_token, edge_node,
+        self._keep = (scan_flags, joiner_flags, root, node_key, node_edge_start, node_edge_count, edge_token, edge_node,
                       edge_table, key_lang_mask, key_trans_start, key_trans, key_trans_cum, trans_offsets,
                       trans_tokens)
         self.tables.flags = &scan_flags[0] if scan_flags.shape[0] else NULL
+        self.tables.joiner_flags = &joiner_flags[0] if joiner_flags.shape[0] else NULL
         self.tables.vocab_size = scan_flags.shape[0]
         self.tables.root = <const RootEntry *> &root[0, 0] if root.shape[0] else NULL
         self.tables.node_key = &node_key[0] if node_key.shape[0] else NULL

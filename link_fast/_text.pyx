@@ -73,6 +73,11 @@ def word_bits():
     return bits
 
 
+def joiners():
+    """The joiner characters of csrc/link_fast.h's lf_is_joiner (link_fast.tokenizer.JOINERS), as a str."""
+    return "".join(chr(c) for c in range(MAX_CODE_POINT) if lf_is_joiner(c))
+
+
 def build_trie(list patterns):
     """The trie of ``patterns`` (distinct non-empty str, sorted): {name: array}; the pattern at
     index t ends at the node whose term is t."""
@@ -354,12 +359,29 @@ cdef inline int64_t word_node(const Trie *trie, uint64_t h, const char_t *data, 
     return -1
 
 
+cdef inline bint joined_right(const uint8_t *bits, const char_t *data, int64_t n, int64_t j) noexcept nogil:
+    """Whether data[j:] starts with one or more joiners, then a word character (DESIGN §3)."""
+    cdef int64_t k = j
+    while k < n and lf_is_joiner(data[k]):
+        k += 1
+    return k > j and k < n and is_word(bits, data[k])
+
+
+cdef inline bint joined_left(const uint8_t *bits, const char_t *data, int64_t i) noexcept nogil:
+    """Whether data[:i] ends with a word character, then one or more joiners: joined_right's mirror."""
+    cdef int64_t k = i
+    while k > 0 and lf_is_joiner(data[k - 1]):
+        k -= 1
+    return k < i and k > 0 and is_word(bits, data[k - 1])
+
+
 cdef int scan_chars(TextSampler self, const char_t *data, int64_t n, Matches *out, int64_t *words,
                     object drop) except -1:
     """TextSampler.scan over the characters of one string kind. A match starts where the
     character before is not a word character and ends before one that is not: at a word's
     start the walk goes to the word's end in one look-up in the word table (no pattern ends
-    inside a word), then on a character at a time."""
+    inside a word), then on a character at a time. Nor is a match joined to a word on either
+    side (joined_left, joined_right)."""
     cdef const Trie *trie = &self.index.trie
     cdef const uint8_t *bits = trie.word_bits
     cdef int64_t i = 0, e, position = 0, node
@@ -396,10 +418,12 @@ cdef int walk(TextSampler self, const char_t *data, int64_t n, int64_t i, int64_
     cdef int64_t best_end = -1
     cdef int32_t best_key = -1, key, t
     cdef Py_UCS4 d
+    if joined_left(trie.word_bits, data, i):
+        return 0
     while True:
         d = data[j] if j < n else 0
         t = trie.nodes[node].term
-        if t >= 0 and (j == n or not is_word(trie.word_bits, d)):
+        if t >= 0 and (j == n or not (is_word(trie.word_bits, d) or joined_right(trie.word_bits, data, n, j))):
             key = self.resolve(t, i, j, i > 0 and data[i - 1] == 32, drop)
             if key >= 0:
                 best_end, best_key = j, key

@@ -37,7 +37,7 @@ from .errors import InputError
 from .lexicon import CleaningOptions, Lexicon, load_lexicon
 from .pool import Pool, WorkerDied
 from .progress import Progress
-from .tokenizer import Tokenizer, load_tokenizer, token_flags
+from .tokenizer import Tokenizer, load_tokenizer, token_flags, token_joiners
 from .vocab import MAX_LANGUAGES, Vocab, tables_from_arrays
 from .weights import TRANSLATION_WEIGHTS, entry_weights, frequency_lookup, keep_most_frequent, wordfreq_language
 
@@ -412,6 +412,7 @@ def _tables(selected: tuple, form_offsets, form_tokens, tokenizer, n_languages: 
         trans_tokens,
         trans_texts,
         entry_weight,
+        token_joiners(tokenizer),
     )
 
 

@@ -11,7 +11,7 @@ from collections.abc import Mapping, Sequence
 
 import numpy as np
 
-from ._kernel import FLAG_KEY_START, KernelSampling, KernelTables
+from ._kernel import FLAG_KEY_START, FLAG_MAY_JOIN, JOINER_ONLY, JOINER_THEN_WORD, KernelSampling, KernelTables
 from .draws import integer_weights, probability_threshold, stream_base
 from .sampling import Sampling
 from .vocab import Vocab
@@ -42,13 +42,21 @@ def root_entries(tables: Mapping[str, np.ndarray], selected: int) -> np.ndarray:
     return entries
 
 
-def scan_flags(flags: np.ndarray, entries: np.ndarray) -> np.ndarray:
+def scan_flags(flags: np.ndarray, entries: np.ndarray, joiner_flags: np.ndarray) -> np.ndarray:
     """The kernel's own copy of the flags, with FLAG_KEY_START on the tokens that may start a
     match (a single-token key in play, or phrase children), so that the first pass of the scan
-    reads one small table. A vocabulary's own flags never use that bit: cleared anyway."""
+    reads one small table, and FLAG_MAY_JOIN on the tokens that may join a match before them to
+    a following word (they start with a joiner and are all joiners or go on with a word), so
+    that a match's end is settled by the flag it reads anyway. A vocabulary's own flags never
+    use these bits: cleared anyway."""
     may_start = (entries[:, 0] >= 0) | (entries[:, 1] >= 0)
-    cleared = np.asarray(flags, dtype=np.uint8) & np.uint8(0xFF ^ FLAG_KEY_START)
-    return cleared | np.where(may_start, np.uint8(FLAG_KEY_START), np.uint8(0))
+    may_join = (np.asarray(joiner_flags) & (JOINER_ONLY | JOINER_THEN_WORD)) != 0
+    cleared = np.asarray(flags, dtype=np.uint8) & np.uint8(0xFF ^ (FLAG_KEY_START | FLAG_MAY_JOIN))
+    return (
+        cleared
+        | np.where(may_start, np.uint8(FLAG_KEY_START), np.uint8(0))
+        | np.where(may_join, np.uint8(FLAG_MAY_JOIN), np.uint8(0))
+    )
 
 
 def all_keys_in_play(tables: Mapping[str, np.ndarray], selected: int) -> bool:
@@ -71,7 +79,8 @@ def kernel_tables(vocab: Vocab, sampling: Sampling) -> KernelTables:
     entries = root_entries(tables, selected)
     edge_slots, edge_bits = vocab.edge_table
     return KernelTables(
-        scan_flags=scan_flags(tables["flags"], entries),
+        scan_flags=scan_flags(tables["flags"], entries, tables["joiner_flags"]),
+        joiner_flags=tables["joiner_flags"],
         root=entries,
         node_key=tables["node_key"],
         node_edge_start=tables["node_edge_start"],

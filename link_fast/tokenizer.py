@@ -13,7 +13,8 @@ Formats (detected from the file's content, not its name):
 Every adapter answers the same questions: vocabulary size, special-token ids, encode a string as
 running text (no BOS/EOS, special-token strings in the text are treated as plain text), each
 token's decoded bytes, and a fingerprint of the vocabulary. ``token_flags`` turns the decoded bytes
-into the per-token word-boundary flags the vocabulary compiler and the kernel use (docs/DESIGN.md §3).
+into the per-token word-boundary flags the vocabulary compiler and the kernel use, ``token_joiners``
+into the joiner flags that keep matches out of code, URLs and paths (docs/DESIGN.md §3).
 
 The optional libraries (``tokenizers``, ``sentencepiece``, ``tiktoken``) are imported only by the
 loader of their format, so a user who only needs one of them installs only that one.
@@ -54,6 +55,12 @@ __all__ = [
     "resolve_tokenizer",
     "token_flags",
     "flags_for_bytes",
+    "JOINERS",
+    "JOINER_ONLY",
+    "JOINER_THEN_WORD",
+    "WORD_THEN_JOINER",
+    "token_joiners",
+    "joiners_for_bytes",
     "bytes_to_unicode",
 ]
 
@@ -70,6 +77,15 @@ FLAG_SPECIAL = 8  # special/control token: never matched, always a boundary (no 
 FLAG_HAS_WORD = 16  # after leading whitespace, the first character is a word character
 FLAG_FUSES_RIGHT = 32  # no word character, and some token starts with this text plus a word character
 # 64 is taken: the kernel marks the tokens that may start a match in its own copy (LF_KEY_START)
+
+# Characters that join words into code, URLs, e-mail addresses and paths: a word with one or more
+# of them on a side and a word character past them is no candidate (docs/DESIGN.md §3).
+# csrc/link_fast.h's lf_is_joiner is the same set; tests/test_kernel.py pins the two equal.
+JOINERS = "_./:=(@\\"
+# Joiner flags of a token's text, the same bits as csrc/link_fast.h's LF_JOINER_* / LF_WORD_THEN_JOINER
+JOINER_ONLY = 1  # every character is a joiner
+JOINER_THEN_WORD = 2  # one or more joiners, then a word character
+WORD_THEN_JOINER = 4  # a word character, then one or more joiners that end the text
 
 # Bytes that do not decode as UTF-8 come back from ``surrogateescape`` as U+DC80..U+DCFF.
 _ESCAPE_LO = 0xDC80
@@ -118,6 +134,31 @@ def flags_for_bytes(b: bytes) -> int:
     if _is_word_char(text[-1]):
         flags |= FLAG_END_WORD
     return flags
+
+
+def joiners_for_bytes(b: bytes) -> int:
+    """Joiner flags (``JOINER_*``, ``WORD_THEN_JOINER``) of a non-special token from its decoded
+    bytes: where its text has joiner characters next to word characters (docs/DESIGN.md §3). A
+    byte that does not decode is a word character, as in ``flags_for_bytes``."""
+    text = b.decode("utf-8", "surrogateescape")
+    head = len(text) - len(text.lstrip(JOINERS))
+    if not text or head == len(text):
+        return JOINER_ONLY if text else 0
+    tail = len(text) - len(text.rstrip(JOINERS))
+    flags = 0
+    if head and _is_word_char(text[head]):
+        flags |= JOINER_THEN_WORD
+    if tail and _is_word_char(text[-tail - 1]):
+        flags |= WORD_THEN_JOINER
+    return flags
+
+
+def token_joiners(tok: Tokenizer) -> np.ndarray:
+    """``uint8[vocab_size]`` joiner flags of every token id of ``tok``; special ids and holes get 0
+    (a special token is a boundary: no joiner runs through it)."""
+    out = np.fromiter(map(joiners_for_bytes, tok._all_token_bytes()), dtype=np.uint8, count=tok.vocab_size)
+    out[list(tok.special_ids)] = 0
+    return out
 
 
 def token_flags(tok: Tokenizer) -> np.ndarray:

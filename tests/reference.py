@@ -13,6 +13,9 @@ import hashlib
 
 # The per-token flag bits of a vocabulary's flags table (DESIGN §3's table, in its order).
 FLAG_WS_START, FLAG_GLUE_LEFT, FLAG_END_WORD, FLAG_SPECIAL, FLAG_HAS_WORD, FLAG_FUSES_RIGHT = 1, 2, 4, 8, 16, 32
+# The joiner flags of a vocabulary's joiner_flags table (DESIGN §3): the token's text is only
+# joiners; starts with joiners, then a word character; ends with a word character, then joiners.
+JOINER_ONLY, JOINER_THEN_WORD, WORD_THEN_JOINER = 1, 2, 4
 WEIGHT_SCALE = 1 << 24
 
 DOMAIN_DOCUMENT, DOMAIN_DOC_LANG, DOMAIN_REPLACE, DOMAIN_LANG, DOMAIN_TRANSLATE = 1, 2, 3, 4, 5
@@ -70,7 +73,8 @@ class Reference:
     """``lexicon``: {key tokens tuple: {lang index: [translation, ...]}}, a translation being its
     tokens tuple (weight 1) or (tokens tuple, integer weight);
     ``names``: the vocabulary's languages, in order; ``languages``: the user-facing
-    {name: weight} mapping (``Substituter(languages=...)``), None for all equally."""
+    {name: weight} mapping (``Substituter(languages=...)``), None for all equally;
+    ``joiners``: the joiner flags of each token (None: no token has a joiner)."""
 
     def __init__(
         self,
@@ -85,8 +89,10 @@ class Reference:
         ratio_basis="candidates",
         lang_scope="word",
         stream_key="",
+        joiners=None,
     ):
         self.flags = [int(f) for f in flags]
+        self.joiners = [0] * len(self.flags) if joiners is None else [int(j) for j in joiners]
         self.n_languages = len(names)
         self.weights = integer_weights(list(names), languages)  # lang index -> int weight > 0
         self.lexicon = {k: v for k, v in lexicon.items() if any(l in self.weights and v.get(l) for l in v)}
@@ -103,15 +109,39 @@ class Reference:
             if f[t] & FLAG_HAS_WORD and (f[t] & FLAG_WS_START or p == 0 or not f[doc[p - 1]] & FLAG_END_WORD)
         )
 
+    def joined_right(self, doc, j):
+        """DESIGN §3: the tokens from j on spell one or more joiners, then a word character."""
+        g, k = self.joiners, j
+        while k < len(doc) and g[doc[k]] & JOINER_ONLY:
+            k += 1
+        if k == len(doc):
+            return False
+        return bool(g[doc[k]] & JOINER_THEN_WORD or (k > j and self.flags[doc[k]] & FLAG_GLUE_LEFT))
+
+    def joined_left(self, doc, i):
+        """DESIGN §3: the tokens before i spell a word character, then one or more joiners."""
+        g, k = self.joiners, i
+        while k > 0 and g[doc[k - 1]] & JOINER_ONLY:
+            k -= 1
+        if k == 0:
+            return False
+        return bool(g[doc[k - 1]] & WORD_THEN_JOINER or (k < i and self.flags[doc[k - 1]] & FLAG_END_WORD))
+
     def matches(self, doc):
         f, out, i = self.flags, [], 0
         while i < len(doc):
             left_ok = i == 0 or f[doc[i]] & FLAG_WS_START or not f[doc[i - 1]] & (FLAG_END_WORD | FLAG_FUSES_RIGHT)
+            if left_ok and not f[doc[i]] & FLAG_WS_START and self.joined_left(doc, i):
+                left_ok = False
             found = None
             if left_ok:
                 for j in range(min(len(doc), i + self.longest), i, -1):
                     key = tuple(doc[i:j])
-                    if key in self.lexicon and (j == len(doc) or not f[doc[j]] & FLAG_GLUE_LEFT):
+                    if (
+                        key in self.lexicon
+                        and (j == len(doc) or not f[doc[j]] & FLAG_GLUE_LEFT)
+                        and not self.joined_right(doc, j)
+                    ):
                         found = (i, j, key)
                         break
             if found:

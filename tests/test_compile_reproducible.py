@@ -18,9 +18,10 @@ from link_fast.lexicon import Lexicon
 DATA = Path(compiler.__file__).parent / "data"
 
 # The demo dictionaries compiled for Tekken by the compiler as it was before the rewrite
-# (commit 27da48c): every table but the flags (which token_flags computes, not the compiler)
-# and the per-language report. Format 3 added the translation weights (key_trans_cum, and the
-# report's translation_weights): they are left out of the digest and checked apart.
+# (commit 27da48c): every table but the flags and joiner flags (which token_flags and
+# token_joiners compute, not the compiler) and the per-language report. Format 3 added the
+# translation weights (key_trans_cum, and the report's translation_weights): they are left out
+# of the digest and checked apart.
 PINNED_DEMO_DIGEST = "8203dacb07e8cdf45cda5878f76f6c6f7a3709abe481a336aafb8d9733cba0da"
 
 
@@ -41,7 +42,7 @@ def demo_lexicon(lang: str) -> Lexicon:
 def tables_digest(vocab) -> str:
     h = hashlib.sha256()
     for name in sorted(vocab.tables):
-        if name not in ("flags", "key_trans_cum"):
+        if name not in ("flags", "joiner_flags", "key_trans_cum"):
             h.update(name.encode())
             h.update(np.ascontiguousarray(vocab.tables[name]).tobytes())
     report = {

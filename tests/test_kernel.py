@@ -14,10 +14,13 @@ from reference import Reference
 
 from link_fast import Substituter, Vocab, draws
 from link_fast.errors import InputError
-from link_fast.tokenizer import FLAG_SPECIAL
+from link_fast.tokenizer import FLAG_SPECIAL, JOINER_ONLY, JOINER_THEN_WORD, WORD_THEN_JOINER
 from link_fast.vocab import Entry
 
 FLAG_VALUES = [0, 1, 2, 3, 4, 5, 6, 7, 16, 17, 18, 19, 20, 21, 22, 23, 32, 33, FLAG_SPECIAL]
+# Joiner flags as token texts give them (a token of joiners only has no other bit); 0 most often
+BOTH_SIDES = JOINER_THEN_WORD | WORD_THEN_JOINER
+JOINER_VALUES = [0, 0, 0, JOINER_ONLY, JOINER_ONLY, JOINER_THEN_WORD, WORD_THEN_JOINER, BOTH_SIDES]
 
 
 HIGH_IDS = 70_000  # some worlds spread their ids this far: past uint16, so dtypes matter
@@ -25,7 +28,8 @@ HIGH_IDS = 70_000  # some worlds spread their ids this far: past uint16, so dtyp
 
 @st.composite
 def worlds(draw, max_vocab=40, max_languages=3, max_docs=6, max_pieces=8):
-    """A random vocabulary (flags), lexicon over its ids and documents full of its keys.
+    """A random vocabulary (flags and joiner flags), lexicon over its ids and documents full of
+    its keys: (flags, lexicon, n_languages, docs, joiners).
 
     Half the worlds use ids 0..n-1, the others n ids spread up to HIGH_IDS (the flags table
     then has holes, flags 0), so that ids above uint16 reach the input and the translations."""
@@ -33,6 +37,8 @@ def worlds(draw, max_vocab=40, max_languages=3, max_docs=6, max_pieces=8):
     small_flags = draw(st.lists(st.sampled_from(FLAG_VALUES), min_size=vocab_size, max_size=vocab_size))
     normal = [t for t in range(vocab_size) if not small_flags[t] & FLAG_SPECIAL] or [0]
     small_flags[normal[0]] &= ~FLAG_SPECIAL
+    small_joiners = draw(st.lists(st.sampled_from(JOINER_VALUES), min_size=vocab_size, max_size=vocab_size))
+    small_joiners = [0 if f & FLAG_SPECIAL else j for f, j in zip(small_flags, small_joiners)]
     n_languages = draw(st.integers(1, max_languages))
     token = st.sampled_from(normal)
     # Up to four tokens: the first two edges of a key come from the edge table, the rest from
@@ -60,17 +66,17 @@ def worlds(draw, max_vocab=40, max_languages=3, max_docs=6, max_pieces=8):
         )
     )
     if not draw(st.booleans()):
-        return small_flags, lexicon, n_languages, docs
+        return small_flags, lexicon, n_languages, docs, small_joiners
     ids = sorted(draw(st.lists(st.integers(0, HIGH_IDS - 1), min_size=vocab_size, max_size=vocab_size, unique=True)))
-    flags = [0] * (ids[-1] + 1)
-    for i, f in enumerate(small_flags):
-        flags[ids[i]] = f
+    flags, joiners = [0] * (ids[-1] + 1), [0] * (ids[-1] + 1)
+    for i, (f, j) in enumerate(zip(small_flags, small_joiners)):
+        flags[ids[i]], joiners[ids[i]] = f, j
     spread = lambda seq: tuple(ids[t] for t in seq)  # noqa: E731
     spread_translation = lambda tr: (spread(tr[0]), tr[1]) if tr and isinstance(tr[0], tuple) else spread(tr)  # noqa: E731
     lexicon = {
         spread(k): {l: [spread_translation(tr) for tr in trs] for l, trs in v.items()} for k, v in lexicon.items()
     }
-    return flags, lexicon, n_languages, [list(spread(d)) for d in docs]
+    return flags, lexicon, n_languages, [list(spread(d)) for d in docs], joiners
 
 
 def entry_translation(translation):
@@ -81,7 +87,7 @@ def entry_translation(translation):
     return (translation, str(translation))
 
 
-def make_vocab(flags, lexicon, n_languages):
+def make_vocab(flags, lexicon, n_languages, joiners=None):
     entries = [
         Entry(
             key,
@@ -90,7 +96,12 @@ def make_vocab(flags, lexicon, n_languages):
         )
         for key, per_lang in lexicon.items()
     ]
-    return Vocab.from_entries(np.array(flags, dtype=np.uint8), entries, [f"l{i}" for i in range(n_languages)])
+    return Vocab.from_entries(
+        np.array(flags, dtype=np.uint8),
+        entries,
+        [f"l{i}" for i in range(n_languages)],
+        joiner_flags=None if joiners is None else np.array(joiners, dtype=np.uint8),
+    )
 
 
 def flatten(docs, dtype=np.uint16):
@@ -195,8 +206,8 @@ def check_against_reference(world, opts, data):
     """The kernel's output, mask and statistics equal the reference's, for a drawn input
     dtype, output dtype and ``languages=`` mapping; an output dtype too narrow for an id the
     reference emits (or copies) raises instead."""
-    flags, lexicon, n_languages, docs = world
-    vocab = make_vocab(flags, lexicon, n_languages)
+    flags, lexicon, n_languages, docs, joiners = world
+    vocab = make_vocab(flags, lexicon, n_languages, joiners)
     languages = data.draw(languages_mappings(n_languages))
     first_doc = data.draw(st.integers(0, 10**12))
     widest_in = max((t for d in docs for t in d), default=0)
@@ -204,7 +215,7 @@ def check_against_reference(world, opts, data):
     out_dtype = data.draw(st.sampled_from([None, np.uint16, np.int32, np.uint32]))
     sub = Substituter(vocab, languages=languages, **opts)
 
-    ref = Reference(flags, lexicon, names(n_languages), languages=languages, **opts)
+    ref = Reference(flags, lexicon, names(n_languages), languages=languages, joiners=joiners, **opts)
     want_docs, want_masks, want_stats = ref.apply(docs, first_doc)
 
     tokens, offsets = flatten(docs, dtype)
@@ -253,8 +264,8 @@ def test_kernel_matches_reference_on_batches_of_many_documents(world, opts, data
 def test_uint32_ids_outside_the_vocabulary_are_named_exactly(world, bad, where):
     """Any uint32 id, up to 2**32 - 1, is either in the vocabulary or refused with its own
     value and position: ids past 2**31 are not read as negative numbers or wrapped."""
-    flags, lexicon, n_languages, docs = world
-    sub = Substituter(make_vocab(flags, lexicon, n_languages), ratio=1.0)
+    flags, lexicon, n_languages, docs, joiners = world
+    sub = Substituter(make_vocab(flags, lexicon, n_languages, joiners), ratio=1.0)
     tokens, offsets = flatten(docs + [[0]], np.uint32)
     where = where % len(tokens)
     tokens[where] = bad
@@ -268,8 +279,8 @@ def test_uint32_ids_outside_the_vocabulary_are_named_exactly(world, bad, where):
 @settings(max_examples=150, deadline=None)
 @given(world=worlds(), seed=st.integers(0, 1000), cuts=st.lists(st.integers(0, 6), max_size=4))
 def test_any_batch_split_gives_the_same_output(world, seed, cuts):
-    flags, lexicon, n_languages, docs = world
-    sub = Substituter(make_vocab(flags, lexicon, n_languages), ratio=0.5, portion=0.7, seed=seed)
+    flags, lexicon, n_languages, docs, joiners = world
+    sub = Substituter(make_vocab(flags, lexicon, n_languages, joiners), ratio=0.5, portion=0.7, seed=seed)
     tokens, offsets = flatten(docs, np.uint32)
     whole = sub.apply(tokens, offsets, mask=True)
     bounds = sorted({0, len(docs), *[min(c, len(docs)) for c in cuts]})
@@ -288,8 +299,8 @@ def test_any_batch_split_gives_the_same_output(world, seed, cuts):
 def test_documents_drawn_by_their_own_indices(world, seed, data):
     """doc_indices: each document of one call draws as its own index, as if it were alone in
     a call at ``first_doc`` = that index; documents from anywhere in a stream share a call."""
-    flags, lexicon, n_languages, docs = world
-    sub = Substituter(make_vocab(flags, lexicon, n_languages), ratio=0.5, portion=0.7, seed=seed)
+    flags, lexicon, n_languages, docs, joiners = world
+    sub = Substituter(make_vocab(flags, lexicon, n_languages, joiners), ratio=0.5, portion=0.7, seed=seed)
     tokens, offsets = flatten(docs, np.uint32)
     indices = data.draw(st.lists(st.integers(0, 1 << 40), min_size=len(docs), max_size=len(docs), unique=True))
     res = sub.apply(tokens, offsets, doc_indices=indices, mask=True)
@@ -524,12 +535,16 @@ def test_the_reference_imports_nothing_from_link_fast():
 
 
 def test_constants_defined_in_c_equal_their_python_twins():
-    from link_fast import _kernel, tokenizer, vocab
+    from link_fast import _kernel, _text, tokenizer, vocab
 
     for name in ("WS_START", "GLUE_LEFT", "END_WORD", "SPECIAL", "HAS_WORD", "FUSES_RIGHT"):
         assert getattr(tokenizer, f"FLAG_{name}") == getattr(_kernel, f"FLAG_{name}"), name
         assert getattr(reference, f"FLAG_{name}") == getattr(tokenizer, f"FLAG_{name}"), name
-    assert _kernel.FLAG_KEY_START & vocab.DEFINED_FLAGS == 0  # the kernel's own bit is free
+    assert _kernel.FLAG_KEY_START & vocab.DEFINED_FLAGS == 0  # the kernel's own bits are free
+    assert _kernel.FLAG_MAY_JOIN & (vocab.DEFINED_FLAGS | _kernel.FLAG_KEY_START) == 0
+    for name in ("JOINER_ONLY", "JOINER_THEN_WORD", "WORD_THEN_JOINER"):
+        assert getattr(tokenizer, name) == getattr(_kernel, name) == getattr(reference, name), name
+    assert sorted(_text.joiners()) == sorted(tokenizer.JOINERS)
     assert vocab.MAX_LANGUAGES == _kernel.MAX_LANGUAGES
     assert draws.ALWAYS == _kernel.ALWAYS == 2**53
     assert {name: getattr(draws, f"DOMAIN_{name.upper()}") for name in _kernel.DOMAINS} == _kernel.DOMAINS

@@ -530,6 +530,62 @@ def test_substitutions_leave_canonical_tokenization(real, full, capsys):
 
 
 # ---------------------------------------------------------------------------------------------
+# 3b. Code, URLs and paths
+
+JOINERS = "_./:=(@\\"  # DESIGN §3
+
+
+def joined(text: str, start: int, end: int) -> bool:
+    """DESIGN §3, restated: ``text[start:end]`` has one or more joiners, then a word character,
+    on one side or the other."""
+    after, before = end, start
+    while after < len(text) and text[after] in JOINERS:
+        after += 1
+    while before > 0 and text[before - 1] in JOINERS:
+        before -= 1
+    return (end < after < len(text) and is_word_char(text[after])) or (
+        0 < before < start and is_word_char(text[before - 1])
+    )
+
+
+def test_no_substitution_inside_code_urls_or_paths(real, full, capsys):
+    """The Python docs name modules, functions, files and URLs (``os.path``, ``sys.argv``,
+    ``https://...``): no word of them is a candidate, in token mode (at ratio 1 every candidate is
+    replaced) nor in text mode; and the documents have such words to leave alone."""
+    from link_fast.text import TextSubstituter
+
+    problems: list[str] = []
+    for d, pieces in enumerate(full.pieces):
+        data = real.decode_bytes(real.ids[d])
+        text = data.decode("utf-8")
+        to_char = byte_to_char(data, text)
+        starts = real.byte_offsets(real.ids[d])
+        for piece in pieces:
+            start, end = to_char(starts[piece.i0]), to_char(starts[piece.i1])
+            start += real.vocab.key_text(piece.key).startswith(" ")  # the word, after its space
+            if joined(text, start, end):
+                problems.append(f"token mode, doc {d}: {text[max(0, start - 20) : end + 20]!r}")
+    text_sub = TextSubstituter(real.vocab, ratio=1.0, tokenizer=real.tok)
+    text_candidates = 0
+    for d, document in enumerate(real.documents):
+        matches = text_sub.matches(document)
+        text_candidates += len(matches)
+        problems += [
+            f"text mode, doc {d}: {document[max(0, start - 20) : end + 20]!r}"
+            for start, end, _ in matches
+            if joined(document, start, end)
+        ]
+    joined_words = sum(joined(doc, s, e) for doc in real.documents for s, e in word_runs(doc))
+    report(
+        capsys,
+        f"{real.name}: {joined_words:,} words of the documents joined to another by joiners, none replaced "
+        f"among {sum(map(len, full.pieces)):,} token-mode and {text_candidates:,} text-mode candidates",
+    )
+    assert joined_words > 100
+    assert not problems, f"{len(problems)} candidates inside code, URLs or paths, e.g.:\n" + "\n".join(problems[:20])
+
+
+# ---------------------------------------------------------------------------------------------
 # 4. Sampling rates
 
 

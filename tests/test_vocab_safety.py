@@ -469,8 +469,8 @@ def test_a_crafted_chain_fails_fast(tmp_path):
 @settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(world=worlds())
 def test_every_vocabulary_the_builder_makes_is_accepted(world, tmp_path):
-    flags, lexicon, n_languages, _ = world
-    vocab = make_vocab(flags, lexicon, n_languages)
+    flags, lexicon, n_languages, _, joiners = world
+    vocab = make_vocab(flags, lexicon, n_languages, joiners)
     loaded = Vocab.load(vocab.save(tmp_path / "v.lfv"))
     assert list(loaded.entries()) == list(vocab.entries())
 

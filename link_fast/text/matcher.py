@@ -1,7 +1,8 @@
 """Finding dictionary words in text (docs/DESIGN.md §4, §7): an Aho-Corasick automaton over the
 keys' surface texts, and the leftmost-longest, non-overlapping valid matches.
 
-A match ``[i, j)`` is valid when the characters around it are not word characters. After a
+A match ``[i, j)`` is valid when the characters around it are not word characters, and it is
+not joined to a word by joiner characters on either side (``words.joined``). After a
 space (U+0020) it stands for the spaced key, anywhere else for the bare one; without a
 tokenizer the other form stands in when only one was compiled. With the vocabulary's tokenizer
 the boundaries are token mode's: no stand-in, and no bare form right after text of a token the
@@ -16,6 +17,7 @@ from collections.abc import Iterator, Sequence
 import numpy as np
 
 from ..vocab import Vocab
+from .words import joined
 
 # Tunables of the long-document path (tests shrink them to run it on short texts).
 SETTLE_AT = 4096  # unsettled match starts held while matching before the settled ones are taken
@@ -60,6 +62,8 @@ class Matcher:
         """(start, end, key) of every valid match, by increasing end."""
         strict, fusing = self.token_boundaries, self._fusing
         for start, end, spaced, bare in self._whole_words(text, shape):
+            if joined(text, shape, start, end):
+                continue
             if start > 0:
                 if text[start - 1] == " ":
                     key = spaced if spaced >= 0 or strict else bare

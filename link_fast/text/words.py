@@ -5,6 +5,8 @@ from __future__ import annotations
 import unicodedata
 from functools import lru_cache
 
+from ..tokenizer import JOINERS
+
 
 @lru_cache(maxsize=65536)
 def is_word_char(ch: str) -> bool:
@@ -34,3 +36,17 @@ def count_words(text: str, shape: str | None = None) -> int:
     """Maximal runs of word characters (counted, not split out: no object per word)."""
     shape = word_shape(text) if shape is None else shape
     return shape.count(" a") + shape.startswith("a")
+
+
+def joined(text: str, shape: str, start: int, end: int) -> bool:
+    """Whether ``text[start:end]`` is joined to a word by joiner characters on either side (one
+    or more of them, then a word character; docs/DESIGN.md §3): part of code, a URL, an e-mail
+    address or a path. ``shape`` is ``word_shape(text)``."""
+    n, after, before = len(text), end, start
+    while after < n and text[after] in JOINERS:
+        after += 1
+    if end < after < n and shape[after] == "a":
+        return True
+    while before > 0 and text[before - 1] in JOINERS:
+        before -= 1
+    return 0 < before < start and shape[before - 1] == "a"
