@@ -11,6 +11,8 @@ processes share one copy in the page cache.
 Tables (``K`` keys, ``L`` languages, ``T`` translations, root = node 0):
 
 - ``flags[vocab_size]`` uint8: per-token boundary flags (``link_fast.tokenizer.FLAG_*``).
+- ``joiner_flags[vocab_size]`` uint8: per-token joiner flags (``link_fast.tokenizer.JOINER_*``,
+  ``WORD_THEN_JOINER``): what keeps matches out of code, URLs and paths.
 - ``root_child[vocab_size]`` int32: node reached from the root by each token, or -1. A dense
   table, because resolving the first token of a word is the hot path.
 - ``node_key`` int32, ``node_edge_start`` / ``node_edge_count`` int32 per node: the key that
@@ -60,13 +62,17 @@ from .tokenizer import (
     FLAG_HAS_WORD,
     FLAG_SPECIAL,
     FLAG_WS_START,
+    JOINER_ONLY,
+    JOINER_THEN_WORD,
+    WORD_THEN_JOINER,
 )
 
 MAGIC = b"LINKFAST"
-FORMAT_VERSION = 3  # 3: key_trans_cum, the translations' weights
+FORMAT_VERSION = 4  # 3: key_trans_cum, the translations' weights; 4: joiner_flags
 MAX_LANGUAGES = 32  # languages are bits of a uint32 mask
 # The flag bits a vocabulary may use; the kernel keeps the others for itself (LF_KEY_START).
 DEFINED_FLAGS = FLAG_WS_START | FLAG_GLUE_LEFT | FLAG_END_WORD | FLAG_SPECIAL | FLAG_HAS_WORD | FLAG_FUSES_RIGHT
+DEFINED_JOINER_FLAGS = JOINER_ONLY | JOINER_THEN_WORD | WORD_THEN_JOINER
 _PREFIX = struct.Struct("<8sIIQ")
 _ALIGN = 64
 _UTF8_CHUNK = 1 << 20  # bytes of a string table decoded at a time by Vocab.load
@@ -74,6 +80,7 @@ _UTF8_CHUNK = 1 << 20  # bytes of a string table decoded at a time by Vocab.load
 # name -> dtype of every array a vocabulary file must hold
 ARRAY_DTYPES: dict[str, np.dtype] = {
     "flags": np.dtype(np.uint8),
+    "joiner_flags": np.dtype(np.uint8),
     "root_child": np.dtype(np.int32),
     "node_key": np.dtype(np.int32),
     "node_edge_start": np.dtype(np.int32),
@@ -214,10 +221,11 @@ def tables_from_arrays(
     trans_tokens: np.ndarray,
     trans_texts: Sequence[str],
     key_trans_weight: np.ndarray | None = None,
+    joiner_flags: np.ndarray | None = None,
 ) -> dict[str, np.ndarray]:
     """All tables from flat arrays (see the module docstring). ``key_trans_weight``, beside
-    ``key_trans``: each translation's weight (>= 1; default 1, uniform draws). Raises ValueError
-    on bad input."""
+    ``key_trans``: each translation's weight (>= 1; default 1, uniform draws). ``joiner_flags``,
+    beside ``flags``: default 0, no token has a joiner character. Raises ValueError on bad input."""
     if not 1 <= n_languages <= MAX_LANGUAGES:
         raise ValueError(f"between 1 and {MAX_LANGUAGES} languages are supported, got {n_languages}")
     n_keys, n_trans = len(key_offsets) - 1, len(trans_offsets) - 1
@@ -235,6 +243,7 @@ def tables_from_arrays(
         raise ValueError(f"key {key_texts[int(np.argmin(key_lang_mask))]!r} has no translation")
     tables: dict[str, np.ndarray] = {
         "flags": np.ascontiguousarray(flags, dtype=np.uint8),
+        "joiner_flags": _joiner_flags(joiner_flags, len(flags)),
         "key_offsets": np.asarray(key_offsets, dtype=np.int64),
         "key_tokens": np.asarray(key_tokens, dtype=np.uint32),
         "key_lang_mask": np.ascontiguousarray(key_lang_mask, dtype=np.uint32),
@@ -252,6 +261,15 @@ def tables_from_arrays(
     return tables
 
 
+def _joiner_flags(joiner_flags: np.ndarray | None, vocab_size: int) -> np.ndarray:
+    """The ``joiner_flags`` table: one entry per token id (all 0 when None)."""
+    if joiner_flags is None:
+        return np.zeros(vocab_size, dtype=np.uint8)
+    if len(joiner_flags) != vocab_size:
+        raise ValueError(f"joiner_flags has {len(joiner_flags)} entries, the flags {vocab_size}")
+    return np.ascontiguousarray(joiner_flags, dtype=np.uint8)
+
+
 def cumulated_weights(key_trans_start: np.ndarray, weights: np.ndarray | None, n: int) -> np.ndarray:
     """``key_trans_cum``: the weights cumulated within each key-language range of ``key_trans``."""
     w = np.ones(n, dtype=np.int64) if weights is None else np.asarray(weights, dtype=np.int64)
@@ -267,7 +285,9 @@ def cumulated_weights(key_trans_start: np.ndarray, weights: np.ndarray | None, n
     return cum.astype(np.uint32)
 
 
-def build_tables(flags: np.ndarray, entries: Sequence[Entry], n_languages: int) -> dict[str, np.ndarray]:
+def build_tables(
+    flags: np.ndarray, entries: Sequence[Entry], n_languages: int, joiner_flags: np.ndarray | None = None
+) -> dict[str, np.ndarray]:
     """All tables from unique keys given as ``Entry`` objects. Raises ValueError on bad entries."""
     trans_index: dict[tuple[tuple[int, ...], str], int] = {}
     starts, key_trans, weights = [0], [], []
@@ -294,6 +314,7 @@ def build_tables(flags: np.ndarray, entries: Sequence[Entry], n_languages: int) 
         trans_tokens,
         [text for _, text in trans_index],
         np.asarray(weights, dtype=np.int64),
+        joiner_flags,
     )
 
 
@@ -318,14 +339,14 @@ class Vocab:
         entries: Sequence[Entry],
         languages: Sequence[str],
         *,
+        joiner_flags: np.ndarray | None = None,
         tokenizer: Mapping | None = None,
         options: Mapping | None = None,
         report: Mapping | None = None,
     ) -> Vocab:
-        """Build a vocabulary in memory from unique keys (the compiler's last step, and tests')."""
-        return cls.from_tables(
-            build_tables(flags, entries, len(languages)), languages, tokenizer=tokenizer, options=options, report=report
-        )
+        """Build a vocabulary in memory from unique keys (tests'). ``joiner_flags``: default 0."""
+        tables = build_tables(flags, entries, len(languages), joiner_flags)
+        return cls.from_tables(tables, languages, tokenizer=tokenizer, options=options, report=report)
 
     @classmethod
     def from_tables(
@@ -548,7 +569,7 @@ def language_bytes(tables: Mapping[str, np.ndarray], n_languages: int) -> tuple[
     ``key_trans_start``."""
     t, L = tables, n_languages
     n_keys = len(t["key_lang_mask"])
-    shared = int(t["flags"].nbytes + t["root_child"].nbytes)
+    shared = int(t["flags"].nbytes + t["joiner_flags"].nbytes + t["root_child"].nbytes)
     key_len = np.diff(t["key_offsets"]).astype(np.float64)
     trie = sum(t[name].nbytes for name in ("node_key", "node_edge_start", "node_edge_count", "edge_token", "edge_node"))
     key_size = key_len * 4 + np.diff(t["key_text_offsets"]) + 8 + 8 + 4
@@ -702,6 +723,7 @@ def _check_tables(tables: Mapping[str, np.ndarray], meta: Mapping) -> None:
     an index is checked before anything is looked up with it."""
     _check_sizes(tables, meta)
     _require(not np.any(tables["flags"] & np.uint8(0xFF ^ DEFINED_FLAGS)), "flags", "uses undefined flag bits")
+    _check_joiner_flags(tables)
     _check_offsets(tables)
     _check_indices(tables, meta["vocab_size"])
     n_first = _check_root_children(tables)
@@ -726,7 +748,7 @@ def _check_sizes(t: Mapping[str, np.ndarray], meta: Mapping) -> None:
     """Table lengths agree with the header and with each other."""
     V, L = meta["vocab_size"], len(meta["languages"])
     K, N, E, T = len(t["key_lang_mask"]), len(t["node_key"]), len(t["edge_token"]), len(t["trans_offsets"]) - 1
-    for name in ("flags", "root_child"):
+    for name in ("flags", "joiner_flags", "root_child"):
         _require(len(t[name]) == V, name, f"has {len(t[name])} entries, not vocab_size {V}")
     _require(1 <= N < MAX_NODES, "node_key", f"has {N} nodes, not 1 to {MAX_NODES - 1}")
     for name, n in (
@@ -741,6 +763,16 @@ def _check_sizes(t: Mapping[str, np.ndarray], meta: Mapping) -> None:
         ("key_text_offsets", K + 1),
     ):
         _require(len(t[name]) == n, name, f"has {len(t[name])} entries, not {n}")
+
+
+def _check_joiner_flags(t: Mapping[str, np.ndarray]) -> None:
+    """Joiner flags use only their defined bits, a token of joiners only has no other, and none
+    is set on a special token (a boundary, which no run of joiners crosses)."""
+    joiner_flags = t["joiner_flags"]
+    _require(not np.any(joiner_flags & np.uint8(0xFF ^ DEFINED_JOINER_FLAGS)), "joiner_flags", "uses undefined bits")
+    only = (joiner_flags & JOINER_ONLY) != 0
+    _require(np.all(joiner_flags[only] == JOINER_ONLY), "joiner_flags", "gives a token of joiners only another bit")
+    _require(not np.any(joiner_flags[(t["flags"] & FLAG_SPECIAL) != 0]), "joiner_flags", "marks a special token")
 
 
 def _check_offsets(t: Mapping[str, np.ndarray]) -> None:

@@ -91,6 +91,7 @@ def synthetic_vocab() -> Vocab:
 WORD_CLASS = (
     "".join(re.escape(chr(c)) for c in range(0x2FF) if unicodedata.category(chr(c))[0] in "LNM") + "\u0300-\u036f"
 )
+JOINER_CLASS = re.escape("_./:=(@\\")  # DESIGN §3's joiners
 
 
 class RegexReference:
@@ -109,14 +110,30 @@ class RegexReference:
                 if options:
                     self.forms.setdefault(source, {})[spaced] = options
         alternation = "|".join(re.escape(w) for w in sorted(self.forms, key=len, reverse=True))
-        self.pattern = re.compile(f"(?<![{WORD_CLASS}])(?:{alternation})(?![{WORD_CLASS}])")
+        # no word character on either side, nor joiners and then one on the right (DESIGN §3)
+        self.pattern = re.compile(
+            f"(?<![{WORD_CLASS}])(?:{alternation})(?![{WORD_CLASS}])(?![{JOINER_CLASS}]+[{WORD_CLASS}])"
+        )
+        self.joined_left = re.compile(f"[{WORD_CLASS}][{JOINER_CLASS}]+\\Z")
         self.words = re.compile(f"[{WORD_CLASS}]+")
         self.weights, self.ratio, self.portion = weights, ratio, portion
         self.ratio_basis, self.lang_scope = ratio_basis, lang_scope
         self.base = reference.stream_base(seed, stream_key)  # the oracle's, not link_fast's
 
+    def matches(self, text):
+        """Leftmost-longest: the regex's leftmost match, unless a word and joiners end the text
+        before it (the lookbehind that would say so has no fixed width): then none starts there."""
+        found, position = [], 0
+        while match := self.pattern.search(text, position):
+            if self.joined_left.search(text, 0, match.start()):
+                position = match.start() + 1
+            else:
+                found.append(match)
+                position = match.end()
+        return found
+
     def apply(self, text, doc):
-        matches = list(self.pattern.finditer(text))
+        matches = self.matches(text)
         words = len(self.words.findall(text))
         out, pos, subs = [], 0, []
         if not reference.chance(reference.draw(self.base, 1, doc, 0), self.portion):
@@ -152,6 +169,7 @@ class RegexReference:
 
 
 PIECES = WORDS + [" ", " ", " ", "  ", "\n", ",", ".", "(", "-", "s", "x", "9", "\u0301", "ß", "_", "cats", "dogs"]
+PIECES += [".", "_", "/", ":", "=", "@", "\\", "://", "._"]  # joiners (DESIGN §3), more often and in runs
 
 
 @pytest.fixture(scope="module")
@@ -207,7 +225,8 @@ def test_examples(vocab):
     assert sub.apply("concatenate cats CAT").text == "concatenate cats KATZE"
     assert sub.apply("ice cream, icecream").text == "Eiscreme, icecream"
     assert sub.apply("cafés café").text == "cafés Kaffee"  # only " café" was compiled: used after '(' too
-    assert sub.apply("ab(ab) ab").text == "von(von) von"  # only "ab" was compiled
+    assert sub.apply("ab (ab) ab").text == "von (von) von"  # only "ab" was compiled
+    assert sub.apply("ab(ab) cat.dog, cat.").text == "ab(ab) cat.dog, Katze."  # joined (DESIGN §3)
     assert sub.apply("e\u0301t e\u0301t\u0301").text == "et e\u0301t\u0301"  # a mark continues the word
     r = sub.apply("")
     assert r.text == "" and r.stats.documents == 1 and r.stats.candidates == 0
