@@ -171,7 +171,9 @@ def cmd_compile(args) -> int:
         dictionaries[lang] = path
     # before the tokenizer is resolved: a missing tokenizer must not hide an output that would
     # overwrite a dictionary
-    _refuse_overwriting(args.output, [args.tokenizer, *_dictionary_files(dictionaries.values()), *args.skip_words])
+    _refuse_overwriting(
+        args.output, [args.tokenizer, *_dictionary_files(dictionaries.values()), *args.skip_words, *args.deny]
+    )
     tokenizer = resolve_tokenizer(args.tokenizer)
     _refuse_overwriting(args.output, [tokenizer])
     vocab = compile_vocab(
@@ -182,6 +184,8 @@ def cmd_compile(args) -> int:
         cleaning=_cleaning_from_args(args),
         progress=_progress(args.quiet) or False,
         translation_weights=args.translation_weights,
+        deny=args.deny,
+        default_deny=not args.no_default_deny,
     )
     vocab.save(args.output)
     if not args.quiet:
@@ -235,6 +239,8 @@ def _describe(vocab, path) -> str:
             f"  {lang:<11} dictionary: {r.get('sources', 0):,} sources, {r.get('pairs_kept', 0):,} of "
             f"{r.get('pairs_read', 0):,} translations kept; dropped: {dropped or 'none'}"
         )
+    if m.get("options", {}).get("deny"):
+        lines.append(f"  deny lists  {', '.join(map(str, m['options']['deny']))}")
     if "seconds" in m.get("report", {}):
         lines.append(f"  compiled in {m['report']['seconds']} s")
     # What each language adds to the file (its keys, translations and their share of the trie).
@@ -480,6 +486,18 @@ def _add_compile_parser(sub) -> None:
         "stays uniform, as info reports); with frequency, --max-translations keeps the most frequent",
     )
     _add_cleaning_options(p)
+    p.add_argument(
+        "--deny",
+        action="append",
+        default=[],
+        metavar="FILE",
+        help="drop the pairs this file lists, one lang<TAB>source<TAB>translation a line (repeatable; docs/QUALITY.md)",
+    )
+    p.add_argument(
+        "--no-default-deny",
+        action="store_true",
+        help="do not apply the deny lists link_fast ships for the vocabulary's languages",
+    )
     p.add_argument("-o", "--output", required=True, type=Path, metavar="VOCAB", help="vocabulary file to write")
     p.add_argument("-q", "--quiet", action="store_true", help="no progress or summary on stderr")
     p.set_defaults(func=cmd_compile)

@@ -33,6 +33,7 @@ from dataclasses import asdict, dataclass, field
 
 import numpy as np
 
+from .deny import DenyList, drop_denied, load_deny_lists
 from .errors import InputError
 from .lexicon import CleaningOptions, Lexicon, load_lexicon
 from .pool import Pool, WorkerDied
@@ -303,6 +304,8 @@ def compile_vocab(
     workers: int | None = None,
     progress: Callable[[str], None] | bool | None = None,
     translation_weights: str = "uniform",
+    deny: Sequence[str | os.PathLike] = (),
+    default_deny: bool = True,
 ) -> Vocab:
     """Compile ``dictionaries`` ({language: lexicon or dictionary path}) for ``tokenizer``.
 
@@ -317,9 +320,13 @@ def compile_vocab(
     is drawn (``link_fast.weights``): ``"uniform"``, or ``"frequency"`` (by word frequency, from
     wordfreq; then ``cleaning.max_translations`` keeps the most frequent, not the first). The
     same inputs and options give a byte-identical vocabulary, whatever ``workers`` is.
+    ``deny``: deny lists (``link_fast.deny``), whose pairs are dropped from the dictionaries, as
+    are those of the lists link_fast ships for the vocabulary's languages unless ``default_deny``
+    is False; ``meta["options"]["deny"]`` names the lists applied.
     """
     if translation_weights not in TRANSLATION_WEIGHTS:
         raise InputError(f"translation_weights must be one of {TRANSLATION_WEIGHTS}, got {translation_weights!r}")
+    denied = load_deny_lists(deny, dictionaries, defaults=default_deny)
     with _gc_paused():
         return _compile(
             tokenizer,
@@ -330,12 +337,15 @@ def compile_vocab(
             workers,
             _Say(progress),
             translation_weights,
+            denied,
         )
 
 
-def _compile(tokenizer, dictionaries, cases, spacings, cleaning, workers, say: _Say, weights: str) -> Vocab:
+def _compile(
+    tokenizer, dictionaries, cases, spacings, cleaning, workers, say: _Say, weights: str, denied: DenyList
+) -> Vocab:
     _check_options(dictionaries, cases, spacings)
-    tokenizer, lexicons = _load_inputs(tokenizer, dictionaries, cleaning, say, weights)
+    tokenizer, lexicons = _load_inputs(tokenizer, dictionaries, cleaning, say, weights, denied)
     languages = list(dictionaries)
     say(f"listing the surface forms of {sum(len(lex.entries) for lex in lexicons):,} source words")
     records = _FormRecords.of(lexicons, cases, spacings)
@@ -371,6 +381,7 @@ def _compile(tokenizer, dictionaries, cases, spacings, cleaning, workers, say: _
             "cleaning": {k: sorted(v) if isinstance(v, frozenset) else v for k, v in asdict(cleaning).items()},
             "dictionaries": {lang: info[1] for lang, info in lexicon_info.items()},
             "translation_weights": weights,
+            "deny": list(denied.files),
         },
         # no compile time in it: the same inputs must give the same bytes
         report={"languages": report, "lexicons": {lang: info[2] for lang, info in lexicon_info.items()}},
@@ -489,24 +500,30 @@ def _check_options(dictionaries, cases, spacings) -> None:
         raise InputError(f"at most {MAX_LANGUAGES} languages per vocabulary, got {len(dictionaries)}")
 
 
-def _load_inputs(tokenizer, dictionaries, cleaning, say, weights: str) -> tuple[Tokenizer, list[Lexicon]]:
-    """The tokenizer and the lexicons, read where they were given as paths. Weighted by
-    frequency, a dictionary is read with no limit on translations, then each word keeps its
-    ``cleaning.max_translations`` most frequent."""
+def _load_inputs(
+    tokenizer, dictionaries, cleaning, say, weights: str, denied: DenyList
+) -> tuple[Tokenizer, list[Lexicon]]:
+    """The tokenizer and the lexicons, read where they were given as paths, without the
+    ``denied`` pairs. Weighted by frequency, or with pairs denied, a dictionary is read with no
+    limit on translations, then each word keeps its ``cleaning.max_translations`` most frequent
+    (or first): a denied pair does not take the place of one kept."""
     if not isinstance(tokenizer, Tokenizer):
         say(f"loading tokenizer {tokenizer}")
         tokenizer = load_tokenizer(tokenizer)
     by_frequency = weights == "frequency"
-    reading = dataclasses.replace(cleaning, max_translations=0) if by_frequency else cleaning
+    reading = dataclasses.replace(cleaning, max_translations=0) if by_frequency or denied else cleaning
     lexicons = []
     for lang, source in dictionaries.items():
         if not isinstance(source, Lexicon):
             say(f"loading {lang} dictionary {source}")
             source = load_lexicon(source, lang, reading)
+        source = drop_denied(source, denied.for_language(lang))
         if by_frequency:  # a language wordfreq lacks keeps its first translations, as when uniform
             code = wordfreq_language(lang)
             frequency = frequency_lookup(code) if code else (lambda text: 0.0)
             source = keep_most_frequent(source, frequency, cleaning.max_translations)
+        elif denied:  # read whole: the first N left
+            source = keep_most_frequent(source, lambda text: 0.0, cleaning.max_translations)
         lexicons.append(source)
     return tokenizer, lexicons
 

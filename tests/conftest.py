@@ -184,10 +184,9 @@ def _cache_key(name: str, langs, freedict_dir: Path) -> str:
     """What a compiled vocabulary depends on: tokenizer file, dictionaries, link_fast's code."""
     h = hashlib.sha256(f"{name} {TOKENIZER_FILES[name]} {langs}".encode())
     package = Path(__import__("link_fast").__file__).parent
-    for path in sorted(
-        [*package.glob("*.py"), *package.glob("*.pyx"), *package.glob("*.pxd"), *package.glob("data/*")]
-    ):
-        h.update(path.name.encode() + path.read_bytes())
+    data = [path for path in package.glob("data/**/*") if path.is_file()]  # deny lists and tables in subfolders
+    for path in sorted([*package.glob("*.py"), *package.glob("*.pyx"), *package.glob("*.pxd"), *data]):
+        h.update(str(path.relative_to(package)).encode() + path.read_bytes())
     for lang in langs:
         for ext in ("index", "dict.dz"):
             h.update((freedict_dir / f"{FREEDICT[lang]}.{ext}").read_bytes())
