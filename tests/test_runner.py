@@ -371,6 +371,30 @@ def test_a_vocabulary_rewritten_during_the_run_commits_nothing(tmp_path, vocab_p
     assert len(done) == n_chunks > 3 and (not out.exists() or not list(out.iterdir()))
 
 
+def test_a_datatrove_shards_tokenizer_name_is_kept_and_checked(tmp_path):
+    """The output keeps the tokenizer name of the input's metadata (not "Unknown Tokenizer"),
+    and a name that cannot be the vocabulary's tokenizer is one line, exit 2, nothing written."""
+    plain = random_vocab()
+    tokenizer = {"name": "tokenizer.json", "kind": "hf", "fingerprint": "f", "path": "/models/smollm2/tokenizer.json"}
+    vocab = Vocab(plain.tables, dict(plain.meta, tokenizer=tokenizer)).save(tmp_path / "v.lfv")
+    tokens, offsets = write_shard(tmp_path / "unused", n_docs=30)
+    for name in ("smollm2/tokenizer.json", "gpt2"):
+        with ShardWriter(
+            tmp_path / name.replace("/", "_") / "s", np.uint16, format="datatrove", tokenizer_name=name
+        ) as w:
+            w.write(tokens, offsets)
+    out = tmp_path / "out"
+    apply_shards(vocab, [tmp_path / "smollm2_tokenizer.json" / "s"], out, ratio=1.0, progress=False)
+    assert (out / "s.ds.metadata").read_text().splitlines()[0] == "smollm2/tokenizer.json|2"
+    assert open_shard(out / "s").tokenizer_name == "smollm2/tokenizer.json"
+    proc = run_cli("apply", "--vocab", vocab, tmp_path / "gpt2" / "s", "--ratio", "1", "-o", tmp_path / "out2", "-q")
+    assert proc.returncode == 2 and proc.stderr == (
+        f"link-fast: error: {tmp_path / 'gpt2' / 's'}.ds.metadata: tokenized with 'gpt2', but the vocabulary "
+        f"{vocab} was compiled for /models/smollm2/tokenizer.json: compile one with --tokenizer gpt2\n"
+    )
+    assert not (tmp_path / "out2").exists()
+
+
 def test_validate_compares_the_vocabulary_contents(tmp_path, vocab_path):
     """The record holds the vocabulary's contents hash: validate names a record whose
     vocabulary holds other contents now (rewritten since the run), or whose hash was edited."""

@@ -18,6 +18,7 @@ from ..pool import Pool
 from ..progress import Progress
 from ..sampling import Sampling
 from ..shards import LINK_RECORD_SUFFIX, ShardError, find_shards, mask_owner, open_shard
+from ..shards.datatrove import may_name_tokenizer
 from ..vocab import Vocab
 from .chunks import KERNEL_DTYPES, InProcess, init_worker
 from .outputs import finished, input_identity, output_paths, refuse_overwriting_inputs, vocab_record
@@ -151,6 +152,19 @@ def _vocab_file(vocab: Vocab | str | os.PathLike) -> Iterator[Vocab]:
         Path(temporary.name).unlink(missing_ok=True)
 
 
+def _check_tokenizer_name(shard, vocab: Vocab) -> None:
+    """A datatrove shard records the tokenizer it was made with, and its output keeps the name:
+    one that cannot name the vocabulary's tokenizer is refused (``may_name_tokenizer``)."""
+    tokenizer = vocab.meta.get("tokenizer", {})
+    if shard.format == "datatrove" and not may_name_tokenizer(shard.tokenizer_name, tokenizer):
+        compiled_for = tokenizer.get("path") or tokenizer.get("name")
+        raise ShardError(
+            f"{shard.prefix}.ds.metadata",
+            f"tokenized with {shard.tokenizer_name!r}, but the vocabulary {vocab.path} was compiled for "
+            f"{compiled_for}: compile one with --tokenizer {shard.tokenizer_name}",
+        )
+
+
 def output_dtype(shard, requested: str) -> np.dtype:
     if requested != "auto":
         return OUT_DTYPES[requested]
@@ -213,6 +227,7 @@ class _Run:
         return results
 
     def one(self, shard, bar: Progress, say) -> dict:
+        _check_tokenizer_name(shard, self.vocab)
         sampling = self.sampling.replace(stream_key=shard.name) if self.sampling.stream_key is None else self.sampling
         dtype = output_dtype(shard, self.out_dtype)
         options = {"substituter": sampling.to_dict(), "mask": self.mask, "out_dtype": dtype.str}

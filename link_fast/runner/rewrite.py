@@ -25,7 +25,13 @@ class _Output:
 
     def __init__(self, shard, paths: dict, options: dict):
         dtype = np.dtype(options["out_dtype"])
-        self.data = ShardWriter(paths["data"], dtype, format=shard.format, document_indices=shard.document_indices)
+        self.data = ShardWriter(
+            paths["data"],
+            dtype,
+            format=shard.format,
+            document_indices=shard.document_indices,
+            tokenizer_name=shard.tokenizer_name,  # the input's, checked against the vocabulary's (apply)
+        )
         self.mask = (
             ShardWriter(paths["mask"], np.uint8, format=shard.format, document_indices=shard.document_indices)
             if options["mask"]

@@ -6,6 +6,7 @@ token count, token count humanised)."""
 from __future__ import annotations
 
 import os
+from pathlib import PurePosixPath
 
 import numpy as np
 
@@ -45,6 +46,25 @@ def read_metadata(path: str) -> tuple[str | None, int | None, ShardError | None]
         return name, int(size), None
     except ValueError:
         return name, None, ShardError(path, f"token size {size!r} is not a number")
+
+
+def may_name_tokenizer(recorded: str | None, tokenizer: dict) -> bool:
+    """Whether the tokenizer name a datatrove shard records (datatrove's ``tokenizer_name_or_path``:
+    a file, a model folder or a Hub repo id) may name ``tokenizer``, a vocabulary's (its header's
+    ``path`` and ``name``). Refused only when it cannot: the name must be the end of the
+    tokenizer file's path or of its folder's (``smollm2/tokenizer.json``, ``smollm2``), or the repo
+    id of the Hub cache folder the file lies in (``HuggingFaceTB/SmolLM2-135M``). No name, or a
+    vocabulary that records no tokenizer file, is nothing to compare."""
+    where = str(tokenizer.get("path") or tokenizer.get("name") or "")
+    if not recorded or recorded == DATATROVE_DEFAULT_TOKENIZER or not where:
+        return True
+    parts = [p for p in PurePosixPath(where).parts if p != "/"]
+    named = [p for p in PurePosixPath(recorded).parts if p not in ("/", ".", "..")]
+    for candidate in (parts, parts[:-1]):
+        if named and candidate[len(candidate) - len(named) :] == named:
+            return True
+    repos = {p[len("models--") :].replace("--", "/") for p in parts if p.startswith("models--")}
+    return recorded.strip("/") in repos
 
 
 def inspect_datatrove(prefix: str) -> tuple[Shard | None, list[ShardError]]:
