@@ -1,29 +1,81 @@
-"""File helpers every part shares: temporary names, atomic writes, durable renames, zstd frames.
+"""File helpers every part shares: temporary names, atomic writes, durable renames, zstd frames,
+regular-file checks.
 
 An output is always written under a temporary name in its own folder (``temporary_path``) and
 renamed into place when complete, so a reader never sees half a file; a run that dies leaves
-only temporaries, which carry the writer's pid so that a later run can tell dead ones apart
+only temporaries. Output folders may be shared (job arrays on several hosts) and writable by
+others, so a temporary is created exclusively, never through a link (``open_exclusive``), a
+final name that is a link is refused (``refuse_link``), and a temporary's name carries its
+owner (host, PID namespace, pid) so that cleanup removes only this machine's dead ones
 (``remove_dead_temporaries``).
 """
 
 from __future__ import annotations
 
+import glob
 import json
 import os
+import re
+import socket
 import stat
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import BinaryIO
 
+from .errors import FileError
+
 TEMPORARY_MARK = ".tmp-"
+LINK_PROBLEM = "is a symbolic link: an output never replaces a link (remove it or write elsewhere)"
+SPECIAL_PROBLEM = "not a regular file (a pipe, socket or device)"
+_NOT_IN_NAMES = re.compile(r"[^A-Za-z0-9._-]")
+_EXCLUSIVE = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_NOFOLLOW", 0)
+
+
+def temporary_owner() -> str:
+    """Who a temporary belongs to, as its name says: this host and PID namespace. Pids are only
+    comparable within one (another host's, or another container's, pid 1234 is not ours)."""
+    host = _NOT_IN_NAMES.sub("_", socket.gethostname())[:64] or "host"
+    try:
+        namespace = os.readlink("/proc/self/ns/pid").strip("pid:[]")
+    except OSError:  # no /proc (not Linux): the host alone
+        namespace = "0"
+    return f"{host}-{namespace}"
 
 
 def temporary_path(path: str | os.PathLike, tag: str = "") -> Path:
-    """Where to write ``path`` before renaming it: a hidden name beside it, with this process's
-    pid (``tag`` distinguishes several temporaries of one output)."""
+    """Where to write ``path`` before renaming it: a hidden name beside it, with its owner and
+    this process's pid (``tag`` distinguishes several temporaries of one output)."""
     path = Path(path)
-    return path.with_name(f".{path.name}{tag}{TEMPORARY_MARK}{os.getpid()}")
+    return path.with_name(f".{path.name}{tag}{TEMPORARY_MARK}{temporary_owner()}-{os.getpid()}")
+
+
+def open_exclusive(temporary: str | os.PathLike) -> BinaryIO:
+    """A new file at the temporary name ``temporary`` (``temporary_path``), open for writing.
+    It is created exclusively and never through a link, so nothing planted at the name is
+    written through. The name is this process's own: whatever is already there was left by a
+    dead process that had this pid, or planted; it is removed (the link itself, never what it
+    points to) and the file made anew. Raises OSError."""
+    try:
+        fd = os.open(temporary, _EXCLUSIVE, 0o666)
+    except FileExistsError:
+        os.unlink(temporary)
+        fd = os.open(temporary, _EXCLUSIVE, 0o666)
+    return open(fd, "wb")
+
+
+def refuse_link(path: str | os.PathLike) -> None:
+    """Refuse an output whose final name is a symbolic link: replacing it would surprise whoever
+    made it, and in a folder others can write it may be planted. Raises FileError."""
+    if os.path.islink(path):
+        raise FileError(path, LINK_PROBLEM)
+
+
+def replace_into(temporary: str | os.PathLike, path: str | os.PathLike) -> None:
+    """Rename a complete temporary to its final name, which must not be a link (FileError);
+    raises OSError."""
+    refuse_link(path)
+    os.replace(temporary, path)
 
 
 def fsync_dir(path: str | os.PathLike) -> None:
@@ -47,14 +99,15 @@ def atomic_file(path: str | os.PathLike, *, sync: bool = True) -> Iterator[Binar
     and renamed into place when the block ends, so the file is whole or absent. Raises
     OSError; the temporary is removed on any failure."""
     path = Path(path)
+    refuse_link(path)  # before the work, not only at the rename
     temporary = temporary_path(path)
     try:
-        with open(temporary, "wb") as f:
+        with open_exclusive(temporary) as f:
             yield f
             if sync:
                 f.flush()
                 os.fsync(f.fileno())
-        os.replace(temporary, path)
+        replace_into(temporary, path)
     except BaseException:
         temporary.unlink(missing_ok=True)
         raise
@@ -86,11 +139,15 @@ def write_json(path: str | os.PathLike, data, error: Callable[[Path, str], Excep
 
 
 def remove_dead_temporaries(folder: Path, name: str) -> None:
-    """Delete temporaries of the output ``name`` (``.NAME*.tmp-PID``) left by processes that are
-    gone; those of a live process (another run) stay."""
-    for path in folder.glob(f".{name}*{TEMPORARY_MARK}*"):
-        pid = path.name.rpartition(TEMPORARY_MARK)[2]
-        if not pid.isdigit():
+    """Delete temporaries of the output ``name`` (``.NAME.*`` and ``.NAME_mask.*``) left by
+    processes of this host and PID namespace that are gone. Those of a live process (another
+    run), of another host or container sharing the folder, and names of any other form stay."""
+    owner = temporary_owner()
+    for path in folder.glob(f".{glob.escape(name)}[._]*{TEMPORARY_MARK}*"):
+        if not path.name.startswith((f".{name}.", f".{name}_mask.")):
+            continue
+        who, _, pid = path.name.rpartition(TEMPORARY_MARK)[2].rpartition("-")
+        if who != owner or not pid.isdigit():
             continue
         try:
             os.kill(int(pid), 0)
@@ -151,6 +208,31 @@ def zstd_chunks(raw: BinaryIO, fail: Callable[[str], Exception]) -> Iterator[byt
         raise fail("truncated zstd data (the last frame does not end)")
 
 
+def read_files(paths: Iterable[str | os.PathLike | None]) -> dict[tuple[int, int], str]:
+    """The files a command reads, by identity (device, inode), for ``overwritten``; paths that
+    are None or do not exist are left out."""
+    found = {}
+    for path in paths:
+        if path is None:
+            continue
+        try:
+            info = os.stat(path)
+        except (OSError, ValueError):
+            continue
+        found[(info.st_dev, info.st_ino)] = os.fspath(path)
+    return found
+
+
+def overwritten(output: str | os.PathLike, read: dict[tuple[int, int], str]) -> str | None:
+    """The file of ``read`` (``read_files``) that writing ``output`` would replace: the same
+    path, a symbolic or a hard link to it; None when there is none."""
+    try:
+        info = os.stat(output)
+    except (OSError, ValueError):
+        return None
+    return read.get((info.st_dev, info.st_ino))
+
+
 def same_file(a: str | os.PathLike, b: str | os.PathLike) -> bool:
     """Whether two paths name one file (the same path, a symbolic or a hard link); False when
     either does not exist."""
@@ -163,10 +245,31 @@ def same_file(a: str | os.PathLike, b: str | os.PathLike) -> bool:
 def refuse_special_file(path: str | os.PathLike, fail: Callable[[str], Exception]) -> None:
     """Refuse a path that exists but is neither a regular file nor a folder (a FIFO, a socket, a
     device) before it is opened: opening a FIFO waits for a writer forever. Missing paths and
-    folders are left to the caller's own messages."""
+    folders are left to the caller's own messages. For paths handed to a library that opens
+    them itself; a reader that opens the file uses ``open_regular``."""
     try:
         mode = os.stat(path).st_mode
     except OSError:
         return
     if not (stat.S_ISREG(mode) or stat.S_ISDIR(mode)):
-        raise fail("not a regular file (a pipe, socket or device)")
+        raise fail(SPECIAL_PROBLEM)
+
+
+def open_regular(path: str | os.PathLike, fail: Callable[[str], Exception]) -> BinaryIO:
+    """``path`` open for reading, once it is known to be a regular file. It is opened without
+    waiting (O_NONBLOCK: a FIFO opens at once instead of waiting for a writer) and checked on the
+    open descriptor, so a file swapped for a FIFO after a check cannot hang the reader either.
+    ``fail(problem)`` builds the error for a FIFO, socket, device or folder; a missing or
+    unreadable file raises OSError, for the caller's own message."""
+    fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0))
+    try:
+        mode = os.fstat(fd).st_mode
+        if stat.S_ISDIR(mode):
+            raise fail("is a directory, not a file")
+        if not stat.S_ISREG(mode):
+            raise fail(SPECIAL_PROBLEM)
+        os.set_blocking(fd, True)
+    except BaseException:
+        os.close(fd)
+        raise
+    return open(fd, "rb")
