@@ -128,14 +128,15 @@ class WorkerState:
 
     def output_fds(self, direct: dict) -> dict[str, int]:
         """Descriptors of the files of the output being written, opened once per output. Never
-        O_CREAT: a file the parent has removed (the run failed) is not brought back."""
+        O_CREAT: a file the parent has removed (the run failed) is not brought back; never through
+        a link planted in its place."""
         if self.fds is None or self.fds[0] != direct["sizes"]:
             self.close_fds()
             fds = {}
             try:
                 for kind in ("sizes", "data", "mask"):
                     if direct.get(kind):
-                        fds[kind] = os.open(direct[kind], os.O_RDWR)
+                        fds[kind] = os.open(direct[kind], os.O_RDWR | os.O_NOFOLLOW)
             except OSError:
                 for fd in fds.values():
                     os.close(fd)

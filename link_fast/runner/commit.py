@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from ..io import fsync_dir, json_bytes, temporary_path
+from ..io import fsync_dir, json_bytes, open_exclusive, refuse_link, replace_into, temporary_path
 from ..shards import LINK_RECORD_SUFFIX, ShardError
 
 
@@ -23,10 +23,12 @@ def commit_output(paths: dict, writers: list, record: dict) -> None:
     """
     record_path = paths["stats"]
     directory = str(record_path.parent)
+    for final in [record_path, *(Path(p) for writer in writers for p in writer.finals)]:
+        refuse_link(final)  # before the first final name changes
     temp = temporary_path(record_path)
     path = temp
     try:
-        with open(temp, "wb") as f:
+        with open_exclusive(temp) as f:
             f.write(json_bytes(record))
             f.flush()
             os.fsync(f.fileno())
@@ -37,7 +39,7 @@ def commit_output(paths: dict, writers: list, record: dict) -> None:
         for writer in writers:
             writer.commit()
         _remove_stale(paths, record)
-        os.replace(temp, record_path)
+        replace_into(temp, record_path)
         fsync_dir(directory)
     except OSError as exc:
         temp.unlink(missing_ok=True)

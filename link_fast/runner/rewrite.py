@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 
 from .. import __version__
-from ..io import temporary_path
+from ..io import open_exclusive, temporary_path
 from ..mapped import MappedFiles, fault_count
 from ..pool import WorkerDied
 from ..shards import ShardError, ShardWriter
@@ -64,7 +64,8 @@ def account_chunk(output: _Output, result: tuple) -> int:
 
 def _direct_options(output: _Output, paths: dict, sizes_path: Path, n_chunks: int) -> dict:
     """Where pool workers write their chunks (``WorkerState.run_chunk``)."""
-    np.full(n_chunks, -1, dtype="<i8").tofile(sizes_path)
+    with open_exclusive(sizes_path) as f:
+        f.write(np.full(n_chunks, -1, dtype="<i8").tobytes())
     return {
         "sizes": str(sizes_path),
         "data": output.data.temp_data_path,

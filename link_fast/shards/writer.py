@@ -7,7 +7,7 @@ import os
 
 import numpy as np
 
-from ..io import fsync_dir, temporary_path
+from ..io import fsync_dir, open_exclusive, refuse_link, replace_into, temporary_path
 from . import datatrove, megatron
 from .base import ShardError, check_document_indices
 from .syncer import SYNC_EVERY_BYTES, BackgroundSync
@@ -54,13 +54,20 @@ class ShardWriter:
         self._closed = False
         self._prepared: dict[str, int] | None = None  # by prepare(): {final path: bytes}
         self._written_elsewhere = False  # by extend_written: write() would overwrite it
+        for final in self._finals:
+            refuse_link(final)
         try:
             # Like `-o DIR` elsewhere: a missing output directory is created, not an error.
             os.makedirs(os.path.dirname(self._data_path) or ".", exist_ok=True)
-            self._data = open(self._temps[0], "wb")
+            self._data = open_exclusive(self._temps[0])
             self._sync = BackgroundSync(self._data, SYNC_EVERY_BYTES)
         except OSError as exc:
             raise ShardError(self._data_path, f"cannot write: {exc.strerror or exc}") from None
+
+    @property
+    def finals(self) -> list[str]:
+        """The files commit() puts in place, data first, index last."""
+        return list(self._finals)
 
     @property
     def n_sequences(self) -> int:
@@ -177,7 +184,7 @@ class ShardWriter:
             self._data.close()
             prepared = {self._finals[0]: expected}
             for path, temp, blob in zip(self._finals[1:], self._temps[1:], self._index_bytes(sizes, doc_idx)):
-                with open(temp, "wb") as f:
+                with open_exclusive(temp) as f:
                     f.write(blob)
                     f.flush()
                     os.fsync(f.fileno())
@@ -197,7 +204,7 @@ class ShardWriter:
             if os.path.exists(index_path):
                 os.unlink(index_path)
             for path, temp in zip(self._finals, self._temps):
-                os.replace(temp, path)
+                replace_into(temp, path)
             fsync_dir(os.path.dirname(self._data_path) or ".")
         except OSError as exc:
             self._fail(path, exc)

@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, BinaryIO, NamedTuple
 
 from ..errors import FileError
-from ..io import temporary_path, zstd_chunks
+from ..io import open_exclusive, open_regular, refuse_link, replace_into, temporary_path, zstd_chunks
 
 if TYPE_CHECKING:
     from zstandard import ZstdCompressionWriter
@@ -75,7 +75,7 @@ def iter_lines(path, max_line_bytes: int | None = None) -> Iterator[tuple[int, b
     path = str(path)
     _, _, compression = split_name(path)
     try:
-        f = open(path, "rb")  # noqa: SIM115 (closed by the generator's with)
+        f = open_regular(path, lambda problem: TextError(path, problem))
     except OSError as exc:
         raise TextError(path, f"cannot read: {exc.strerror or exc}") from None
     with f:
@@ -155,8 +155,9 @@ class Writer:
     def __init__(self, path: Path):
         self.path = Path(path)
         _, _, compression = split_name(self.path)
+        refuse_link(self.path)
         self.tmp = temporary_path(self.path)
-        self.raw = open(self.tmp, "wb")  # noqa: SIM115 (closed by commit or abort)
+        self.raw = open_exclusive(self.tmp)
         self.f: ZstdCompressionWriter | gzip.GzipFile | None
         if compression == ".zst":
             import zstandard
@@ -200,7 +201,7 @@ class Writer:
     def commit(self) -> None:
         self.prepare()
         try:
-            os.replace(self.tmp, self.path)
+            replace_into(self.tmp, self.path)
         except OSError as exc:
             raise TextError(self.path, f"cannot write: {exc.strerror or exc}") from None
 

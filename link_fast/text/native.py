@@ -26,8 +26,8 @@ import numpy as np
 
 from .. import _text
 from ..draws import probability_threshold
-from ..errors import VocabError
-from ..io import atomic_file
+from ..errors import FileError, VocabError
+from ..io import atomic_file, open_regular
 from ..sampling import Sampling
 from ..substituter import Stats
 from ..vocab import Vocab
@@ -172,7 +172,7 @@ def _save(path: Path, digest: str, arrays: dict[str, np.ndarray]) -> bool:
             for name, dtype in _ARRAYS.items():
                 data = np.ascontiguousarray(arrays[name], dtype=dtype).tobytes()
                 f.write(data + b"\0" * (-len(data) % _ALIGN))
-    except OSError:
+    except (OSError, FileError):  # FileError: a link at the cache's name, left alone
         return False
     return True
 
@@ -180,7 +180,7 @@ def _save(path: Path, digest: str, arrays: dict[str, np.ndarray]) -> bool:
 def _load(path: Path, digest: str, n_keys: int) -> _text.TextIndex | None:
     """The cached index, or None when there is none or it is stale, damaged or inconsistent."""
     try:
-        with open(path, "rb") as f:
+        with open_regular(path, ValueError) as f:  # a FIFO in its place is no cache, not a wait
             mm = mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ)
     except (OSError, ValueError):
         return None
