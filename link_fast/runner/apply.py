@@ -12,7 +12,7 @@ from typing import Any, Literal
 import numpy as np
 
 from ..errors import InputError
-from ..io import remove_dead_temporaries
+from ..io import overwritten, read_files, refuse_link, remove_dead_temporaries
 from ..mapped import sigbus_caught, vocab_files
 from ..pool import Pool
 from ..progress import Progress
@@ -64,6 +64,7 @@ def apply_shards(
     every = _find_inputs(inputs, say)
     output_dir = Path(output_dir)
     refuse_overwriting_inputs(every, output_dir, mask)
+    _refuse_unsafe_outputs(every, output_dir, vocab)
     created = not output_dir.exists()
     _check_output_dir(output_dir)
     try:
@@ -85,6 +86,19 @@ def apply_shards(
         if created:  # a failed run leaves no trace: remove the folder it made, if nothing is in it
             _remove_if_empty(output_dir)
         raise
+
+
+def _refuse_unsafe_outputs(prefixes: list[str], output_dir: Path, vocab) -> None:
+    """Before anything is written: no output's name (data, mask, record, or a stale file that
+    committing removes) may be a symbolic link, or the vocabulary."""
+    read = read_files([vocab.path if isinstance(vocab, Vocab) else vocab])
+    names = {Path(p).name for p in prefixes}
+    for prefix in prefixes:
+        paths = output_paths(output_dir, Path(prefix).name, names)
+        for path in (*paths["stale"], paths["stats"]):
+            refuse_link(path)
+            if overwritten(path, read) is not None:
+                raise ShardError(path, "the output would overwrite the vocabulary")
 
 
 def _remove_if_empty(folder: Path) -> None:

@@ -22,10 +22,11 @@ from pathlib import Path
 from typing import Any, Literal, cast
 
 from ..errors import InputError
-from ..io import atomic_file, fsync_dir, json_bytes, same_file
+from ..io import atomic_file, fsync_dir, json_bytes, overwritten, read_files, refuse_link
 from ..pool import Pool, WorkerDied
 from ..progress import Progress
 from ..sampling import Sampling
+from ..shards import LINK_RECORD_SUFFIX
 from ..substituter import Stats
 from ..vocab import Vocab
 from .files import DEFAULT_MAX_LINE_BYTES, LongLine, TextError, Writer, iter_lines, output_path_for, split_name
@@ -70,7 +71,7 @@ def substitute_files(
         raise InputError(
             f"substitutions_field {field!r} would replace the text field it describes: choose another name"
         )
-    targets = _planned_outputs(inputs, output)
+    targets = _planned_outputs(inputs, output, [vocab.path if isinstance(vocab, Vocab) else vocab, tokenizer])
     started = time.perf_counter()
     if not isinstance(vocab, Vocab):
         vocab = Vocab.load(vocab)
@@ -115,8 +116,9 @@ def _check_run_options(on_error, max_line_bytes, workers) -> None:
         raise InputError(f"workers must be a positive integer, got {workers!r}")
 
 
-def _planned_outputs(inputs: Sequence, output) -> list[Path]:
-    """Each input's output path, checked (formats, collisions, no input overwritten), and the
+def _planned_outputs(inputs: Sequence, output, also_read: Sequence = ()) -> list[Path]:
+    """Each input's output path, checked (formats, collisions, no link at an output's or its
+    record's name, nothing overwritten that the run reads: an input, ``also_read``), and the
     output directory made."""
     if not inputs:
         raise InputError("no input files")
@@ -127,11 +129,16 @@ def _planned_outputs(inputs: Sequence, output) -> list[Path]:
     targets = [output_path_for(p, output, len(inputs)) for p in inputs]
     if len(set(targets)) != len(targets):
         raise InputError("two inputs have the same name, their outputs would collide")
+    read = read_files([*inputs, *also_read])
     for source, target in zip(inputs, targets, strict=True):
         if split_name(source)[1] != split_name(target)[1]:
             raise InputError(f"{target}: the output must have the input's format ({split_name(source)[1]})")
-        if Path(source).resolve() == target.resolve() or same_file(source, target):
-            raise InputError(f"{target}: the output would overwrite its input")
+        for written in (target, Path(f"{target}{LINK_RECORD_SUFFIX}")):
+            refuse_link(written)
+            replaced = overwritten(written, read)
+            if replaced is not None:
+                same = replaced == os.fspath(source)
+                raise InputError(f"{written}: the output would overwrite {'its input' if same else replaced}")
     try:
         (targets[0].parent if targets[0] == Path(output) else Path(output)).mkdir(parents=True, exist_ok=True)
     except OSError as exc:
