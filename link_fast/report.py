@@ -22,7 +22,7 @@ import numpy as np
 from .errors import FileError, LinkFastError
 from .highlight import to_html
 from .inspect import Document, ShardPair, read_record
-from .io import write_atomic
+from .io import overwritten, read_files, refuse_link, write_atomic
 from .shards import LINK_RECORD_SUFFIX
 
 TOP_WORDS = 40
@@ -38,6 +38,7 @@ class ShardSummary:
     record: dict
     growth: np.ndarray | None  # output/input tokens - 1 per non-empty input document; None: input gone
     documents: list[Document] = field(default_factory=list)
+    read: list[str] = field(default_factory=list)  # every file the summary read: the page may replace none
 
 
 def find_records(output_dir) -> list[tuple[Path, dict]]:
@@ -68,9 +69,11 @@ def summarize(path: Path, record: dict, samples: int, seed: int, cache: dict) ->
         rng = np.random.default_rng([seed, len(before)])
         chosen = sorted(rng.choice(pair.count, size=min(samples, pair.count), replace=False).tolist())
         documents = [pair.document(d) for d in chosen]
+        shards = [s for s in (pair.before, pair.after, pair.mask) if s is not None]
+        read = [str(path), *(p for s in shards for p in s.paths), str(pair.vocab.path), pair.tokenizer.path]
     finally:
         pair.close()
-    return ShardSummary(name, record, growth, documents)
+    return ShardSummary(name, record, growth, documents, read)
 
 
 def _matplotlib():
@@ -83,6 +86,7 @@ def _matplotlib():
     matplotlib.use("Agg")
     matplotlib.rcParams["svg.hashsalt"] = "link-fast"  # fixed ids: the same page for the same run
     matplotlib.rcParams["svg.fonttype"] = "none"  # text as text: smaller, searchable
+    matplotlib.rcParams["text.usetex"] = False  # labels are names from records: never TeX (_plain)
     from matplotlib import pyplot
 
     return pyplot
@@ -96,10 +100,16 @@ def _svg(figure, pyplot) -> str:
     return text[text.index("<svg") :]  # inline: no XML declaration or doctype
 
 
+def _plain(text: str) -> str:
+    """A label drawn as written: matplotlib reads $...$ as mathtext (a name like $\\x$ would
+    even fail to draw); an escaped dollar is drawn as a dollar."""
+    return text.replace("$", r"\$")
+
+
 def language_chart(totals: dict[str, int], pyplot) -> str:
     figure, axes = pyplot.subplots(figsize=(6, 0.5 + 0.45 * len(totals)))
-    names = list(totals)
-    axes.barh(names, [totals[n] for n in names], color=[PALETTE[i % len(PALETTE)] for i in range(len(names))])
+    names = [_plain(name) for name in totals]
+    axes.barh(names, list(totals.values()), color=[PALETTE[i % len(PALETTE)] for i in range(len(names))])
     axes.invert_yaxis()
     axes.set_xlabel("substitutions")
     for side in ("top", "right"):
@@ -123,13 +133,14 @@ def _fmt(value) -> str:
 
 
 def _table(table_id: str, header: list[str], rows: list[list], keys: list[str]) -> str:
-    """A table whose cells carry ``data-key`` (the column's key) for readers of the page."""
+    """A table whose cells carry ``data-key`` (the column's key, which may hold a language's
+    name: escaped like every value) for readers of the page."""
     out = [f'<table id="{table_id}"><thead><tr>']
     out += [f"<th>{html.escape(h)}</th>" for h in header]
     out.append("</tr></thead><tbody>")
     for row in rows:
         cells = "".join(
-            f'<td data-key="{key}"{" class=num" if isinstance(v, (int, float)) else ""}>{_fmt(v)}</td>'
+            f'<td data-key="{html.escape(key)}"{" class=num" if isinstance(v, (int, float)) else ""}>{_fmt(v)}</td>'
             for key, v in zip(keys, row)
         )
         out.append(f"<tr>{cells}</tr>")
@@ -291,10 +302,14 @@ def write_report(output_dir, output, *, samples: int = 200, seed: int = 0) -> Pa
     if samples < 0:
         raise LinkFastError(f"--samples must be >= 0, got {samples}")
     _matplotlib()  # before the work: a missing extra is said at once
+    refuse_link(output)
     cache: dict = {}
     shards = [summarize(path, record, samples, seed, cache) for path, record in find_records(output_dir)]
-    page = render(output_dir, shards)
     output = Path(output)
+    replaced = overwritten(output, read_files(p for shard in shards for p in shard.read))
+    if replaced is not None:
+        raise FileError(output, f"the report would overwrite {replaced}, which it reads")
+    page = render(output_dir, shards)
     try:
         write_atomic(output, page.encode("utf-8"))
     except OSError as exc:
