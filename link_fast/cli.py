@@ -16,8 +16,9 @@ from typing import NoReturn
 
 from . import __version__
 from .errors import InputError, LinkFastError
-from .io import same_file
+from .io import refuse_link, same_file
 from .sampling import LANG_SCOPES, OPTION_NAMES, RATIO_BASES, Sampling
+from .terminal import printable
 from .weights import TRANSLATION_WEIGHTS
 
 EXIT_USAGE = 2
@@ -157,7 +158,14 @@ def _progress(quiet: bool):
     if quiet:
         return None
     started = time.perf_counter()
-    return lambda message: print(f"[{time.perf_counter() - started:6.1f}s] {message}", file=sys.stderr, flush=True)
+    return lambda message: print(
+        f"[{time.perf_counter() - started:6.1f}s] {printable(message)}", file=sys.stderr, flush=True
+    )
+
+
+def _log(message: str) -> None:
+    """A line about the run on stderr (names in it come from files: escaped)."""
+    print(printable(message), file=sys.stderr)
 
 
 def cmd_compile(args) -> int:
@@ -189,7 +197,7 @@ def cmd_compile(args) -> int:
     )
     vocab.save(args.output)
     if not args.quiet:
-        print(_describe(vocab, args.output), file=sys.stderr)
+        print(printable(_describe(vocab, args.output), lines=True), file=sys.stderr)
     return 0
 
 
@@ -207,7 +215,9 @@ def _dictionary_files(paths) -> list[str]:
 
 
 def _refuse_overwriting(output, inputs) -> None:
-    """An output may not be one of the inputs (the same path, a symbolic or a hard link)."""
+    """An output may not be one of the inputs (the same path, a symbolic or a hard link), nor a
+    symbolic link itself: said before the work, not when it is written."""
+    refuse_link(output)
     for source in inputs:
         if Path(source).resolve() == Path(output).resolve() or same_file(source, output):
             raise InputError(f"{output}: the output would overwrite the input {source}")
@@ -257,9 +267,9 @@ def cmd_info(args) -> int:
 
     vocab = Vocab.load(args.vocab)
     if args.json:
-        print(json.dumps(vocab.meta, indent=2, ensure_ascii=False))
+        print(printable(json.dumps(vocab.meta, indent=2, ensure_ascii=False), lines=True))
     else:
-        print(_describe(vocab, args.vocab))
+        print(printable(_describe(vocab, args.vocab), lines=True))
     return 0
 
 
@@ -293,10 +303,10 @@ def cmd_apply(args) -> int:
         rank=args.rank,
         world_size=args.world_size,
         progress=False if args.quiet else None,
-        log=None if args.quiet else lambda m: print(m, file=sys.stderr),
+        log=None if args.quiet else _log,
     )
     if not args.quiet:
-        print(_apply_summary(results, time.perf_counter() - started, args.output), file=sys.stderr)
+        _log(_apply_summary(results, time.perf_counter() - started, args.output))
     return 0
 
 
@@ -330,7 +340,7 @@ def cmd_text(args) -> int:
         tokenizer=args.tokenizer,
         **({} if args.max_line_bytes is None else {"max_line_bytes": args.max_line_bytes}),
         progress=False if args.quiet else None,
-        log=None if args.quiet else lambda m: print(m, file=sys.stderr),
+        log=None if args.quiet else _log,
     )
     if not args.quiet:
         docs = sum(r["stats"]["documents"] for r in results.values())
@@ -360,7 +370,7 @@ def cmd_validate(args) -> int:
     for prefix in find_shards(args.inputs):
         problems = validate_shard(prefix)
         bad += bool(problems)
-        print(f"{prefix}: {'ok' if not problems else '; '.join(problems)}")
+        print(printable(f"{prefix}: {'ok' if not problems else '; '.join(problems)}"))
     return 1 if bad else 0
 
 
@@ -443,7 +453,7 @@ def cmd_report(args) -> int:
     from .report import write_report
 
     path = write_report(args.output_dir, args.output, samples=args.samples, seed=args.seed)
-    print(f"wrote {path}", file=sys.stderr)
+    _log(f"wrote {path}")
     return 0
 
 
@@ -740,7 +750,7 @@ class _Parser(argparse.ArgumentParser):
     prints the whole usage first, which buries the problem in a batch job's log)."""
 
     def error(self, message: str) -> NoReturn:
-        self.exit(EXIT_USAGE, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
+        self.exit(EXIT_USAGE, f"{self.prog}: error: {printable(message)} (see {self.prog} --help)\n")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -783,14 +793,14 @@ def main(argv=None) -> int:
     try:
         return args.func(args)
     except LinkFastError as exc:
-        print(f"link-fast: error: {exc}", file=sys.stderr)
+        print(f"link-fast: error: {printable(str(exc))}", file=sys.stderr)
         return EXIT_USAGE
     except BrokenPipeError:  # `link-fast ... | head`: the reader left, nothing is wrong
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return 0
     except OSError as exc:  # an output that cannot be written, a full disk
         where = f"{exc.filename}: " if exc.filename else ""
-        print(f"link-fast: error: {where}{exc.strerror or exc}", file=sys.stderr)
+        print(f"link-fast: error: {printable(f'{where}{exc.strerror or exc}')}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:
         print("link-fast: interrupted", file=sys.stderr)

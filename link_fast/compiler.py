@@ -38,6 +38,7 @@ from .errors import InputError
 from .lexicon import CleaningOptions, Lexicon, load_lexicon
 from .pool import Pool, WorkerDied
 from .progress import Progress
+from .terminal import printable
 from .tokenizer import Tokenizer, load_tokenizer, token_flags, token_joiners
 from .vocab import MAX_LANGUAGES, Vocab, tables_from_arrays
 from .weights import TRANSLATION_WEIGHTS, entry_weights, frequency_lookup, keep_most_frequent, wordfreq_language
@@ -465,7 +466,7 @@ class _Say:
         return time.perf_counter() - self.started
 
     def _print(self, message: str) -> None:
-        print(f"[{self.elapsed():6.1f}s] {message}", file=sys.stderr, flush=True)
+        print(f"[{self.elapsed():6.1f}s] {printable(message)}", file=sys.stderr, flush=True)
 
     def __call__(self, message: str) -> None:
         if self.sink is not None:

@@ -16,6 +16,8 @@ from typing import TextIO
 
 import numpy as np
 
+from .terminal import printable
+
 COLORS = ("\033[1;32m", "\033[1;36m", "\033[1;35m", "\033[1;33m", "\033[1;34m", "\033[1;31m")
 RESET, DIM = "\033[0m", "\033[2m"
 
@@ -69,18 +71,20 @@ def use_color(choice: str, out: TextIO) -> bool:
 
 def terminal(document: Sequence[Piece], color: bool, labels: Sequence[str] = (), show_labels: bool = True) -> str:
     """The document for a terminal: each marked word in colour (one per label, in the order of
-    ``labels``), or in [brackets] for a pipe; its label after it (``[Hund]de``)."""
+    ``labels``), or in [brackets] for a pipe; its label after it (``[Hund]de``). Control
+    characters of the text and labels are escaped (``printable``); the colours are ours."""
     out = []
     for piece in document:
         mark = piece.mark
-        label = mark.label if mark is not None and show_labels else ""
+        label = printable(mark.label) if mark is not None and show_labels else ""
+        text = printable(piece.text, lines=True)
         if mark is None:
-            out.append(piece.text)
+            out.append(text)
         elif color:
             shade = COLORS[labels.index(mark.label) % len(COLORS)] if mark.label in labels else COLORS[0]
-            out.append(f"{shade}{piece.text}{RESET}" + (f"{DIM}{label}{RESET}" if label else ""))
+            out.append(f"{shade}{text}{RESET}" + (f"{DIM}{label}{RESET}" if label else ""))
         else:
-            out.append(f"[{piece.text}]{label}")
+            out.append(f"[{text}]{label}")
     return "".join(out)
 
 

@@ -27,6 +27,7 @@ from .errors import FileError, InputError
 from .highlight import Mark, Piece, pieces, terminal, use_color
 from .shards import LINK_RECORD_SUFFIX, ShardError, load_record, open_shard
 from .shards.discovery import split_prefix
+from .terminal import printable
 
 LAYOUTS = ("interleaved", "side-by-side")
 
@@ -295,7 +296,7 @@ def show(document: Document, layout: str, color: bool, languages: Sequence[str],
     counts: dict[str, int] = {}
     for _, _, lang in document.substitutions:
         counts[lang] = counts.get(lang, 0) + 1
-    summary = ", ".join(f"{lang} {n}" for lang, n in counts.items()) or "none"
+    summary = ", ".join(f"{printable(lang)} {n}" for lang, n in counts.items()) or "none"
     head = (
         f"=== document {document.index}: {document.size_before:,} -> {document.size_after:,} {document.unit}, "
         f"{len(document.substitutions)} substitutions ({summary})"
@@ -335,7 +336,7 @@ def wrap(
             size = len(terminal([Piece(part, piece.mark)], False, languages, show_labels))
             if part.isspace():
                 if visible and visible + size <= width:
-                    line, visible = line + part, visible + size
+                    line, visible = line + shown, visible + size
                 continue
             if visible and visible + size > width:
                 lines.append((line, visible))

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import sys
 
+from .terminal import printable
+
 
 class Progress:
     """Work done and throughput. ``enabled`` None: a bar when stderr is a terminal."""
@@ -21,15 +23,16 @@ class Progress:
 
     def update(self, n: int, name: str) -> None:
         if self.bar is not None:
-            self.bar.set_description(name, refresh=False)
+            self.bar.set_description(printable(name), refresh=False)
             self.bar.update(n)
 
     def write(self, message: str) -> None:
-        """A log line above the bar (or plainly on stderr without one)."""
+        """A log line above the bar (or plainly on stderr without one); names in it come from
+        files, so control characters are escaped."""
         if self.bar is not None:
-            self.bar.write(message, file=sys.stderr)
+            self.bar.write(printable(message), file=sys.stderr)
         else:
-            print(message, file=sys.stderr)
+            print(printable(message), file=sys.stderr)
 
     def close(self) -> None:
         if self.bar is not None:
