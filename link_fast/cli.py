@@ -1,4 +1,4 @@
-"""The ``link-fast`` command line: compile, info, apply, text, validate, bench, demo.
+"""The ``link-fast`` command line: compile, info, lookup, pairs, apply, text, validate, bench, demo.
 
 Errors a user can cause print one line, ``link-fast: error: FILE: problem``, and exit 2.
 """
@@ -363,6 +363,36 @@ def cmd_text(args) -> int:
     return 0
 
 
+def cmd_lookup(args) -> int:
+    from .review import format_lookup, lookup
+    from .vocab import Vocab
+
+    vocab = Vocab.load(args.vocab)
+    result = lookup(vocab, args.word, _language_names(args.lang), max_phrases=args.phrases)
+    print(format_lookup(result, str(args.vocab)))
+    return 0 if result.forms or result.phrases else 1
+
+
+def _language_names(values) -> list[str]:
+    """Repeated --lang options, each possibly a comma-separated list."""
+    return [name.strip() for value in values or () for name in value.split(",") if name.strip()]
+
+
+def cmd_pairs(args) -> int:
+    from .review import corpus_texts, count_pairs, format_pairs, summary
+    from .tokenizer import load_tokenizer
+    from .vocab import Vocab
+
+    tokenizer = load_tokenizer(args.tokenizer) if args.tokenizer else None
+    vocab = Vocab.load(args.vocab, tokenizer=tokenizer)
+    sampling = Sampling(ratio=args.ratio, portion=args.portion, languages=args.languages, ratio_basis=args.ratio_basis)
+    report = count_pairs(vocab, corpus_texts(args.inputs, args.field), sampling, tokenizer=tokenizer)
+    print(format_pairs(report, args.top, args.format))
+    if not args.quiet:
+        print(summary(report), file=sys.stderr)
+    return 0
+
+
 def cmd_validate(args) -> int:
     from .shards import find_shards, validate_shard
 
@@ -615,6 +645,65 @@ def _add_info_parser(sub) -> None:
     p.set_defaults(func=cmd_info)
 
 
+def _add_lookup_parser(sub) -> None:
+    p = sub.add_parser("lookup", help="a word's compiled forms and their translations, with their shares")
+    p.add_argument("vocab", type=Path, metavar="VOCAB", help="a vocabulary file (link-fast compile's output)")
+    p.add_argument("word", metavar="WORD", help="the English word or phrase, in any case")
+    p.add_argument(
+        "--lang",
+        action="append",
+        metavar="LANG",
+        help="only these languages, by name or code (repeatable, or comma-separated; default all)",
+    )
+    p.add_argument(
+        "--phrases", type=int, default=10, metavar="N", help="show at most N phrases holding the word (default 10)"
+    )
+    p.set_defaults(func=cmd_lookup)
+
+
+def _add_pairs_parser(sub) -> None:
+    p = sub.add_parser(
+        "pairs", help="the (language, source, translation) pairs a corpus would get, most frequent first"
+    )
+    p.add_argument("inputs", nargs="+", metavar="CORPUS", help="text files, as link-fast text reads them")
+    p.add_argument("--vocab", required=True, type=Path, metavar="VOCAB", help="compiled vocabulary (link-fast compile)")
+    p.add_argument(
+        "--ratio", type=float, default=0.3, help="probability that a candidate word is replaced (default 0.3)"
+    )
+    p.add_argument("--portion", type=float, default=1.0, help="probability that a document is eligible (default 1)")
+    p.add_argument(
+        "--languages",
+        type=_languages,
+        default=None,
+        metavar="LANG=W,...",
+        help="target languages and weights, e.g. de=0.7,fr=0.3 (default: all, equal)",
+    )
+    p.add_argument(
+        "--ratio-basis",
+        choices=RATIO_BASES,
+        default="candidates",
+        help="candidates: --ratio is the share of dictionary words replaced; words: the share of all words",
+    )
+    p.add_argument("--field", default="text", help="JSONL field holding the document (default text)")
+    p.add_argument(
+        "--tokenizer",
+        default=None,
+        metavar="TOKENIZER",
+        help="the vocabulary's tokenizer, to match only where token mode would, as link-fast text does",
+    )
+    p.add_argument(
+        "--top", type=int, default=50, metavar="N", help="show the N most frequent pairs; 0 = all (default 50)"
+    )
+    p.add_argument(
+        "--format",
+        choices=("table", "tsv"),
+        default="table",
+        help="an aligned table, or TSV whose first three columns are a deny list's (default table)",
+    )
+    p.add_argument("-q", "--quiet", action="store_true", help="no summary on stderr")
+    p.set_defaults(func=cmd_pairs)
+
+
 def _add_bench_parser(sub) -> None:
     p = sub.add_parser("bench", help="measure throughput against the usual text and id-level scripts, in one run")
     p.add_argument(
@@ -766,6 +855,8 @@ def build_parser() -> argparse.ArgumentParser:
     _add_text_parser(sub)
     _add_validate_parser(sub)
     _add_info_parser(sub)
+    _add_lookup_parser(sub)
+    _add_pairs_parser(sub)
     _add_bench_parser(sub)
     _add_demo_parser(sub)
     _add_inspect_parser(sub)
