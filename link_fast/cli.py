@@ -67,8 +67,8 @@ def _add_cleaning_options(p: argparse.ArgumentParser) -> None:
         type=int,
         default=d.max_translations,
         metavar="N",
-        help="keep at most N translations per source word, first in file order; 0 = all "
-        f"(default {d.max_translations})",
+        help="keep at most N translations per source word, the most frequent (or the first with "
+        f"--translation-weights uniform); 0 = all (default {d.max_translations})",
     )
     g.add_argument(
         "--max-translation-words",
@@ -96,6 +96,17 @@ def _add_cleaning_options(p: argparse.ArgumentParser) -> None:
     g.add_argument("--keep-brackets", action="store_true", help="keep translations that contain brackets")
     g.add_argument("--keep-abbreviations", action="store_true", help="keep translations with abbreviation dots")
     g.add_argument(
+        "--keep-notation",
+        action="store_true",
+        help="keep dictionary notation: slash alternatives, affix and combining forms, clitics",
+    )
+    g.add_argument("--keep-glued", action="store_true", help="keep translations whose words were run together")
+    g.add_argument(
+        "--no-normalize",
+        action="store_true",
+        help="keep translations as spelled (default: NFKC, U+2010 as '-', no stress marks on Cyrillic vowels)",
+    )
+    g.add_argument(
         "--skip-words",
         metavar="FILE|en",
         action="append",
@@ -115,6 +126,9 @@ def _cleaning_from_args(args):
         drop_digits=not args.keep_digits,
         drop_brackets=not args.keep_brackets,
         drop_abbreviations=not args.keep_abbreviations,
+        drop_notation=not args.keep_notation,
+        drop_glued=not args.keep_glued,
+        normalize=not args.no_normalize,
         max_translations=args.max_translations,
         skip_words=skip,
         min_source_length=args.min_source_length,
@@ -194,6 +208,7 @@ def cmd_compile(args) -> int:
         translation_weights=args.translation_weights,
         deny=args.deny,
         default_deny=not args.no_default_deny,
+        function_words=args.function_words,
     )
     vocab.save(args.output)
     if not args.quiet:
@@ -520,10 +535,19 @@ def _add_compile_parser(sub) -> None:
     p.add_argument(
         "--translation-weights",
         choices=TRANSLATION_WEIGHTS,
-        default="uniform",
-        help="how often each of a word's translations is drawn: equally (default), or by its word frequency "
-        "in its language (needs wordfreq: pip install 'link_fast[frequency]'; a language wordfreq lacks "
-        "stays uniform, as info reports); with frequency, --max-translations keeps the most frequent",
+        default="sense",
+        help="how often each of a word's translations is drawn, --max-translations keeping the best: sense "
+        "(default), by its word frequency in its language and how specific it is to the word; frequency, by "
+        "word frequency alone; uniform, equally, the first ones kept (wordfreq; a language it lacks stays "
+        "uniform, as info reports; docs/QUALITY.md)",
+    )
+    p.add_argument(
+        "--function-words",
+        default="table",
+        metavar="table|dictionary|skip|FILE",
+        help="where the English function words' translations come from: the reviewed table link_fast ships "
+        "for the language (default; without one, function words are not substituted), the dictionary's "
+        "own entries, none, or a table file of the same layout (docs/QUALITY.md)",
     )
     _add_cleaning_options(p)
     p.add_argument(

@@ -35,13 +35,15 @@ import numpy as np
 
 from .deny import DenyList, drop_denied, load_deny_lists
 from .errors import InputError
+from .function_words import FUNCTION_WORD_MODES, load_table, replace_function_words, table_for
 from .lexicon import CleaningOptions, Lexicon, load_lexicon
 from .pool import Pool, WorkerDied
 from .progress import Progress
 from .terminal import printable
 from .tokenizer import Tokenizer, load_tokenizer, token_flags, token_joiners
 from .vocab import MAX_LANGUAGES, Vocab, tables_from_arrays
-from .weights import TRANSLATION_WEIGHTS, entry_weights, frequency_lookup, keep_most_frequent, wordfreq_language
+from .weights import TRANSLATION_WEIGHTS, Score, entry_weights, keep_best, translation_score, wordfreq_language
+from .wordlist import drop_glued, glued_check
 
 CASES = ("lower", "title", "upper")
 SPACINGS = ("space", "bare")
@@ -304,9 +306,10 @@ def compile_vocab(
     cleaning: CleaningOptions | None = None,
     workers: int | None = None,
     progress: Callable[[str], None] | bool | None = None,
-    translation_weights: str = "uniform",
+    translation_weights: str = "sense",
     deny: Sequence[str | os.PathLike] = (),
     default_deny: bool = True,
+    function_words: str = "table",
 ) -> Vocab:
     """Compile ``dictionaries`` ({language: lexicon or dictionary path}) for ``tokenizer``.
 
@@ -318,35 +321,47 @@ def compile_vocab(
     The vocabulary's ``meta["report"]`` says, per language, how many source words were used,
     how many surface forms were kept, how many were dropped as not context-free, and how many
     keys and phrases resulted. ``translation_weights``: how often each of a word's translations
-    is drawn (``link_fast.weights``): ``"uniform"``, or ``"frequency"`` (by word frequency, from
-    wordfreq; then ``cleaning.max_translations`` keeps the most frequent, not the first). The
-    same inputs and options give a byte-identical vocabulary, whatever ``workers`` is.
+    is drawn (``link_fast.weights``): ``"sense"`` (by word frequency and how specific the
+    translation is to the word; then ``cleaning.max_translations`` keeps the best scored),
+    ``"frequency"`` (by word frequency alone) or ``"uniform"`` (equally; the first ones kept).
+    ``function_words``: where the English function words' translations come from
+    (``link_fast.function_words``): ``"table"``, ``"dictionary"``, ``"skip"`` or a table's path.
+    The same inputs and options give a byte-identical vocabulary, whatever ``workers`` is.
     ``deny``: deny lists (``link_fast.deny``), whose pairs are dropped from the dictionaries, as
     are those of the lists link_fast ships for the vocabulary's languages unless ``default_deny``
     is False; ``meta["options"]["deny"]`` names the lists applied.
     """
     if translation_weights not in TRANSLATION_WEIGHTS:
         raise InputError(f"translation_weights must be one of {TRANSLATION_WEIGHTS}, got {translation_weights!r}")
-    denied = load_deny_lists(deny, dictionaries, defaults=default_deny)
+    if function_words in FUNCTION_WORD_MODES:
+        for lang in dictionaries:
+            table_for(lang, function_words)  # a damaged shipped table fails here, before any work
+    else:
+        load_table(function_words)
+    curation = _Curation(
+        cleaning or CleaningOptions(),
+        translation_weights,
+        load_deny_lists(deny, dictionaries, defaults=default_deny),
+        function_words,
+    )
     with _gc_paused():
-        return _compile(
-            tokenizer,
-            dictionaries,
-            cases,
-            spacings,
-            cleaning or CleaningOptions(),
-            workers,
-            _Say(progress),
-            translation_weights,
-            denied,
-        )
+        return _compile(tokenizer, dictionaries, cases, spacings, workers, _Say(progress), curation)
 
 
-def _compile(
-    tokenizer, dictionaries, cases, spacings, cleaning, workers, say: _Say, weights: str, denied: DenyList
-) -> Vocab:
+@dataclass(frozen=True)
+class _Curation:
+    """What is made of each dictionary before its words are compiled (:func:`_curate`)."""
+
+    cleaning: CleaningOptions
+    weights: str  # one of TRANSLATION_WEIGHTS
+    denied: DenyList
+    function_words: str  # one of FUNCTION_WORD_MODES, or a table's path
+
+
+def _compile(tokenizer, dictionaries, cases, spacings, workers, say: _Say, curation: _Curation) -> Vocab:
     _check_options(dictionaries, cases, spacings)
-    tokenizer, lexicons = _load_inputs(tokenizer, dictionaries, cleaning, say, weights, denied)
+    weights, cleaning = curation.weights, curation.cleaning
+    tokenizer, lexicons, scores = _load_inputs(tokenizer, dictionaries, say, curation)
     languages = list(dictionaries)
     say(f"listing the surface forms of {sum(len(lex.entries) for lex in lexicons):,} source words")
     records = _FormRecords.of(lexicons, cases, spacings)
@@ -359,7 +374,9 @@ def _compile(
     say("building the trie")
     selected = _select(records, ok, form_offsets, form_tokens, tokenizer, languages, lexicon_info)
     del records, ok  # the surface strings and per-record arrays go before the tables are built
-    entry_weight, weighting = entry_weights(weights, languages, selected[2], selected[3], selected[5])
+    entry_weight, weighting = entry_weights(
+        weights, languages, selected[2], selected[3], selected[1], selected[5], scores
+    )
     tables = _tables(selected, form_offsets, form_tokens, tokenizer, len(languages), entry_weight)
     report = selected[-1]
     for lang, how in weighting.items():
@@ -382,7 +399,8 @@ def _compile(
             "cleaning": {k: sorted(v) if isinstance(v, frozenset) else v for k, v in asdict(cleaning).items()},
             "dictionaries": {lang: info[1] for lang, info in lexicon_info.items()},
             "translation_weights": weights,
-            "deny": list(denied.files),
+            "deny": list(curation.denied.files),
+            "function_words": curation.function_words,
         },
         # no compile time in it: the same inputs must give the same bytes
         report={"languages": report, "lexicons": {lang: info[2] for lang, info in lexicon_info.items()}},
@@ -501,32 +519,38 @@ def _check_options(dictionaries, cases, spacings) -> None:
         raise InputError(f"at most {MAX_LANGUAGES} languages per vocabulary, got {len(dictionaries)}")
 
 
-def _load_inputs(
-    tokenizer, dictionaries, cleaning, say, weights: str, denied: DenyList
-) -> tuple[Tokenizer, list[Lexicon]]:
-    """The tokenizer and the lexicons, read where they were given as paths, without the
-    ``denied`` pairs. Weighted by frequency, or with pairs denied, a dictionary is read with no
-    limit on translations, then each word keeps its ``cleaning.max_translations`` most frequent
-    (or first): a denied pair does not take the place of one kept."""
+def _load_inputs(tokenizer, dictionaries, say, curation: _Curation) -> tuple[Tokenizer, list[Lexicon], dict]:
+    """The tokenizer and the lexicons, read where they were given as paths, then curated one
+    language at a time (:func:`_curate`); and each language's translation score."""
     if not isinstance(tokenizer, Tokenizer):
         say(f"loading tokenizer {tokenizer}")
         tokenizer = load_tokenizer(tokenizer)
-    by_frequency = weights == "frequency"
-    reading = dataclasses.replace(cleaning, max_translations=0) if by_frequency or denied else cleaning
-    lexicons = []
+    reading = dataclasses.replace(curation.cleaning, max_translations=0)
+    lexicons, scores = [], {}
     for lang, source in dictionaries.items():
         if not isinstance(source, Lexicon):
             say(f"loading {lang} dictionary {source}")
             source = load_lexicon(source, lang, reading)
-        source = drop_denied(source, denied.for_language(lang))
-        if by_frequency:  # a language wordfreq lacks keeps its first translations, as when uniform
-            code = wordfreq_language(lang)
-            frequency = frequency_lookup(code) if code else (lambda text: 0.0)
-            source = keep_most_frequent(source, frequency, cleaning.max_translations)
-        elif denied:  # read whole: the first N left
-            source = keep_most_frequent(source, lambda text: 0.0, cleaning.max_translations)
-        lexicons.append(source)
-    return tokenizer, lexicons
+        lexicon, scores[lang] = _curate(source, lang, curation)
+        lexicons.append(lexicon)
+    return tokenizer, lexicons, scores
+
+
+def _curate(lexicon: Lexicon, lang: str, curation: _Curation) -> tuple[Lexicon, Score | None]:
+    """One language's lexicon, read with no limit on translations, made what the vocabulary
+    keeps: function words from their table, denied pairs and glued words dropped, then each
+    word's ``cleaning.max_translations`` best scored translations (``link_fast.weights``), or
+    first ones; and the score. What wordfreq lacks is not checked: such a language keeps its
+    glued words and its first translations."""
+    lexicon = replace_function_words(lexicon, table_for(lang, curation.function_words))
+    lexicon = drop_denied(lexicon, curation.denied.for_language(lang))
+    code = wordfreq_language(lang)
+    glued = glued_check(code) if code and curation.cleaning.drop_glued else None
+    if glued is not None:
+        lexicon = drop_glued(lexicon, glued)
+    score = translation_score(curation.weights, lexicon, lang)
+    kept = keep_best(lexicon, score, curation.cleaning.max_translations)
+    return kept, score
 
 
 # case variant -> how a translation is spelled in it (0: as in the dictionary, 1: Title, 2: UPPER)
@@ -573,8 +597,9 @@ class _Blocks:
         )
         entry_count = np.fromiter(map(len, entries.values()), dtype=np.int64, count=len(entries))
         block_entry, block_case, block_source, natural = array("q"), array("b"), array("q"), array("b")
+        no_upper = [case for case in cases if case != "upper"]
         for entry, word in enumerate(entries):
-            for case, surface, is_natural in source_cases(word, cases):
+            for case, surface, is_natural in source_cases(word, no_upper if word in lexicon.no_upper else cases):
                 block_entry.append(entry)
                 block_case.append(_CASE_CODES[case])
                 block_source.append(intern(surface, len(ids)))

@@ -1,24 +1,53 @@
 """Which translation is drawn: the weight of each of a word's translations.
 
-``uniform`` gives every translation weight 1. ``frequency`` weights each by how common it is in
-its language, from ``wordfreq`` (an optional extra), so that the model sees the common word for a
-thing more often than a rare sense: within one key's translations in one language, the most
-frequent gets ``WEIGHT_SCALE`` and the others their frequency relative to it, at least 1. A
-language wordfreq lacks falls back to uniform weights, and the compile report says so.
+Each mode gives a translation a score; within one key's translations in one language, the
+highest scored gets ``WEIGHT_SCALE`` and the others their score relative to it, at least 1,
+and ``max_translations`` keeps the highest scored.
+
+- ``uniform``: every translation the same (the first ones kept, in the dictionary's order).
+- ``frequency``: how common the translation is in its language (``wordfreq``), so that the
+  model sees the common word for a thing more often than a rare one.
+- ``sense`` (the default): that frequency, shared among the English words the dictionary
+  gives the translation for, five times for a cognate of the English word, a hundredth for
+  each word past the first. eng-deu gives ``Stand`` for "class", but also for "state",
+  "stand", "position", "level" and more, so a fifth of its frequency counts for "class";
+  ``Klasse`` is spelled like "class" (``Funktion`` like "function"; Cyrillic is read in Latin
+  letters). A phrase is far rarer than its words, and word-for-word substitution wants a word.
+  docs/QUALITY.md has what each mode measures.
+
+A language wordfreq lacks falls back to uniform weights, and the compile report says so.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import unicodedata
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 
 import numpy as np
 
 from .errors import LinkFastError
 from .lexicon import Lexicon
 
-TRANSLATION_WEIGHTS = ("frequency", "uniform")
+TRANSLATION_WEIGHTS = ("sense", "frequency", "uniform")
+_PHRASE_PENALTY = 0.01  # per word past the first (sense)
+_COGNATE_BONUS = 5.0  # (sense)
+_COGNATE_SIMILARITY = 0.7  # spelled alike: class/Klasse 0.83, function/Funktion 0.88, type/taper 0.6
+_CYRILLIC_LATIN = str.maketrans(
+    {
+        **dict(zip("абвгдезийклмнопрстуфхыэ", "abvgdezijklmnoprstufhye")),
+        "ж": "zh",
+        "ц": "ts",
+        "ч": "ch",
+        "ш": "sh",
+        "щ": "sch",
+        "ю": "yu",
+        "я": "ya",
+        "ё": "e",
+        "ъ": "",
+        "ь": "",
+    }
+)
 _SEGMENTED = frozenset({"ja", "ko", "zh"})
 WEIGHT_SCALE = 65535  # the most frequent translation's weight; weights stay far below 2^32 in sum
 # Vocabulary language names whose wordfreq language langcodes does not give: wordfreq keeps
@@ -89,18 +118,21 @@ def range_weights(frequencies: np.ndarray, starts: np.ndarray) -> np.ndarray:
     return weights
 
 
-def most_frequent_first(translations: Sequence[str], frequency: Callable[[str], float]) -> list[str]:
-    """``translations`` from the most to the least frequent; equal ones keep their order."""
-    scored = [(-frequency(t), i, t) for i, t in enumerate(translations)]
+Score = Callable[[str, str], float]  # (source, translation) -> score
+
+
+def best_first(source: str, translations: Sequence[str], score: Score) -> list[str]:
+    """``translations`` of ``source`` from the best to the worst scored; ties keep their order."""
+    scored = [(-score(source, t), i, t) for i, t in enumerate(translations)]
     return [t for _, _, t in sorted(scored)]
 
 
-def keep_most_frequent(lexicon: Lexicon, frequency: Callable[[str], float], limit: int) -> Lexicon:
-    """``lexicon`` with each source's translations ordered most frequent first and cut to
-    ``limit`` (0: no limit); the translations cut are counted as ``dropped_max_translations``."""
+def keep_best(lexicon: Lexicon, score: Score | None, limit: int) -> Lexicon:
+    """``lexicon`` with each source's translations ordered best scored first (None: as they
+    are) and cut to ``limit`` (0: no limit); those cut are counted as ``dropped_max_translations``."""
     entries, cut = {}, 0
     for source, translations in lexicon.entries.items():
-        ordered = most_frequent_first(translations, frequency)
+        ordered = best_first(source, translations, score) if score is not None else list(translations)
         if limit and len(ordered) > limit:
             cut += len(ordered) - limit
             ordered = ordered[:limit]
@@ -111,28 +143,127 @@ def keep_most_frequent(lexicon: Lexicon, frequency: Callable[[str], float], limi
     return dataclasses.replace(lexicon, entries=entries, report=report)
 
 
+def _folded(text: str) -> str:
+    return unicodedata.normalize("NFC", text.strip()).casefold()
+
+
+def sense_scores(lexicon: Lexicon, code: str) -> Score:
+    """The ``sense`` score of a (source, translation) pair (module docstring), from ``lexicon``
+    read whole: the translation's frequency in language ``code``, shared among the source
+    words it translates, five times for a cognate of the source, a hundredth for each word
+    past its first."""
+    frequency = frequency_lookup(code)
+    sources: dict[str, set[str]] = {}
+    for source, translations in lexicon.entries.items():
+        folded = source.casefold()
+        for translation in translations:
+            sources.setdefault(_folded(translation), set()).add(folded)
+    shared = {translation: len(words) for translation, words in sources.items()}
+    del sources
+    cognate = _cognate_test(code)
+
+    known: dict[tuple[str, str], float] = {}  # a pair is scored for each of its case forms
+
+    def score(source: str, translation: str) -> float:
+        key = (source.casefold(), _folded(translation))
+        value = known.get(key)
+        if value is None:
+            words = key[1].count(" ") + 1
+            value = frequency(key[1]) * _PHRASE_PENALTY ** (words - 1) / shared.get(key[1], 1)
+            value = known[key] = value * _COGNATE_BONUS if cognate(*key) else value
+        return value
+
+    return score
+
+
+def _skeleton(text: str) -> str:
+    """``text`` casefolded in ASCII letters: no accents, Cyrillic in Latin letters, and c as k,
+    ph as f, as cognates spell them across languages (class/Klasse, phase/Phase/fase)."""
+    text = unicodedata.normalize("NFD", text.casefold()).translate(_CYRILLIC_LATIN)
+    letters = "".join(ch for ch in text if "a" <= ch <= "z")
+    return letters.replace("ph", "f").replace("c", "k")
+
+
+def _similarity(a: str, b: str) -> float:
+    """1 - the Levenshtein distance of two skeletons / the longer length."""
+    previous = list(range(len(b) + 1))
+    for i, ca in enumerate(a, 1):
+        current = [i]
+        for j, cb in enumerate(b, 1):
+            current.append(min(previous[j] + 1, current[j - 1] + 1, previous[j - 1] + (ca != cb)))
+        previous = current
+    return 1.0 - previous[-1] / max(len(a), len(b))
+
+
+def _cognate_test(code: str) -> Callable[[str, str], bool]:
+    """Whether a translation is a cognate of its English source: spelled alike, Cyrillic read
+    in Latin letters. Japanese katakana loanwords are not favoured: as often as not the native
+    word is the usual one (``mother``: 母, not ママ; ``key``: 鍵, not キー)."""
+
+    def cognate(source: str, translation: str) -> bool:
+        if " " in source or " " in translation:
+            return False
+        a, b = _skeleton(source), _skeleton(translation)
+        # cognates begin alike; most pairs are told apart here, before the edit distance
+        if not a or not b or a[0] != b[0] or abs(len(a) - len(b)) > 0.5 * max(len(a), len(b)):
+            return False
+        return _similarity(a, b) >= _COGNATE_SIMILARITY
+
+    return cognate
+
+
+def translation_score(mode: str, lexicon: Lexicon, lang: str) -> Score | None:
+    """How ``mode`` scores ``lexicon``'s translations (``lang``: its vocabulary language), or
+    None where every translation scores the same (uniform, or a language wordfreq lacks)."""
+    if mode == "uniform":
+        return None
+    code = wordfreq_language(lang)
+    if code is None:
+        return None
+    if mode == "sense":
+        return sense_scores(lexicon, code)
+    frequency = frequency_lookup(code)
+    return lambda source, translation: frequency(translation)
+
+
 def entry_weights(
-    mode: str, languages: Sequence[str], key_trans_start: np.ndarray, key_trans: np.ndarray, trans_texts: Sequence[str]
+    mode: str,
+    languages: Sequence[str],
+    key_trans_start: np.ndarray,
+    key_trans: np.ndarray,
+    key_texts: Sequence[str],
+    trans_texts: Sequence[str],
+    scores: Mapping[str, Score | None],
 ) -> tuple[np.ndarray | None, dict[str, str]]:
-    """The weight of each ``key_trans`` entry under ``mode`` (None for uniform), and per
-    language how its weights were made. Entries of key k in language l lie in range k*L + l."""
+    """The weight of each ``key_trans`` entry under ``mode`` (None for uniform), from each
+    language's score (:func:`translation_score`) of the key's text and the translation's, and
+    per language how its weights were made. Entries of key k in language l lie in range k*L + l."""
     if mode == "uniform":
         return None, dict.fromkeys(languages, "uniform")
-    codes = {lang: wordfreq_language(lang) for lang in languages}
     n_languages = len(languages)
     sizes = np.diff(key_trans_start)
-    entry_lang = np.repeat(np.arange(len(sizes)) % n_languages, sizes)
-    frequencies = np.zeros(len(key_trans), dtype=np.float64)
+    entry_range = np.repeat(np.arange(len(sizes)), sizes)
+    entry_lang = entry_range % n_languages
+    n_texts = len(trans_texts)
+    # a key's forms ("class", " Class", "CLASS") score as one source, its translations' alike
+    source_id: dict[str, int] = {}
+    key_source = np.array([source_id.setdefault(text.strip().casefold(), len(source_id)) for text in key_texts])
+    source_texts = list(source_id)
+    values = np.zeros(len(key_trans), dtype=np.float64)
     for index, lang in enumerate(languages):
-        code = codes[lang]
-        if code is None:
+        score = scores.get(lang)
+        if score is None:
             continue
         mine = np.flatnonzero(entry_lang == index)
-        distinct, inverse = np.unique(key_trans[mine], return_inverse=True)
-        frequency = frequency_lookup(code)
-        per_text = np.array([frequency(trans_texts[t]) for t in distinct.tolist()], dtype=np.float64)
-        frequencies[mine] = per_text[inverse]
+        pairs = key_source[entry_range[mine] // n_languages] * n_texts + key_trans[mine]
+        distinct, inverse = np.unique(pairs, return_inverse=True)
+        per_pair = np.array(
+            [score(source_texts[p // n_texts], trans_texts[p % n_texts].strip()) for p in distinct.tolist()],
+            dtype=np.float64,
+        )
+        values[mine] = per_pair[inverse]
     how = {
-        lang: f"frequency (wordfreq {code})" if code else "uniform (wordfreq lacks it)" for lang, code in codes.items()
+        lang: f"{mode} (wordfreq {wordfreq_language(lang)})" if scores.get(lang) else "uniform (wordfreq lacks it)"
+        for lang in languages
     }
-    return range_weights(frequencies, key_trans_start), how
+    return range_weights(values, key_trans_start), how

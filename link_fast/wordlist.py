@@ -62,28 +62,33 @@ def glued_check(code: str) -> Callable[[str], bool] | None:
 
 
 def _splits_into_phrase(word: str, zipf: Callable[[str], float]) -> bool:
-    """Whether ``word`` is a run of known words, at least two, one of them short and common."""
+    """Whether ``word`` is a run of words: common words of three letters or more, and short
+    grammatical ones (``a``, ``la``, ``que``; a single letter only inside), with at least one
+    of each kind."""
     n = len(word)
-    # reach[i] = (a split of word[:i] exists, it used a short common word)
-    reach: list[tuple[bool, bool] | None] = [None] * (n + 1)
-    reach[0] = (True, False)
+    # reach[i]: the kinds of part (1: long, 2: short) some split of word[:i] used
+    reach: list[set[int]] = [set() for _ in range(n + 1)]
+    reach[0].add(0)
     for i in range(n):
-        state = reach[i]
-        if state is None:
+        if not reach[i]:
             continue
-        for j in range(i + 2, n + 1):
+        for j in range(i + 1, n + 1):
             if j - i == n:
                 break  # the whole word is not a split
-            part = word[i:j]
-            score = zipf(part)
-            if score < _KNOWN_ZIPF:
-                continue
-            common = state[1] or (score >= _GLUE_ZIPF and len(part) <= _GLUE_CHARS)
-            previous = reach[j]
-            if previous is None or (common and not previous[1]):
-                reach[j] = (True, common)
-    end = reach[n]
-    return end is not None and end[1]
+            kind = _part_kind(word[i:j], zipf, inside=i > 0 and j < n)
+            if kind:
+                reach[j].update(used | kind for used in reach[i])
+    return 3 in reach[n]
+
+
+def _part_kind(part: str, zipf: Callable[[str], float], inside: bool) -> int:
+    """1 for a common word of three letters or more, 2 for a short grammatical word, else 0."""
+    score = zipf(part)
+    if len(part) <= _GLUE_CHARS and score >= _GLUE_ZIPF and (len(part) > 1 or inside):
+        return 2
+    if len(part) >= 3 and score >= _KNOWN_ZIPF:
+        return 1
+    return 0
 
 
 def drop_glued(lexicon: Lexicon, glued: Callable[[str], bool]) -> Lexicon:
