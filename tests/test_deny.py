@@ -152,7 +152,13 @@ def test_a_denied_pair_does_not_take_a_place_of_max_translations(tmp_path, tekke
     options = CleaningOptions(max_translations=2)
     for weights in ("uniform", "frequency"):
         vocab = compile_vocab(
-            tekken, {"de": dictionary}, cleaning=options, deny=[deny], translation_weights=weights, progress=False
+            tekken,
+            {"de": dictionary},
+            cleaning=options,
+            deny=[deny],
+            default_deny=False,
+            translation_weights=weights,
+            progress=False,
         )
         assert sorted(translations(vocab)[("de", " cat")]) == [" Kater", " Mieze"], weights
         assert vocab.meta["report"]["lexicons"]["de"]["dropped_denied"] == 1
@@ -165,9 +171,9 @@ def test_drop_denied_leaves_a_lexicon_it_does_not_touch_as_it_is_and_refuses_to_
         drop_denied(lexicon, frozenset({("cat", "Katze")}))
 
 
-def test_info_shows_the_pairs_denied_and_the_lists(capsys, tmp_path, tekken_path):
+def test_info_shows_the_pairs_denied_and_the_lists(capsys, tmp_path, tekken_path, shipped):
     write(tmp_path / "de.txt", DICTIONARY)
-    write(tmp_path / "deny.tsv", "de\tcat\tMieze\n")
+    write(tmp_path / "deny.tsv", "de\thouse\tGebäude\n")  # and the shipped list: cat -> Mieze
     out = tmp_path / "v.lfv"
     code, _, _ = cli(
         capsys,
@@ -184,7 +190,7 @@ def test_info_shows_the_pairs_denied_and_the_lists(capsys, tmp_path, tekken_path
     )
     assert code == 0
     code, info, _ = cli(capsys, "info", out)
-    assert code == 0 and "dropped: denied 1" in info
+    assert code == 0 and "dropped: denied 2" in info
     assert f"deny lists  link_fast/data/deny/de.tsv, {tmp_path / 'deny.tsv'}" in info
 
 
@@ -258,7 +264,9 @@ def test_deny_on_freedict_eng_deu(tmp_path, freedict_dir, tekken):
     ][::499][:6]
     deny = write(tmp_path / "deny.tsv", "".join(f"de\t{s}\t{t}\n" for s, t in chosen))
     # the dictionary as compile reads it (no limit on translations), read once for the test and the compile
-    vocab = compile_vocab(tekken, {"de": whole}, cases=("lower",), spacings=("space",), deny=[deny], progress=False)
+    vocab = compile_vocab(
+        tekken, {"de": whole}, cases=("lower",), spacings=("space",), deny=[deny], default_deny=False, progress=False
+    )
     denied = {(s.casefold(), t) for s, t in chosen}
     dropped = sum((s.casefold(), t) in denied for s, ts in whole.entries.items() for t in ts)
     assert vocab.meta["report"]["lexicons"]["de"]["dropped_denied"] == dropped >= len(chosen)

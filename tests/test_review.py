@@ -332,7 +332,7 @@ def test_pairs_tsv_makes_a_deny_list_that_removes_those_pairs(capsys, tmp_path):
     tekken_path = importlib.resources.files("mistral_common") / "data" / "tekken_240911.json"
     (tmp_path / "de.txt").write_text("cat\tKatze\ncat\tMieze\ncat\tKater\nhouse\tHaus\n", encoding="utf-8")
     (tmp_path / "corpus.txt").write_text("cat house cat\ncat\n", encoding="utf-8")
-    base = ["compile", "--tokenizer", tekken_path, "--dict", f"de={tmp_path / 'de.txt'}", "-q"]
+    base = ["compile", "--tokenizer", tekken_path, "--dict", f"de={tmp_path / 'de.txt'}", "--no-default-deny", "-q"]
     assert cli(capsys, *base, "-o", tmp_path / "a.lfv")[0] == 0
     code, tsv, _ = cli(
         capsys, "pairs", "--vocab", tmp_path / "a.lfv", tmp_path / "corpus.txt", "--format", "tsv", "--top", "1", "-q"
