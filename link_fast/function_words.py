@@ -10,8 +10,9 @@ uses (``that``, ``as``, ``up``): such a word is never substituted.
 ``--function-words`` (``CleaningOptions`` does not hold it: it is not a cleaning of the
 dictionary but a replacement of part of it) chooses, per compile:
 
-- ``table`` (default): the shipped table of the language where there is one; for a language
-  without one, function words are not substituted at all;
+- ``table`` (default): the shipped table of the language where there is one, for the
+  function words the dictionary has; for a language without one, function words are not
+  substituted at all;
 - ``dictionary``: the dictionary's own entries, as any other word;
 - ``skip``: never substituted;
 - a path: a table of the same layout, for every language of the compile.
@@ -99,20 +100,24 @@ def table_for(lang: str, mode: str) -> Table | None:
 
 def replace_function_words(lexicon: Lexicon, table: Table | None) -> Lexicon:
     """``lexicon`` with its entries for the English function words replaced by ``table``'s
-    (None: unchanged). The dictionary's pairs dropped are counted as ``dropped_function_word``,
-    the table's pairs added as ``function_word_pairs``."""
+    (None: unchanged): a function word the dictionary has gets the table's translations, or
+    none; one it lacks stays out. The dictionary's pairs dropped are counted as
+    ``dropped_function_word``, the table's pairs added as ``function_word_pairs``."""
     if table is None:
         return lexicon
     words = english_function_words()
-    entries, dropped = {}, 0
+    entries, dropped, present = {}, 0, set()
     for source, translations in lexicon.entries.items():
-        if source.casefold() in words:
+        folded = source.casefold()
+        # "US" and "IT" are abbreviations, not "us" and "it"
+        if folded in words and source in (folded, folded.capitalize()):
             dropped += len(translations)
+            present.add(folded)
         else:
             entries[source] = translations
     added = 0
     for word, translations in table.items():
-        if translations:
+        if translations and word in present:
             entries[word] = list(translations)
             added += len(translations)
     report = dict(lexicon.report)

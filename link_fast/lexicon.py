@@ -310,6 +310,8 @@ def normalize_spelling(text: str) -> str:
     text = unicodedata.normalize("NFKC", text).translate(_HYPHENS)
     if "\u0301" in text:
         text = _CYRILLIC_STRESS.sub("", text)
+    if "  " in text or text[:1] == " " or text[-1:] == " ":  # NFKC spells U+00B4 as space + U+0301
+        text = " ".join(text.split())
     return text
 
 

@@ -223,7 +223,14 @@ def test_compiled_table_equals_plain_python_restatement(tmp_path, tekken, worker
         load_lexicon(DEMO_LANGUAGES["fr"], "fr"),
         load_lexicon(extra, "xx"),
     ]
-    vocab = compile_vocab(tekken, {lex.lang: lex for lex in lexicons}, workers=workers)
+    # file order and the dictionaries' own entries: what the restatement builds
+    vocab = compile_vocab(
+        tekken,
+        {lex.lang: lex for lex in lexicons},
+        workers=workers,
+        translation_weights="uniform",
+        function_words="dictionary",
+    )
     got = {
         vocab.key_tokens(k): {l: vocab.translations(k, l) for l in range(3) if vocab.translations(k, l)}
         for k in range(vocab.n_keys)

@@ -220,7 +220,8 @@ def test_source_characters_allowed(tmp_path):
 def test_default_options(tmp_path):
     options = CleaningOptions()
     assert options.drop_identity and options.drop_digits and options.drop_brackets and options.drop_abbreviations
-    assert (options.max_translation_words, options.max_translations) == (3, 5)
+    assert (options.max_translation_words, options.max_translations) == (3, 3)
+    assert options.drop_notation and options.normalize and options.drop_glued
     assert (options.min_source_length, options.max_source_words) == (2, 3)
     assert options.max_entry_chars == 200
     assert options.skip_words == frozenset()
@@ -228,8 +229,9 @@ def test_default_options(tmp_path):
 
 def test_report_keys(tmp_path):
     lexicon = load_lexicon(write(tmp_path / "d.txt", "cat\tchat\n"), "fr")
-    expected = ["lines", "pairs_read", "pairs_kept", "sources", "phrases"]
-    expected += [f"dropped_{reason}" for reason in DROP_REASONS] + ["dropped_headword_mismatch"]
+    expected = ["lines", "pairs_read", "pairs_kept", "sources", "phrases", "normalized"]
+    expected += [f"dropped_{reason}" for reason in DROP_REASONS]
+    expected += ["dropped_headword_mismatch", "dropped_truncated_headword"]
     assert list(lexicon.report) == expected
     assert all(isinstance(v, int) for v in lexicon.report.values())
 
@@ -692,7 +694,7 @@ def test_dictd_layouts(tmp_path, keys, text, expected):
 
 def test_dictd_gloss_lines_are_never_translations(tmp_path):
     text = "potency /pˈəʊtənsi/ <n>\n1. kyky, potenssi\nability\n2. valta\npower\n3. voima\nstrength\n"
-    lexicon = load_lexicon(make_dictd(tmp_path, "d", [(["potency"], text)]), "fi")
+    lexicon = load_lexicon(make_dictd(tmp_path, "d", [(["potency"], text)]), "fi", NO_LIMITS)
     assert lexicon.entries == {"potency": ["kyky", "potenssi", "valta", "voima"]}
 
 
@@ -761,7 +763,9 @@ def test_info_prints_how_each_dictionary_was_read(tmp_path):
     out = tmp_path / "v.lfv"
     with pytest.MonkeyPatch.context() as mp:
         mp.setenv("LINK_FAST_FREEDICT_DIR", str(tmp_path))
-        assert cli_main(["compile", "--tokenizer", str(tekken), "--dict", "de=freedict:deu", "-o", str(out), "-q"]) == 0
+        # the dictionary as read: no function-word table in between
+        compile_args = ["--dict", "de=freedict:deu", "--function-words", "dictionary", "-o", str(out), "-q"]
+        assert cli_main(["compile", "--tokenizer", str(tekken), *compile_args]) == 0
     with contextlib.redirect_stdout(io.StringIO()) as printed:
         assert cli_main(["info", str(out)]) == 0
     expected = load_lexicon(tmp_path / "freedict-eng-deu.index", "de").report

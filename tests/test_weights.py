@@ -109,7 +109,7 @@ def test_frequency_weights_follow_word_frequency_and_keep_the_most_frequent(tmp_
     # file order puts the rare words first: uniform keeps them, frequency keeps the common one
     pairs = _pairs(tmp_path, ["house demeure", "house logis", "house maison", "cat matou", "cat chat"])
     cleaning = CleaningOptions(max_translations=2)
-    uniform = compile_vocab(tekken, {"fr": pairs}, cleaning=cleaning, progress=False)
+    uniform = compile_vocab(tekken, {"fr": pairs}, cleaning=cleaning, progress=False, translation_weights="uniform")
     weighted = compile_vocab(tekken, {"fr": pairs}, cleaning=cleaning, progress=False, translation_weights="frequency")
     assert set(_weights_of(uniform, " house", "fr")) == {" demeure", " logis"}
     assert _weights_of(uniform, " house", "fr") == {" demeure": 1, " logis": 1}
@@ -162,3 +162,33 @@ def test_a_format_2_vocabulary_is_refused_with_a_recompile_line(tmp_path) -> Non
     (tmp_path / "old.lfv").write_bytes(bytes(raw))
     with pytest.raises(VocabError, match="format version 2.*recompile"):
         Vocab.load(tmp_path / "old.lfv")
+
+
+def test_sense_weights_favour_the_translation_specific_to_the_word(tmp_path, tekken) -> None:
+    from link_fast.compiler import compile_vocab
+
+    # Stand is common German, but stands for many English words; Klasse is a cognate of class
+    lines = ["class\tStand", "class\tStunde", "class\tKlasse", "state\tStand", "stand\tStand", "level\tStand"]
+    lines += ["hour\tStunde", "lesson\tStunde", "bird\tVogel", "bird\tMieze", "for example\tzum Beispiel"]
+    lines += ["for example\tetwa"]
+    pairs = _pairs(tmp_path, lines, "en-de.txt")
+    vocab = compile_vocab(tekken, {"de": pairs}, progress=False)  # sense: the default
+    frequency = compile_vocab(tekken, {"de": pairs}, progress=False, translation_weights="frequency")
+    assert vocab.meta["options"]["translation_weights"] == "sense"
+    sense_class = _weights_of(vocab, " class", "de")
+    assert max(sense_class, key=sense_class.get) == " Klasse"
+    assert _weights_of(frequency, " class", "de")[" Stand"] == WEIGHT_SCALE  # frequency alone: the common word
+    bird = _weights_of(vocab, " bird", "de")
+    assert bird[" Vogel"] == WEIGHT_SCALE and bird[" Mieze"] < WEIGHT_SCALE // 10
+    example = _weights_of(vocab, " for example", "de")  # a phrase weighs a hundredth a word
+    assert example[" etwa"] == WEIGHT_SCALE and example[" zum Beispiel"] < WEIGHT_SCALE // 10
+
+
+def test_sense_scores_are_pure_functions_of_the_pair() -> None:
+    from link_fast.lexicon import Lexicon
+    from link_fast.weights import sense_scores
+
+    lexicon = Lexicon("de", "x", {"class": ["Klasse", "Stand"], "state": ["Stand", "Zustand"]})
+    score = sense_scores(lexicon, "de")
+    assert score("class", "Klasse") == score("CLASS", "KLASSE") == score("Class", " Klasse ")
+    assert score("class", "Klasse") > 0 and score("state", "Stand") == score("class", "Stand")
