@@ -238,6 +238,10 @@ def _refuse_overwriting(output, inputs) -> None:
             raise InputError(f"{output}: the output would overwrite the input {source}")
 
 
+# report keys that count changes rather than drops, as info names them
+_CURATED = (("normalized", "respelled (normalized)"), ("function_word_pairs", "function-word pairs from the table"))
+
+
 def _describe(vocab, path) -> str:
     m = vocab.meta
     tok = m.get("tokenizer", {})
@@ -260,9 +264,11 @@ def _describe(vocab, path) -> str:
     # How each dictionary was read: what was kept, what was dropped and why.
     for lang, r in m.get("report", {}).get("lexicons", {}).items():
         dropped = ", ".join(f"{k[len('dropped_') :]} {n:,}" for k, n in r.items() if k.startswith("dropped_") and n)
+        changed = [f"{r[k]:,} {what}" for k, what in _CURATED if r.get(k)]
         lines.append(
             f"  {lang:<11} dictionary: {r.get('sources', 0):,} sources, {r.get('pairs_kept', 0):,} of "
             f"{r.get('pairs_read', 0):,} translations kept; dropped: {dropped or 'none'}"
+            + "".join(f"; {item}" for item in changed)
         )
     if m.get("options", {}).get("deny"):
         lines.append(f"  deny lists  {', '.join(map(str, m['options']['deny']))}")
