@@ -12,13 +12,16 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from test_runner import random_vocab, write_shard
 
 import link_fast as link_fast_package
 from link_fast import Sampling, Substituter, Vocab
 from link_fast.draws import mix64, stream_base
 from link_fast.errors import InputError
-from link_fast.shards import load_record, open_shard
+from link_fast.runner import apply_shards
+from link_fast.shards import ShardWriter, load_record, open_shard
 
 
 @pytest.fixture(scope="module")
@@ -214,3 +217,115 @@ def test_a_file_truncated_while_apply_reads_it_is_named(tmp_path, workers, which
     )
     assert f"{target}: truncated while being read (0 bytes" in one_error_line(proc)
     assert not (tmp_path / "out").exists()
+
+
+# -- documents longer than a chunk ----------------------------------------------------------------
+
+RANDOM_VOCAB = random_vocab()
+OPTIONS = st.fixed_dictionaries(
+    {
+        "ratio": st.floats(0, 1),
+        "portion": st.sampled_from([0.5, 1.0]),
+        "seed": st.integers(0, 2**64 - 1),
+        "ratio_basis": st.sampled_from(["candidates", "words"]),
+        "lang_scope": st.sampled_from(["word", "document"]),
+    }
+)
+
+
+def substituted_in_stretches(substituter, tokens, begin, end, every, doc=7):
+    """(tokens, mask, stats) of document tokens[begin:end] rewritten a stretch at a time."""
+    pieces = substituter.cuts(tokens, begin, end, every)
+    assert [p.start for p in pieces] == [begin] + [p.stop for p in pieces[:-1]] and pieces[-1].stop == end
+    assert all(p.stop - p.start >= every for p in pieces[:-1])
+    results = [substituter.apply_piece(tokens, p, doc=doc, mask=True) for p in pieces]
+    stats = results[0].stats
+    for result in results[1:]:
+        stats = stats + result.stats
+    return np.concatenate([r.tokens for r in results]), np.concatenate([r.mask for r in results]), stats, len(pieces)
+
+
+@settings(max_examples=300, deadline=None)
+@given(options=OPTIONS, data_seed=st.integers(0, 2**32 - 1), length=st.integers(0, 3000), every=st.integers(1, 400))
+def test_a_document_cut_into_stretches_is_rewritten_as_it_is_whole(options, data_seed, length, every):
+    tokens = np.random.default_rng(data_seed).integers(0, 1000, length + 10).astype(np.uint16)
+    substituter = Substituter(RANDOM_VOCAB, **options)
+    whole = substituter.apply(tokens, [5, 5 + length], first_doc=7, mask=True)
+    got, mask, stats, _ = substituted_in_stretches(substituter, tokens, 5, 5 + length, every)
+    assert np.array_equal(got, whole.tokens) and np.array_equal(mask, whole.mask)
+    assert stats == whole.stats
+
+
+def test_real_prose_cut_into_stretches_is_rewritten_as_it_is_whole(tekken, tekken_vocab, pydoc_documents):
+    """Real text cut anywhere a stretch may end: inside phrases, joined words, code."""
+    tokens = np.array(tekken.encode("\n\n".join(pydoc_documents[:60])), dtype=np.uint32)
+    for options in ({"ratio": 0.5}, {"ratio": 0.3, "ratio_basis": "words", "lang_scope": "document", "seed": 3}):
+        substituter = Substituter(tekken_vocab, **options)
+        whole = substituter.apply(tokens, [0, len(tokens)], first_doc=7, mask=True)
+        assert whole.stats.total_substitutions > 1000
+        for every in (1, 2, 3, 17, 1000):
+            got, mask, stats, n = substituted_in_stretches(substituter, tokens, 0, len(tokens), every)
+            assert np.array_equal(got, whole.tokens) and np.array_equal(mask, whole.mask), every
+            assert stats == whole.stats and n > len(tokens) // (every + 20)
+
+
+@pytest.mark.parametrize("format", ["megatron", "datatrove"])
+def test_long_documents_give_the_same_bytes_for_any_chunk_size_and_workers(tmp_path, vocab_path, format):
+    rng = np.random.default_rng(3)
+    lengths = np.array([100, 30_000, 5, 0, 12_000, 7, 26_000, 300])
+    offsets = np.concatenate([[0], np.cumsum(lengths)])
+    with ShardWriter(tmp_path / "in" / "s", np.dtype(np.uint16), format=format) as writer:
+        writer.write(rng.integers(0, 1000, int(offsets[-1])).astype(np.uint16), offsets)
+    suffixes = (".bin", ".idx") if format == "megatron" else (".ds", ".ds.index")
+    for basis in ("candidates", "words"):
+        outputs = {}
+        for workers, chunk_tokens in ((1, 10**9), (1, 5000), (2, 4096), (2, 7000)):
+            out = tmp_path / f"out_{basis}_{workers}_{chunk_tokens}"
+            record = apply_shards(
+                vocab_path,
+                [tmp_path / "in" / "s"],
+                out,
+                ratio=0.4,
+                ratio_basis=basis,
+                mask=True,
+                workers=workers,
+                chunk_tokens=chunk_tokens,
+                progress=False,
+            )["s"]
+            files = [out / f"{name}{suffix}" for name in ("s", "s_mask") for suffix in suffixes]
+            outputs[workers, chunk_tokens] = ([f.read_bytes() for f in files], record["stats"])
+        assert all(got == outputs[1, 10**9] for got in outputs.values()), basis
+
+
+def test_memory_follows_the_chunk_not_the_longest_document(tmp_path, vocab_path):
+    n = 30_000_000  # one document; rewritten whole it needs over a GB
+    tokens = np.random.default_rng(0).integers(0, 1000, n).astype(np.uint16)
+    with ShardWriter(tmp_path / "in" / "long", np.dtype(np.uint16)) as writer:
+        writer.write(tokens, np.array([0, n]))
+    del tokens
+    limits = f"resource.setrlimit(resource.RLIMIT_AS, ({640 << 20}, {640 << 20}))"
+    args = ["apply", "--vocab", vocab_path, "--ratio", "0.3", "--mask", "--chunk-tokens", "1000000", "-q"]
+    proc = link_fast(*args, "-o", tmp_path / "out", tmp_path / "in", limits=limits)
+    assert proc.returncode == 0, proc.stderr.decode(errors="backslashreplace")
+    assert open_shard(tmp_path / "out" / "long").sizes[0] >= n
+
+
+def test_a_long_document_of_a_shard_that_is_not_cut_is_refused_by_name(tmp_path, vocab_path):
+    rng = np.random.default_rng(1)
+    write = ShardWriter(tmp_path / "in" / "wide", np.dtype(np.int64))
+    write.write(rng.integers(0, 1000, 20_000).astype(np.int64), np.array([0, 10, 20_000]))
+    write.commit()
+    proc = link_fast(
+        "apply",
+        "--vocab",
+        vocab_path,
+        "--ratio",
+        "0.5",
+        "--chunk-tokens",
+        "5000",
+        "-o",
+        tmp_path / "out",
+        tmp_path / "in",
+    )
+    line = one_error_line(proc)
+    assert f"{tmp_path / 'in' / 'wide.bin'}: sequence 1 holds 19,990 tokens" in line and "--chunk-tokens" in line
