@@ -1,6 +1,6 @@
 # Types of the compiled kernel (link_fast/_kernel.pyx). The arrays are prepared by
 # link_fast/kernel_tables.py; see there for what each holds.
-from typing import NamedTuple
+from typing import NamedTuple, overload
 
 import numpy as np
 import numpy.typing as npt
@@ -76,6 +76,7 @@ class KernelSampling:
     @property
     def lang_weight(self) -> npt.NDArray[np.uint32]: ...
 
+@overload
 def substitute(
     tables: KernelTables,
     sampling: KernelSampling,
@@ -85,18 +86,21 @@ def substitute(
     out_dtype: npt.DTypeLike,
     want_mask: bool,
     doc_ids: npt.NDArray[np.int64] | None = None,
-    piece: tuple[int, int, int, int, int] | None = None,
+    loss: None = None,
 ) -> tuple[np.ndarray, npt.NDArray[np.int64], npt.NDArray[np.uint8] | None, Counts]: ...
-def document_cuts(
+@overload
+def substitute(
     tables: KernelTables,
     sampling: KernelSampling,
     tokens: npt.NDArray[np.uint16] | npt.NDArray[np.int32] | npt.NDArray[np.uint32],
-    begin: int,
-    end: int,
-    every: int,
-    start: int,
-    stop: int,
-) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.int64], int, int, int]: ...
+    offsets: npt.NDArray[np.int64],
+    first_doc: int,
+    out_dtype: npt.DTypeLike,
+    want_mask: bool,
+    doc_ids: npt.NDArray[np.int64] | None = None,
+    *,
+    loss: npt.NDArray[np.uint8],
+) -> tuple[np.ndarray, npt.NDArray[np.int64], npt.NDArray[np.uint8] | None, Counts, npt.NDArray[np.uint8]]: ...
 def build_edge_table(arrays: dict[str, np.ndarray]) -> tuple[npt.NDArray[np.int32], int]: ...
 def draws(base: int, domain: int, doc: int, count: int, first: int = 0) -> npt.NDArray[np.uint64]: ...
 def draws_at(base: int, domain: int, doc: int, candidates: npt.NDArray[np.uint64]) -> npt.NDArray[np.uint64]: ...

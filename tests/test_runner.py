@@ -356,8 +356,8 @@ def test_a_vocabulary_rewritten_during_the_run_commits_nothing(tmp_path, vocab_p
     n_chunks = len(chunk_bounds(np.asarray(open_shard(tmp_path / "in" / "s").sizes), 5000)) - 1
     account_chunk, done = rewrite.account_chunk, []
 
-    def accounting(*args):
-        tokens = account_chunk(*args)
+    def accounting(*args, **kwargs):
+        tokens = account_chunk(*args, **kwargs)
         done.append(True)
         if len(done) == (1 if at == "first" else n_chunks):
             rewrite_translations_in_place(vocab, 2999)
@@ -393,6 +393,57 @@ def test_a_datatrove_shards_tokenizer_name_is_kept_and_checked(tmp_path):
         f"{vocab} was compiled for /models/smollm2/tokenizer.json: compile one with --tokenizer gpt2\n"
     )
     assert not (tmp_path / "out2").exists()
+
+
+def moved_loss(keys, before, after, mask, loss_in) -> np.ndarray:
+    """The loss flags of a rewritten document, restated with link_fast.align's spans: a copied
+    token keeps its flag; a translation's tokens are flagged when all of its word's were."""
+    from link_fast.align import align
+
+    out = np.empty(len(after), dtype=np.uint8)
+    i = j = 0
+    for span in align(keys, before, after, mask):
+        out[j : span.out_start] = loss_in[i : span.in_start]
+        out[span.out_start : span.out_end] = bool(loss_in[span.in_start : span.in_end].all())
+        i, j = span.in_end, span.out_end
+    out[j:] = loss_in[i:]
+    return out
+
+
+@pytest.mark.parametrize(("n_docs", "doc_len"), [(200, (0, 400)), (4, (9000, 12000))], ids=["short", "cut"])
+def test_a_datatrove_loss_mask_moves_with_the_substitutions(tmp_path, vocab_path, n_docs, doc_len):
+    """``NAME.ds.loss`` comes out beside the output, a flag per output token: copied tokens keep
+    theirs, a translation is in the loss when its whole word was; the same for any workers, and
+    for documents longer than a chunk, rewritten a stretch at a time."""
+    from link_fast.align import Keys
+
+    tokens, offsets = write_shard(tmp_path / "unused", n_docs=n_docs, doc_len=doc_len)
+    prefix = tmp_path / "in" / "s"
+    with ShardWriter(prefix, np.uint16, format="datatrove") as w:
+        w.write(tokens, offsets)
+    loss = (np.arange(len(tokens)) // 5 % 3 != 0).astype(np.uint8)  # runs that cut some words
+    loss.tofile(f"{prefix}.ds.loss")
+    outputs = []
+    for workers in (1, 2):
+        out = tmp_path / f"out{workers}"
+        apply_shards(
+            vocab_path, [prefix], out, ratio=0.8, mask=True, workers=workers, chunk_tokens=3000, progress=False
+        )
+        outputs.append({p.name: p.read_bytes() for p in out.iterdir() if not p.name.endswith(".json")})
+    assert outputs[0] == outputs[1] and "s.ds.loss" in outputs[0]
+    out, mask = open_shard(tmp_path / "out1" / "s"), open_shard(tmp_path / "out1" / "s_mask")
+    got = np.frombuffer(outputs[0]["s.ds.loss"], dtype=np.uint8)
+    assert len(got) == out.n_tokens
+    keys, left_out = Keys(Vocab.load(vocab_path)), 0
+    for d in range(n_docs):
+        a, b = (int(x) for x in out.offsets(d, d + 1))
+        before = tokens[offsets[d] : offsets[d + 1]]
+        want = moved_loss(
+            keys, before, np.asarray(out.tokens[a:b]), np.asarray(mask.tokens[a:b]), loss[offsets[d] : offsets[d + 1]]
+        )
+        assert np.array_equal(got[a:b], want), d
+        left_out += int(np.sum(mask.tokens[a:b] & (want == 0)))  # translations out of the loss
+    assert left_out > 0 and got.sum() > 0 and np.sum(np.asarray(mask.tokens)) > 1000
 
 
 def test_validate_compares_the_vocabulary_contents(tmp_path, vocab_path):

@@ -1,8 +1,7 @@
 """The worker side of ``apply``: rewriting one chunk of a shard.
 
-A task is ``(prefix, start, stop, options, index, stretch)``: sequences [start, stop) of the
-shard ``prefix``, chunk ``index`` of its output; or, with a ``stretch``, a piece of the one long
-sequence ``start`` (rewrite.plan_chunks). Each process that runs tasks holds one
+A task is ``(prefix, start, stop, options, index)``: sequences [start, stop) of the shard
+``prefix``, chunk ``index`` of its output. Each process that runs tasks holds one
 ``WorkerState`` (the vocabulary, the shards and substituters it opened, the output files it
 writes into): a pool worker's is made by the pool's initializer (``init_worker``), the
 in-process runner (``InProcess``, one worker) makes its own.
@@ -25,7 +24,7 @@ import numpy as np
 from ..errors import InputError
 from ..mapped import MappedFiles, catch_sigbus_for_good, fault_count, vocab_files
 from ..shards import ShardError, open_shard
-from ..substituter import Piece, Substituter
+from ..substituter import Substituter
 from ..vocab import FileIdentity, Vocab
 from .memory import memory_mb
 
@@ -54,56 +53,38 @@ class WorkerState:
         self.mapped = vocab_files(vocab)  # the files read through maps: the vocabulary's, the open shard's
 
     def run_chunk(self, task: tuple) -> tuple:
-        """Rewrite one chunk; (start, tokens, offsets, mask, stats, written, memory): ``written``
-        when the worker wrote the tokens and mask into the output itself (then they are None)."""
-        prefix, start, stop, options, index, stretch = task
+        """Rewrite one chunk; (start, tokens, offsets, mask, stats, written, memory, loss flags):
+        ``written`` when the worker wrote the tokens, mask and flags into the output itself (then
+        they are None)."""
+        prefix, start, stop, options, index = task
         direct = options.get("direct")
         # A chunk that fails publishes no size: the chunks after it wait until the parent, which
         # collects results in order, meets the error and stops the pool.
-        result = self.checked_substitute(prefix, start, stop, options, stretch)
+        result = self.checked_substitute(prefix, start, stop, options)
         if direct is None:
-            return start, result.tokens, result.offsets, result.mask, result.stats, False, memory_mb()
+            return start, result.tokens, result.offsets, result.mask, result.stats, False, memory_mb(), result.loss
         try:
             self.publish_size(direct, index, len(result.tokens))
             before = self.wait_for_sizes(direct, index)
-            for kind, array in (("data", result.tokens), ("mask", result.mask)):
+            for kind, array in (("data", result.tokens), ("mask", result.mask), ("loss", result.loss)):
                 if array is not None:
                     self.write_at(self.output_fds(direct)[kind], array, before)
         except OSError as exc:
             raise ShardError(direct["name"], f"cannot write: {exc.strerror or exc}") from None
-        return start, None, result.offsets, None, result.stats, True, memory_mb()
+        return start, None, result.offsets, None, result.stats, True, memory_mb(), None
 
-    def checked_substitute(self, prefix: str, start: int, stop: int, options: dict, stretch: Piece | None = None):
+    def checked_substitute(self, prefix: str, start: int, stop: int, options: dict):
         """``substitute``, refused with an error naming the file when a file it reads through a
         map was truncated before or while it ran (what it read past the file's end was zeros)."""
         self.shard(prefix)
         faults = fault_count()
         self.mapped.check()
         try:
-            if stretch is None:
-                result = self.substitute(prefix, start, stop, options)
-            else:
-                result = self.substitute_stretch(prefix, start, options, stretch)
+            result = self.substitute(prefix, start, stop, options)
         except BaseException:
             self.mapped.check(faults)  # a failure caused by what a shrunk file read as is named for it
             raise
         self.mapped.check(faults)
-        return result
-
-    def substitute_stretch(self, prefix: str, sequence: int, options: dict, stretch: Piece):
-        """The kernel's result for ``stretch`` of the long sequence ``sequence`` (rewrite.plan_chunks)."""
-        shard = self.shard(prefix)
-        try:
-            result = self.substituter(options["substituter"]).apply_piece(
-                shard.tokens,
-                stretch,
-                doc=sequence,
-                mask=options["mask"],
-                out_dtype=options["out_dtype"],
-            )
-        except InputError as exc:
-            raise ShardError(shard.paths[0], f"{exc} (in sequence {sequence})") from None
-        shard.release_tokens(stretch.start, stretch.stop)
         return result
 
     def substitute(self, prefix: str, start: int, stop: int, options: dict):
@@ -111,7 +92,7 @@ class WorkerState:
         shard = self.shard(prefix)
         substituter = self.substituter(options["substituter"])
         offsets = shard.offsets(start, stop)
-        tokens = shard.tokens
+        tokens, loss = shard.tokens, shard.loss
         if tokens.dtype not in KERNEL_DTYPES:  # e.g. int64 or uint8 shards: widen this chunk only
             piece = np.asarray(tokens[offsets[0] : offsets[-1]])
             if len(piece) and (piece.min() < 0 or piece.max() > np.iinfo(np.int32).max):
@@ -120,10 +101,11 @@ class WorkerState:
                 raise ShardError(
                     shard.paths[0], f"token id {piece[at]} ({shard.dtype}) in sequence {sequence} is not a token id"
                 )
+            loss = None if loss is None else loss[offsets[0] : offsets[-1]]
             tokens, offsets = piece.astype(np.int32), offsets - offsets[0]
         try:
             result = substituter.apply(
-                tokens, offsets, first_doc=start, mask=options["mask"], out_dtype=options["out_dtype"]
+                tokens, offsets, first_doc=start, mask=options["mask"], out_dtype=options["out_dtype"], loss=loss
             )
         except InputError as exc:
             # name the file and the sequence: the kernel only knows positions in the chunk
@@ -154,7 +136,7 @@ class WorkerState:
             self.close_fds()
             fds = {}
             try:
-                for kind in ("sizes", "data", "mask"):
+                for kind in ("sizes", "data", "mask", "loss"):
                     if direct.get(kind):
                         fds[kind] = os.open(direct[kind], os.O_RDWR | os.O_NOFOLLOW)
             except OSError:

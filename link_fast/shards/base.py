@@ -49,6 +49,7 @@ class Shard:
     document_indices: np.ndarray
     sizes: np.ndarray
     tokenizer_name: str | None
+    loss: np.ndarray | None  # datatrove's .ds.loss: a flag per token (uint8), when the shard has one
 
     def __init__(
         self,
@@ -62,6 +63,7 @@ class Shard:
         document_indices: np.ndarray,
         starts: np.ndarray,
         tokenizer_name: str | None = None,
+        loss: np.ndarray | None = None,
     ):
         self.format = format
         self.prefix = prefix
@@ -73,6 +75,7 @@ class Shard:
         self.document_indices = document_indices
         self.n_sequences = len(sizes)
         self.tokenizer_name = tokenizer_name
+        self.loss = loss
         # Megatron: byte pointers; datatrove: document end offsets. Kept as mapped, converted
         # per range in offsets().
         self._starts = starts
@@ -87,19 +90,14 @@ class Shard:
         The pages stay in the page cache; without this a worker's resident memory would grow
         with every chunk it reads, up to the whole shard.
         """
-        if stop > start:
-            first, last = self.offsets(start, stop)[[0, -1]]
-            self.release_tokens(int(first), int(last))
-
-    def release_tokens(self, first: int, last: int) -> None:
-        """``release`` for tokens [first, last) of ``self.tokens`` (a stretch of a document)."""
         tokens = self.tokens
         mm = getattr(tokens, "_mmap", None)
-        if mm is None or not hasattr(mmap, "MADV_DONTNEED") or last <= first:
+        if mm is None or not hasattr(mmap, "MADV_DONTNEED") or stop <= start:
             return
+        first, last = self.offsets(start, stop)[[0, -1]]
         base = cast(np.memmap, tokens).offset % mmap.ALLOCATIONGRANULARITY  # where np.memmap's array starts in its map
-        begin = base + first * tokens.itemsize
-        end = base + last * tokens.itemsize
+        begin = base + int(first) * tokens.itemsize
+        end = base + int(last) * tokens.itemsize
         begin -= begin % mmap.PAGESIZE
         if end > begin:
             mm.madvise(mmap.MADV_DONTNEED, begin, min(end - begin, len(mm) - begin))
@@ -124,6 +122,7 @@ class Shard:
         # np.memmap unmaps when the last view goes away; dropping our references is all we can
         # do safely (closing the mmap under a caller's live view would crash it).
         self.tokens = np.empty(0, dtype=self.dtype)
+        self.loss = None if self.loss is None else np.empty(0, dtype=np.uint8)
         self.sizes = np.empty(0, dtype=np.int64)
         self._starts = np.empty(0, dtype=np.int64)
         self.document_indices = np.zeros(1, dtype=np.int64)

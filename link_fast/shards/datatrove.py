@@ -138,6 +138,7 @@ def inspect_datatrove(prefix: str) -> tuple[Shard | None, list[ShardError]]:
         document_indices=np.arange(len(ends) + 1, dtype=np.int64),
         starts=ends64,
         tokenizer_name=tokenizer,
+        loss=None if loss_size is None else map_file(loss_path, np.dtype(np.uint8), n_tokens),
     )
     return shard, []
 

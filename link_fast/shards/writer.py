@@ -73,10 +73,8 @@ class ShardWriter:
     def n_sequences(self) -> int:
         return sum(len(s) for s in self._sizes)
 
-    def write(self, tokens: np.ndarray, offsets: np.ndarray, *, continues: bool = False) -> None:
-        """Append sequences ``tokens[offsets[i]:offsets[i+1]]`` (``offsets[0]`` may be > 0); with
-        ``continues`` the first one goes on the last sequence written (a document written in
-        pieces)."""
+    def write(self, tokens: np.ndarray, offsets: np.ndarray) -> None:
+        """Append sequences ``tokens[offsets[i]:offsets[i+1]]`` (``offsets[0]`` may be > 0)."""
         if self._closed or self._prepared is not None:
             raise ShardError(self._data_path, "writer already committed or aborted")
         if self._written_elsewhere:
@@ -106,7 +104,7 @@ class ShardWriter:
             self._sync.add(chunk.nbytes)
         except OSError as exc:
             self._fail(self._data_path, exc)
-        self._add_sizes(sizes, continues)
+        self._sizes.append(sizes)
         self._n_tokens += len(chunk)
 
     @property
@@ -114,12 +112,12 @@ class ShardWriter:
         """The file the data goes to until commit(), for extend_written's writers."""
         return self._temps[0]
 
-    def extend_written(self, sizes: np.ndarray, *, continues: bool = False) -> None:
+    def extend_written(self, sizes: np.ndarray) -> None:
         """Append sequences of ``sizes`` tokens whose bytes, this shard's dtype little-endian,
         another process has written into ``temp_data_path`` right after the sequences this
-        writer holds (a pool worker, at the offset the chunks before its own leave); with
-        ``continues`` as in ``write``. Unlike ``write`` this does not read the ids: the kernel
-        that produced them checked they fit the dtype. Do not mix with ``write``."""
+        writer holds (a pool worker, at the offset the chunks before its own leave). Unlike
+        ``write`` this does not read the ids: the kernel that produced them checked they fit
+        the dtype. Do not mix with ``write``."""
         if self._closed or self._prepared is not None:
             raise ShardError(self._data_path, "writer already committed or aborted")
         sizes = np.asarray(sizes, dtype=np.int64)
@@ -137,24 +135,8 @@ class ShardWriter:
             self._sync.add(n_tokens * self.dtype.itemsize)
         except OSError as exc:
             self._fail(self._data_path, exc)
-        self._add_sizes(sizes, continues)
-        self._n_tokens += n_tokens
-
-    def _add_sizes(self, sizes: np.ndarray, continues: bool) -> None:
-        """Record sequences of ``sizes`` tokens, the first added to the last one with ``continues``."""
-        if continues and len(sizes):
-            last = next((i for i in range(len(self._sizes) - 1, -1, -1) if len(self._sizes[i])), None)
-            if last is None:
-                self.abort()
-                raise ShardError(self._data_path, "no sequence written yet to continue")
-            grown = self._sizes[last].astype(np.int64)  # a copy: the caller's array stays as it was
-            grown[-1] += sizes[0]
-            if self.format == "megatron" and grown[-1] > np.iinfo(np.int32).max:
-                self.abort()
-                raise ShardError(self._data_path, "a sequence longer than 2**31-1 tokens does not fit a Megatron index")
-            self._sizes[last] = grown
-            sizes = sizes[1:]
         self._sizes.append(sizes)
+        self._n_tokens += n_tokens
 
     def _fail(self, path: str, exc: OSError):
         self.abort()
@@ -253,3 +235,83 @@ class ShardWriter:
             self.commit()
         else:
             self.abort()
+
+
+class FlagWriter:
+    """Streams one byte per token into a file beside a shard's data: datatrove's ``NAME.ds.loss``.
+    What the runner uses of a ``ShardWriter`` (``write``, ``extend_written``, ``temp_data_path``,
+    ``prepare``, ``commit``, ``abort``, ``finals``), for a file without an index; nothing
+    appears under the final name until commit()."""
+
+    def __init__(self, path):
+        self.path = os.fspath(path)
+        self.finals = [self.path]
+        self._temp = str(temporary_path(self.path))
+        self._n_flags = 0
+        self._closed = False
+        self._prepared: dict[str, int] | None = None
+        refuse_link(self.path)
+        try:
+            self._file = open_exclusive(self._temp)
+        except OSError as exc:
+            raise ShardError(self.path, f"cannot write: {exc.strerror or exc}") from None
+
+    @property
+    def temp_data_path(self) -> str:
+        return self._temp
+
+    def write(self, flags: np.ndarray, offsets: np.ndarray, *, continues: bool = False) -> None:
+        """Append the flags of sequences ``flags[offsets[i]:offsets[i+1]]``; ``continues``: as
+        ``ShardWriter.write`` takes it (a file of flags has no sequences to continue)."""
+        chunk = np.ascontiguousarray(flags[int(offsets[0]) : int(offsets[-1])], dtype=np.uint8)
+        try:
+            self._file.write(chunk.data.cast("B"))
+        except OSError as exc:
+            self._fail(exc)
+        self._n_flags += len(chunk)
+
+    def extend_written(self, sizes: np.ndarray, *, continues: bool = False) -> None:
+        """The flags of sequences of ``sizes`` tokens, written into ``temp_data_path`` by another process."""
+        self._n_flags += int(np.sum(sizes, dtype=np.int64))
+
+    def prepare(self) -> dict[str, int]:
+        """The flags complete and synced under the temporary name: {final path: bytes}."""
+        if self._prepared is None:
+            try:
+                self._file.flush()
+                size = os.fstat(self._file.fileno()).st_size
+                if size != self._n_flags:
+                    self.abort()
+                    raise ShardError(self.path, f"holds {size} bytes where {self._n_flags} were written")
+                os.fsync(self._file.fileno())
+                self._file.close()
+            except OSError as exc:
+                self._fail(exc)
+            self._prepared = {self.path: self._n_flags}
+        return dict(self._prepared)
+
+    def commit(self) -> list[str]:
+        self.prepare()
+        try:
+            replace_into(self._temp, self.path)
+        except OSError as exc:
+            self._fail(exc)
+        self._closed = True
+        return list(self.finals)
+
+    def abort(self) -> None:
+        if self._closed:
+            return
+        self._closed = True
+        try:
+            self._file.close()
+        except OSError:
+            pass  # a failing flush on close is the error already being cleaned up after
+        try:
+            os.unlink(self._temp)
+        except FileNotFoundError:
+            pass
+
+    def _fail(self, exc: OSError):
+        self.abort()
+        raise ShardError(self.path, f"cannot write: {exc.strerror or exc}") from None
