@@ -86,6 +86,7 @@ def substitute(
     out_dtype: npt.DTypeLike,
     want_mask: bool,
     doc_ids: npt.NDArray[np.int64] | None = None,
+    piece: tuple[int, int, int, int, int] | None = None,
     loss: None = None,
 ) -> tuple[np.ndarray, npt.NDArray[np.int64], npt.NDArray[np.uint8] | None, Counts]: ...
 @overload
@@ -98,9 +99,20 @@ def substitute(
     out_dtype: npt.DTypeLike,
     want_mask: bool,
     doc_ids: npt.NDArray[np.int64] | None = None,
+    piece: tuple[int, int, int, int, int] | None = None,
     *,
     loss: npt.NDArray[np.uint8],
 ) -> tuple[np.ndarray, npt.NDArray[np.int64], npt.NDArray[np.uint8] | None, Counts, npt.NDArray[np.uint8]]: ...
+def document_cuts(
+    tables: KernelTables,
+    sampling: KernelSampling,
+    tokens: npt.NDArray[np.uint16] | npt.NDArray[np.int32] | npt.NDArray[np.uint32],
+    begin: int,
+    end: int,
+    every: int,
+    start: int,
+    stop: int,
+) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.int64], int, int, int]: ...
 def build_edge_table(arrays: dict[str, np.ndarray]) -> tuple[npt.NDArray[np.int32], int]: ...
 def draws(base: int, domain: int, doc: int, count: int, first: int = 0) -> npt.NDArray[np.uint64]: ...
 def draws_at(base: int, domain: int, doc: int, candidates: npt.NDArray[np.uint64]) -> npt.NDArray[np.uint64]: ...

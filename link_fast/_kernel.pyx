@@ -286,13 +286,26 @@ cdef int match_starts(const Tables *t, uint32_t selected, const token_in *tokens
     return 0
 
 
+# One stretch of a long document, substituted on its own (DESIGN §4): ``substitute`` with a
+# piece takes one "document", tokens [start, stop) of the document [begin, end), cut where
+# document_cuts says no match crosses.
+cdef struct Piece:
+    int64_t begin                 # the whole document: boundaries and matches look this far
+    int64_t end
+    int64_t first_candidate       # the document's candidates before the stretch
+    int64_t words                 # the whole document's words and candidates, for ratio_basis="words"
+    int64_t candidates
+    int64_t covered               # out: where the stretch's last match ends
+
+
 cdef int plan_edits(const Tables *t, const SamplingParams *s, const token_in *tokens, const int64_t *offsets,
-                    int64_t n_docs, int64_t first_doc, const int64_t *doc_ids, Edits *edits,
+                    int64_t n_docs, int64_t first_doc, const int64_t *doc_ids, Piece *piece, Edits *edits,
                     Counters *c) except -1 nogil:
     """Scan and sample every document; append the edits, translations not yet resolved.
-    Document d draws as document doc_ids[d], or first_doc + d when doc_ids is NULL."""
+    Document d draws as document doc_ids[d], or first_doc + d when doc_ids is NULL. With a
+    ``piece`` the one document is a stretch of a longer one, which its scan sees whole."""
     cdef Edits matches = Edits(NULL, 0, 0)
-    cdef int64_t d, words, n_starts, block, block_end, covered
+    cdef int64_t d, words, n_starts, block, block_end, covered, begin, end
     cdef Start *starts = NULL
     try:
         starts = <Start *> malloc(SCAN_BLOCK * sizeof(Start))
@@ -302,29 +315,93 @@ cdef int plan_edits(const Tables *t, const SamplingParams *s, const token_in *to
         for d in range(n_docs):
             matches.size = 0
             words = covered = 0
+            if piece != NULL:
+                begin, end = piece.begin, piece.end
+            else:
+                begin, end = offsets[d], offsets[d + 1]
             block = offsets[d]
             while block < offsets[d + 1]:
                 block_end = min(block + SCAN_BLOCK, offsets[d + 1])
                 words += find_starts(t, tokens, block, block_end,
-                                     t.flags[<uint32_t> tokens[block - 1]] if block > offsets[d] else 0,
+                                     t.flags[<uint32_t> tokens[block - 1]] if block > begin else 0,
                                      starts, &n_starts)
-                match_starts(t, s.selected_mask, tokens, offsets[d], offsets[d + 1], starts, n_starts, d, &matches,
-                             &covered)
+                match_starts(t, s.selected_mask, tokens, begin, end, starts, n_starts, d, &matches, &covered)
                 block = block_end
             c.words += words
             c.candidates += matches.size
-            sample_document(t, s, &matches, doc_ids[d] if doc_ids != NULL else first_doc + d, d, words, edits, c)
+            if piece != NULL:
+                piece.covered = covered
+                sample_document(t, s, &matches, doc_ids[d] if doc_ids != NULL else first_doc + d, d,
+                                piece.first_candidate, piece.words, piece.candidates, edits, c)
+            else:
+                sample_document(t, s, &matches, doc_ids[d] if doc_ids != NULL else first_doc + d, d,
+                                0, words, matches.size, edits, c)
     finally:
         free(matches.data)
         free(starts)
     return 0
 
 
+cdef int64_t find_cuts(const Tables *t, uint32_t selected, const token_in *tokens, int64_t begin, int64_t end,
+                       int64_t every, int64_t start, int64_t stop, int64_t *cuts, int64_t *firsts,
+                       int64_t *state) except -1 nogil:
+    """Scan the document [begin, end) as plan_edits does, without sampling, from ``start`` (its
+    beginning, or a cut), and cut it into stretches of at least ``every`` tokens (the last may
+    be shorter) at positions no match crosses, until the first cut at or past ``stop``. Returns
+    the number of cuts; cut k is at cuts[k], with firsts[k] of the candidates counted from
+    ``start``. ``state`` gets where the scan ended (the last cut, or ``end``) and the words
+    and candidates of [start, there). Block ends are not part of the semantics, so a block ends
+    wherever a stretch could end."""
+    cdef Edits matches = Edits(NULL, 0, 0)
+    cdef Start *starts = NULL
+    cdef int64_t block = start, block_end, n_starts, covered = 0, next_cut = start + every, n = 0
+    cdef int64_t words = 0, candidates = 0
+    try:
+        starts = <Start *> malloc(SCAN_BLOCK * sizeof(Start))
+        if starts == NULL:
+            with gil:
+                raise MemoryError("link_fast kernel: out of memory for the start positions")
+        while block < end:
+            block_end = min(block + SCAN_BLOCK, next_cut, end)
+            words += find_starts(t, tokens, block, block_end,
+                                 t.flags[<uint32_t> tokens[block - 1]] if block > begin else 0, starts, &n_starts)
+            match_starts(t, selected, tokens, begin, end, starts, n_starts, 0, &matches, &covered)
+            candidates += matches.size
+            matches.size = 0
+            block = block_end
+            if block < next_cut:
+                continue
+            next_cut = max(block, covered)  # after the match that runs past the block, if one does
+            if next_cut >= end:
+                next_cut = end
+                continue
+            cuts[n] = next_cut
+            firsts[n] = candidates
+            n += 1
+            if next_cut >= stop:
+                while block < next_cut:  # the words inside that match, before the cut
+                    block_end = min(block + SCAN_BLOCK, next_cut)
+                    words += find_starts(t, tokens, block, block_end, t.flags[<uint32_t> tokens[block - 1]],
+                                         starts, &n_starts)
+                    block = block_end
+                break
+            next_cut += every
+    finally:
+        free(matches.data)
+        free(starts)
+    state[0] = block
+    state[1] = words
+    state[2] = candidates
+    return n
+
+
 cdef int sample_document(const Tables *t, const SamplingParams *s, const Edits *matches, int64_t doc,
-                         int64_t d, int64_t words, Edits *edits, Counters *c) except -1 nogil:
+                         int64_t d, int64_t first_candidate, int64_t words, int64_t candidates, Edits *edits,
+                         Counters *c) except -1 nogil:
     """A document's draws: whether it is eligible, which of its matches are replaced, then the
     language and the translation draw of each replaced one. ``doc`` numbers the document for
-    the draws, ``d`` within the batch."""
+    the draws, ``d`` within the batch; its matches are its candidates from ``first_candidate``
+    on, of ``candidates`` in all among ``words`` words (a stretch of it has more before it)."""
     cdef int64_t m, first = edits.size
     cdef uint64_t threshold, replace
     cdef double p
@@ -336,8 +413,8 @@ cdef int sample_document(const Tables *t, const SamplingParams *s, const Edits *
     c.eligible_documents += 1
     c.eligible_candidates += matches.size
     threshold = s.ratio_threshold
-    if s.ratio_basis_words and matches.size:
-        p = s.ratio * <double> words / <double> matches.size
+    if s.ratio_basis_words and candidates:
+        p = s.ratio * <double> words / <double> candidates
         threshold = LF_ALWAYS if p >= 1.0 else <uint64_t> (p * <double> LF_ALWAYS)
     if s.lang_scope_document:
         doc_lang = lf_pick_language(s.lang_weight, t.n_languages, s.selected_mask,
@@ -347,7 +424,7 @@ cdef int sample_document(const Tables *t, const SamplingParams *s, const Edits *
     # candidate is written at the end of the edit list, which grows only if it is taken.
     edits_reserve(edits, edits.size + matches.size)
     for m in range(matches.size):
-        take = lf_bernoulli(lf_draw_at(replace, m), threshold)
+        take = lf_bernoulli(lf_draw_at(replace, first_candidate + m), threshold)
         key = <int32_t> matches.data[m].target.key
         if s.lang_scope_document:
             take &= (t.key_lang_mask[key] >> doc_lang) & 1
@@ -356,7 +433,7 @@ cdef int sample_document(const Tables *t, const SamplingParams *s, const Edits *
         edit.end = matches.data[m].end
         edit.doc = d
         edit.target.key = key
-        edit.length.candidate = m
+        edit.length.candidate = first_candidate + m
         edits.size += take
     choose_languages(t, s, edits.data + first, edits.size - first, doc, doc_lang, c)
     return 0
@@ -578,7 +655,7 @@ cdef class KernelSampling:
 
 def substitute(KernelTables tables not None, KernelSampling sampling not None, const token_in[::1] tokens,
                const int64_t[::1] offsets, int64_t first_doc, object out_dtype, bint want_mask,
-               const int64_t[::1] doc_ids=None, const uint8_t[::1] loss=None):
+               const int64_t[::1] doc_ids=None, tuple piece=None, const uint8_t[::1] loss=None):
     """Plan, resolve, render. Returns (out_tokens, out_offsets, mask or None, counters), and with
     ``loss`` (a flag per token of ``tokens``: datatrove's loss mask) the output's flags after them
     (``render_edits`` says how they move).
@@ -587,12 +664,27 @@ def substitute(KernelTables tables not None, KernelSampling sampling not None, c
     d draws as document ``first_doc + d``, or ``doc_ids[d]`` (one per document, >= 0, checked
     by the caller) when given. Raises InputError for a token id outside the vocabulary or an
     emitted translation id that does not fit ``out_dtype``: no truncated ids can escape.
+
+    ``piece``: (begin, end, first candidate, words, candidates) when the one document is a
+    stretch of the document tokens[begin:end] that ``document_cuts`` cut (and whose ids it
+    checked); the stretch's ids are checked again, the rest are read as they are.
     """
     if sampling.n_weights != tables.tables.n_languages:
         raise ValueError(f"the sampling weighs {sampling.n_weights} languages, the tables have {tables.tables.n_languages}")
     cdef int64_t n_docs = offsets.shape[0] - 1
     if doc_ids is not None and doc_ids.shape[0] != n_docs:
         raise ValueError(f"{doc_ids.shape[0]} document indices for {n_docs} documents")
+    cdef Piece piece_params
+    cdef Piece *piece_ptr = NULL
+    if piece is not None:
+        piece_params.begin, piece_params.end, piece_params.first_candidate, piece_params.words, \
+            piece_params.candidates = piece
+        piece_params.covered = 0
+        if n_docs != 1 or not (0 <= piece_params.begin <= offsets[0] <= offsets[1] <= piece_params.end
+                               <= tokens.shape[0]) or min(piece_params.first_candidate, piece_params.words,
+                                                          piece_params.candidates) < 0:
+            raise ValueError("a piece is one stretch of its document, within tokens, with counts >= 0")
+        piece_ptr = &piece_params
     cdef const int64_t *doc_ptr = &doc_ids[0] if doc_ids is not None and n_docs else NULL
     if loss is not None and loss.shape[0] != tokens.shape[0]:
         raise ValueError(f"{loss.shape[0]} loss flags for {tokens.shape[0]} tokens")
@@ -609,12 +701,14 @@ def substitute(KernelTables tables not None, KernelSampling sampling not None, c
             c.bad_token_position = first_bad_token(token_ptr, begin, finish, tables.tables.vocab_size)
             if c.bad_token_position < 0:
                 plan_edits(&tables.tables, &sampling.params, token_ptr, &offsets[0], n_docs, first_doc, doc_ptr,
-                           &edits, &c)
+                           piece_ptr, &edits, &c)
                 resolve_edits(&tables.tables, edits.data, edits.size)
                 c.tokens_out = output_offsets(&offsets[0], n_docs, edits.data, edits.size, &out_offsets_view[0])
         if c.bad_token_position >= 0:
             raise InputError(f"token id {tokens[c.bad_token_position]} at position {c.bad_token_position} is "
                              f"outside the vocabulary of {tables.tables.vocab_size} ids")
+        if piece_ptr != NULL and piece_params.covered > offsets[1]:  # rendering it would overrun the output
+            raise InputError(f"a match runs past the end of the stretch at {offsets[1]}: cut where document_cuts says")
         out = np.empty(c.tokens_out, dtype=out_dtype)
         mask = np.zeros(c.tokens_out, dtype=np.uint8) if want_mask else None
         loss_out = np.empty(c.tokens_out, dtype=np.uint8) if loss is not None else None
@@ -629,6 +723,29 @@ def substitute(KernelTables tables not None, KernelSampling sampling not None, c
         return out, out_offsets, mask, counters
     finally:
         free(edits.data)
+
+
+def document_cuts(KernelTables tables not None, KernelSampling sampling not None, const token_in[::1] tokens,
+                  int64_t begin, int64_t end, int64_t every, int64_t start, int64_t stop):
+    """Where the document tokens[begin:end] may be cut so that ``substitute`` with a ``piece``
+    gives, stretch by stretch, what it gives for the whole, scanned from ``start`` (``begin``
+    or a cut) to the first cut at or past ``stop`` (find_cuts): (the cuts, candidates from
+    ``start`` before each, where the scan ended, words and candidates from ``start`` to
+    there). Every id of the document must be below the vocabulary size, checked by the
+    caller (Substituter.cuts checks them a window at a time, to keep few pages mapped in)."""
+    if not (0 <= begin <= start <= end <= tokens.shape[0] and every >= 1):
+        raise ValueError("need 0 <= begin <= start <= end <= len(tokens) and every >= 1")
+    cdef int64_t most = (end - start) // every + 1
+    cuts, firsts = np.empty(most, dtype=np.int64), np.empty(most, dtype=np.int64)
+    cdef int64_t[::1] cuts_view = cuts, firsts_view = firsts
+    cdef int64_t state[3]
+    cdef int64_t n = 0
+    cdef const token_in *token_ptr = &tokens[0] if tokens.shape[0] else NULL
+    state[0], state[1], state[2] = start, 0, 0
+    with nogil:
+        n = find_cuts(&tables.tables, sampling.params.selected_mask, token_ptr, begin, end, every, start, stop,
+                      &cuts_view[0], &firsts_view[0], state)
+    return cuts[:n], firsts[:n], state[0], state[1], state[2]
 
 
 cdef uint64_t _render(const Tables *t, const token_in *tokens, int64_t begin, int64_t finish,

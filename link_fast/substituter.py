@@ -3,19 +3,20 @@
 from __future__ import annotations
 
 import copy
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
 import numpy as np
 
-from ._kernel import substitute
+from ._kernel import document_cuts, substitute
 from .errors import InputError
 from .kernel_tables import kernel_sampling, kernel_tables
 from .sampling import Sampling
 from .vocab import Vocab
 
 TOKEN_DTYPES = (np.dtype(np.uint16), np.dtype(np.int32), np.dtype(np.uint32))
+CUT_WINDOW = 1 << 22  # tokens of a long document that Substituter.cuts reads at a time
 
 
 @dataclass
@@ -176,11 +177,7 @@ class Substituter:
         the output as ``Result.loss``: a copied token keeps its flag, a translation's tokens are
         flagged when every token of the word it replaces was.
         """
-        tokens = np.asarray(tokens)
-        if tokens.ndim != 1 or tokens.dtype not in TOKEN_DTYPES:
-            raise InputError(
-                f"tokens must be a 1-D uint16, int32 or uint32 array, got {tokens.dtype} with shape {tokens.shape}"
-            )
+        tokens = _token_array(tokens)
         offsets = np.asarray(offsets)
         if offsets.ndim != 1 or len(offsets) < 1 or offsets.dtype.kind not in "iu":
             raise InputError("offsets must be a 1-D integer array with documents + 1 entries")
@@ -191,6 +188,61 @@ class Substituter:
             raise InputError(f"first_doc must be a non-negative integer, got {first_doc!r}")
         if doc_indices is not None:
             doc_indices = _document_indices(doc_indices, len(offsets) - 1, first_doc)
+        return self._substitute(tokens, offsets, int(first_doc), doc_indices, mask, out_dtype, loss=loss)
+
+    def cuts(
+        self, tokens, begin: int, end: int, every: int, *, release: Callable[[int, int], None] | None = None
+    ) -> list[Piece]:
+        """The document ``tokens[begin:end]`` cut into stretches of at least ``every`` tokens
+        (the last may hold fewer) where no match crosses, for ``apply_piece``: a document too
+        long to rewrite whole in memory gives, stretch by stretch, exactly what ``apply`` gives
+        for it whole. Checks every id of the document, then scans it without sampling, a
+        window of ``CUT_WINDOW`` tokens at a time; ``release(first, last)`` is called once
+        tokens [first, last) are read (a shard drops its mapped pages)."""
+        tokens = np.ascontiguousarray(_token_array(tokens))
+        if not (isinstance(every, (int, np.integer)) and every >= 1 and 0 <= begin <= end <= len(tokens)):
+            raise InputError(f"need 0 <= begin <= end <= {len(tokens)} and every >= 1")
+        begin, end, every = int(begin), int(end), int(every)
+        window = max(every, CUT_WINDOW)
+        for first in range(begin, end, window):
+            _check_ids(tokens, first, min(first + window, end), self.vocab.vocab_size)
+            if release is not None:
+                release(first, min(first + window, end))
+        starts, firsts, position, words, candidates = [begin], [0], begin, 0, 0
+        while position < end:
+            cuts, before, reached, more_words, more_candidates = document_cuts(
+                self._tables, self._sampling, tokens, begin, end, every, position, position + window
+            )
+            starts += cuts.tolist()
+            firsts += (before + candidates).tolist()
+            words, candidates = words + more_words, candidates + more_candidates
+            if release is not None:
+                release(position, reached)
+            position = reached
+        stops = [*starts[1:], end]
+        return [
+            Piece(begin, end, start, stop, first, words, candidates, part)
+            for part, (start, stop, first) in enumerate(zip(starts, stops, firsts))
+        ]
+
+    def apply_piece(self, tokens, piece: Piece, *, doc: int, mask: bool = False, out_dtype=None, loss=None) -> Result:
+        """Stretch ``piece`` (one of ``cuts``, on these ``tokens``) of document ``doc`` of the
+        stream, rewritten as one document. Its statistics count the document, and whether it is
+        eligible, in part 0 only: the pieces' add up to the document's. ``loss`` as for ``apply``."""
+        tokens = _token_array(tokens)
+        if not (isinstance(doc, (int, np.integer)) and doc >= 0):
+            raise InputError(f"doc must be a non-negative integer, got {doc!r}")
+        bounds = (piece.begin, piece.end, piece.first_candidate, piece.words, piece.candidates)
+        offsets = np.array([piece.start, piece.stop], dtype=np.int64)
+        result = self._substitute(tokens, offsets, int(doc), None, mask, out_dtype, bounds, loss)
+        if piece.part:
+            result.stats.documents = result.stats.eligible_documents = 0
+        return result
+
+    def _substitute(
+        self, tokens, offsets, first_doc: int, doc_indices, mask, out_dtype, piece=None, loss=None
+    ) -> Result:
+        """The kernel's result on checked tokens and offsets, the output dtype and the loss flags checked."""
         dtype = tokens.dtype if out_dtype is None else np.dtype(out_dtype)
         if dtype not in TOKEN_DTYPES:
             raise InputError(f"out_dtype must be uint16, int32 or uint32, got {dtype}")
@@ -209,7 +261,7 @@ class Substituter:
         out_loss = None
         if loss is None:
             out, out_offsets, out_mask, counts = substitute(
-                self._tables, self._sampling, tokens, offsets, int(first_doc), dtype, bool(mask), doc_indices
+                self._tables, self._sampling, tokens, offsets, first_doc, dtype, bool(mask), doc_indices, piece
             )
         else:
             out, out_offsets, out_mask, counts, out_loss = substitute(
@@ -217,10 +269,11 @@ class Substituter:
                 self._sampling,
                 tokens,
                 offsets,
-                int(first_doc),
+                first_doc,
                 dtype,
                 bool(mask),
                 doc_indices,
+                piece,
                 loss=_loss_flags(loss, len(tokens)),
             )
         stats = Stats(
@@ -237,6 +290,33 @@ class Substituter:
         return Result(out, out_offsets, out_mask, stats, out_loss)
 
 
+@dataclass(frozen=True)
+class Piece:
+    """A stretch of a long document that ``Substituter.apply_piece`` rewrites on its own: tokens
+    [start, stop) of the document tokens[begin:end], cut where no match crosses, with the
+    document's candidates before it (its draws go on numbering them) and the document's words
+    and candidates in all (``ratio_basis="words"``). ``part``: its place, 0 for the first."""
+
+    begin: int
+    end: int
+    start: int
+    stop: int
+    first_candidate: int
+    words: int
+    candidates: int
+    part: int
+
+
+def _check_ids(tokens: np.ndarray, first: int, last: int, vocab_size: int) -> None:
+    """Raise InputError, as the kernel does, for an id of tokens[first:last] outside the vocabulary."""
+    span = tokens[first:last]
+    if len(span) and (int(span.max()) >= vocab_size or int(span.min()) < 0):
+        position = first + int(np.flatnonzero((span >= vocab_size) | (span < 0))[0])
+        raise InputError(
+            f"token id {int(tokens[position])} at position {position} is outside the vocabulary of {vocab_size} ids"
+        )
+
+
 def _loss_flags(loss, n_tokens: int) -> np.ndarray:
     """Loss flags as the kernel reads them: one uint8 per token (not copied when they are)."""
     loss = np.asarray(loss)
@@ -245,6 +325,15 @@ def _loss_flags(loss, n_tokens: int) -> np.ndarray:
     if loss.dtype == np.uint8 or loss.dtype == np.bool_:
         return np.ascontiguousarray(loss).view(np.uint8)
     return (loss != 0).astype(np.uint8)
+
+
+def _token_array(tokens) -> np.ndarray:
+    tokens = np.asarray(tokens)
+    if tokens.ndim != 1 or tokens.dtype not in TOKEN_DTYPES:
+        raise InputError(
+            f"tokens must be a 1-D uint16, int32 or uint32 array, got {tokens.dtype} with shape {tokens.shape}"
+        )
+    return tokens
 
 
 def _document_indices(values, n_docs: int, first_doc) -> np.ndarray:

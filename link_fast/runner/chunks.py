@@ -1,7 +1,8 @@
 """The worker side of ``apply``: rewriting one chunk of a shard.
 
-A task is ``(prefix, start, stop, options, index)``: sequences [start, stop) of the shard
-``prefix``, chunk ``index`` of its output. Each process that runs tasks holds one
+A task is ``(prefix, start, stop, options, index, stretch)``: sequences [start, stop) of the
+shard ``prefix``, chunk ``index`` of its output; or, with a ``stretch``, a piece of the one long
+sequence ``start`` (rewrite.plan_chunks). Each process that runs tasks holds one
 ``WorkerState`` (the vocabulary, the shards and substituters it opened, the output files it
 writes into): a pool worker's is made by the pool's initializer (``init_worker``), the
 in-process runner (``InProcess``, one worker) makes its own.
@@ -24,7 +25,7 @@ import numpy as np
 from ..errors import InputError
 from ..mapped import MappedFiles, catch_sigbus_for_good, fault_count, vocab_files
 from ..shards import ShardError, open_shard
-from ..substituter import Substituter
+from ..substituter import Piece, Substituter
 from ..vocab import FileIdentity, Vocab
 from .memory import memory_mb
 
@@ -56,11 +57,11 @@ class WorkerState:
         """Rewrite one chunk; (start, tokens, offsets, mask, stats, written, memory, loss flags):
         ``written`` when the worker wrote the tokens, mask and flags into the output itself (then
         they are None)."""
-        prefix, start, stop, options, index = task
+        prefix, start, stop, options, index, stretch = task
         direct = options.get("direct")
         # A chunk that fails publishes no size: the chunks after it wait until the parent, which
         # collects results in order, meets the error and stops the pool.
-        result = self.checked_substitute(prefix, start, stop, options)
+        result = self.checked_substitute(prefix, start, stop, options, stretch)
         if direct is None:
             return start, result.tokens, result.offsets, result.mask, result.stats, False, memory_mb(), result.loss
         try:
@@ -73,18 +74,38 @@ class WorkerState:
             raise ShardError(direct["name"], f"cannot write: {exc.strerror or exc}") from None
         return start, None, result.offsets, None, result.stats, True, memory_mb(), None
 
-    def checked_substitute(self, prefix: str, start: int, stop: int, options: dict):
+    def checked_substitute(self, prefix: str, start: int, stop: int, options: dict, stretch: Piece | None = None):
         """``substitute``, refused with an error naming the file when a file it reads through a
         map was truncated before or while it ran (what it read past the file's end was zeros)."""
         self.shard(prefix)
         faults = fault_count()
         self.mapped.check()
         try:
-            result = self.substitute(prefix, start, stop, options)
+            if stretch is None:
+                result = self.substitute(prefix, start, stop, options)
+            else:
+                result = self.substitute_stretch(prefix, start, options, stretch)
         except BaseException:
             self.mapped.check(faults)  # a failure caused by what a shrunk file read as is named for it
             raise
         self.mapped.check(faults)
+        return result
+
+    def substitute_stretch(self, prefix: str, sequence: int, options: dict, stretch: Piece):
+        """The kernel's result for ``stretch`` of the long sequence ``sequence`` (rewrite.plan_chunks)."""
+        shard = self.shard(prefix)
+        try:
+            result = self.substituter(options["substituter"]).apply_piece(
+                shard.tokens,
+                stretch,
+                doc=sequence,
+                mask=options["mask"],
+                out_dtype=options["out_dtype"],
+                loss=shard.loss,
+            )
+        except InputError as exc:
+            raise ShardError(shard.paths[0], f"{exc} (in sequence {sequence})") from None
+        shard.release_tokens(stretch.start, stretch.stop)
         return result
 
     def substitute(self, prefix: str, start: int, stop: int, options: dict):

@@ -5,20 +5,26 @@ from __future__ import annotations
 
 import time
 from collections import deque
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
 
 from .. import __version__
+from ..errors import InputError
 from ..io import open_exclusive, temporary_path
 from ..mapped import MappedFiles, fault_count
 from ..pool import WorkerDied
 from ..shards import ShardError, ShardWriter
 from ..shards.writer import FlagWriter
-from ..substituter import Stats
-from .chunks import chunk_bounds, run_chunk
+from ..substituter import Piece, Stats, Substituter
+from .chunks import KERNEL_DTYPES, chunk_bounds, run_chunk
 from .commit import commit_output
 from .memory import memory_mb
+
+# A stretch of a long document holds at least this many tokens whatever the chunk size, so that
+# a small --chunk-tokens does not make a long document thousands of tiny tasks.
+MIN_STRETCH = 1 << 12
 
 
 class _Output:
@@ -49,22 +55,65 @@ class _Output:
             writer.abort()
 
 
-def account_chunk(output: _Output, result: tuple) -> int:
-    """Add one chunk's result, in order, to its output; the number of input tokens it covered."""
+def account_chunk(output: _Output, result: tuple, continues: bool = False) -> int:
+    """Add one chunk's result, in order, to its output; the number of input tokens it covered.
+    ``continues``: the chunk is a stretch of a document after its first (``plan_chunks``)."""
     _start, tokens, offsets, mask, chunk_stats, written, memory, loss = result
     for key, value in memory.items():
         output.worker_memory[key] = max(output.worker_memory.get(key, 0.0), value)
     if written:  # the worker wrote the chunk into the writers' files itself
         for writer in output.writers:
-            writer.extend_written(np.diff(offsets))
+            writer.extend_written(np.diff(offsets), continues=continues)
     else:
-        output.data.write(tokens, offsets)
+        output.data.write(tokens, offsets, continues=continues)
         if output.mask is not None:
-            output.mask.write(mask, offsets)
+            output.mask.write(mask, offsets, continues=continues)
         if output.loss is not None:
-            output.loss.write(loss, offsets)
+            output.loss.write(loss, offsets, continues=continues)
     output.stats = chunk_stats if output.stats is None else output.stats + chunk_stats
     return chunk_stats.tokens_in
+
+
+def plan_chunks(
+    shard, chunk_tokens: int, substituter: Callable[[], Substituter]
+) -> list[tuple[int, int, Piece | None]]:
+    """The chunks of ``shard``, (start, stop, piece): sequences [start, stop) of about
+    ``chunk_tokens`` tokens (``chunk_bounds``), and for each sequence longer than
+    ``chunk_tokens`` (and ``MIN_STRETCH``) one chunk per stretch of it, cut by
+    ``Substituter.cuts`` (``substituter()`` makes one): memory follows the chunk size, not the
+    longest document, and the output is the same."""
+    sizes = np.asarray(shard.sizes)
+    bounds = chunk_bounds(sizes, chunk_tokens).tolist()
+    every = max(chunk_tokens, MIN_STRETCH)
+    long = np.flatnonzero(sizes > every)
+    if not len(long):
+        return [(a, b, None) for a, b in zip(bounds[:-1], bounds[1:])]
+    cutter = substituter()
+    chunks: list[tuple[int, int, Piece | None]] = []
+    for a, b in zip(bounds[:-1], bounds[1:]):
+        for sequence in long[np.searchsorted(long, a) : np.searchsorted(long, b)].tolist():
+            if a < sequence:
+                chunks.append((a, sequence, None))
+            chunks += [(sequence, sequence + 1, piece) for piece in _stretches(shard, sequence, every, cutter)]
+            a = sequence + 1
+        if a < b:
+            chunks.append((a, b, None))
+    return chunks
+
+
+def _stretches(shard, sequence: int, every: int, cutter: Substituter) -> list[Piece]:
+    """Sequence ``sequence`` of ``shard`` cut into stretches of about ``every`` tokens."""
+    first, last = (int(x) for x in shard.offsets(sequence, sequence + 1))
+    if shard.tokens.dtype not in KERNEL_DTYPES:  # widened a chunk at a time, so held whole
+        raise ShardError(
+            shard.paths[0],
+            f"sequence {sequence} holds {last - first:,} tokens, more than a chunk ({every:,}); sequences of "
+            f"{shard.dtype} tokens are not cut: give a larger --chunk-tokens",
+        )
+    try:
+        return cutter.cuts(shard.tokens, first, last, every, release=shard.release_tokens)
+    except InputError as exc:
+        raise ShardError(shard.paths[0], f"{exc} (in sequence {sequence})") from None
 
 
 def _direct_options(output: _Output, paths: dict, sizes_path: Path, n_chunks: int) -> dict:
@@ -98,8 +147,8 @@ def _run_chunks(shard, output: _Output, tasks: list, pool, workers: int, bar) ->
                 f"{tasks[lost][1]}..{tasks[lost][2] - 1} (chunk {lost + 1} of {len(tasks)}); "
                 "--resume continues from this shard",
             ) from None
-        window.popleft()
-        bar.update(account_chunk(output, result), shard.name)
+        piece = tasks[window.popleft()[0]][5]
+        bar.update(account_chunk(output, result, piece is not None and piece.part > 0), shard.name)
 
 
 def _record(shard, paths: dict, output: _Output, outputs: dict, expected: dict, started: float) -> dict:
@@ -126,13 +175,13 @@ def rewrite_shard(
     committed unless ``vocab``'s file is still the one loaded (``Vocab.check_unchanged``)."""
     started = time.perf_counter()
     mapped, faults = MappedFiles.of(shard.paths), fault_count()  # this process reads the index's maps
-    bounds = chunk_bounds(np.asarray(shard.sizes), chunk_tokens)
     output = _Output(shard, paths, options)
     sizes_path = temporary_path(paths["data"], ".sizes")
     try:
+        chunks = plan_chunks(shard, chunk_tokens, lambda: Substituter(vocab, **options["substituter"]))
         if workers > 1:  # workers write their chunks into the writers' files
-            options = dict(options, direct=_direct_options(output, paths, sizes_path, len(bounds) - 1))
-        tasks = [(shard.prefix, int(a), int(b), options, i) for i, (a, b) in enumerate(zip(bounds[:-1], bounds[1:]))]
+            options = dict(options, direct=_direct_options(output, paths, sizes_path, len(chunks)))
+        tasks = [(shard.prefix, a, b, options, i, piece) for i, (a, b, piece) in enumerate(chunks)]
         _run_chunks(shard, output, tasks, pool, workers, bar)
         mapped.check(faults)  # nothing read from an input truncated meanwhile is committed
         outputs = {}

@@ -90,14 +90,19 @@ class Shard:
         The pages stay in the page cache; without this a worker's resident memory would grow
         with every chunk it reads, up to the whole shard.
         """
+        if stop > start:
+            first, last = self.offsets(start, stop)[[0, -1]]
+            self.release_tokens(int(first), int(last))
+
+    def release_tokens(self, first: int, last: int) -> None:
+        """``release`` for tokens [first, last) of ``self.tokens`` (a stretch of a document)."""
         tokens = self.tokens
         mm = getattr(tokens, "_mmap", None)
-        if mm is None or not hasattr(mmap, "MADV_DONTNEED") or stop <= start:
+        if mm is None or not hasattr(mmap, "MADV_DONTNEED") or last <= first:
             return
-        first, last = self.offsets(start, stop)[[0, -1]]
         base = cast(np.memmap, tokens).offset % mmap.ALLOCATIONGRANULARITY  # where np.memmap's array starts in its map
-        begin = base + int(first) * tokens.itemsize
-        end = base + int(last) * tokens.itemsize
+        begin = base + first * tokens.itemsize
+        end = base + last * tokens.itemsize
         begin -= begin % mmap.PAGESIZE
         if end > begin:
             mm.madvise(mmap.MADV_DONTNEED, begin, min(end - begin, len(mm) - begin))

@@ -73,8 +73,10 @@ class ShardWriter:
     def n_sequences(self) -> int:
         return sum(len(s) for s in self._sizes)
 
-    def write(self, tokens: np.ndarray, offsets: np.ndarray) -> None:
-        """Append sequences ``tokens[offsets[i]:offsets[i+1]]`` (``offsets[0]`` may be > 0)."""
+    def write(self, tokens: np.ndarray, offsets: np.ndarray, *, continues: bool = False) -> None:
+        """Append sequences ``tokens[offsets[i]:offsets[i+1]]`` (``offsets[0]`` may be > 0); with
+        ``continues`` the first one goes on the last sequence written (a document written in
+        pieces)."""
         if self._closed or self._prepared is not None:
             raise ShardError(self._data_path, "writer already committed or aborted")
         if self._written_elsewhere:
@@ -104,7 +106,7 @@ class ShardWriter:
             self._sync.add(chunk.nbytes)
         except OSError as exc:
             self._fail(self._data_path, exc)
-        self._sizes.append(sizes)
+        self._add_sizes(sizes, continues)
         self._n_tokens += len(chunk)
 
     @property
@@ -112,12 +114,12 @@ class ShardWriter:
         """The file the data goes to until commit(), for extend_written's writers."""
         return self._temps[0]
 
-    def extend_written(self, sizes: np.ndarray) -> None:
+    def extend_written(self, sizes: np.ndarray, *, continues: bool = False) -> None:
         """Append sequences of ``sizes`` tokens whose bytes, this shard's dtype little-endian,
         another process has written into ``temp_data_path`` right after the sequences this
-        writer holds (a pool worker, at the offset the chunks before its own leave). Unlike
-        ``write`` this does not read the ids: the kernel that produced them checked they fit
-        the dtype. Do not mix with ``write``."""
+        writer holds (a pool worker, at the offset the chunks before its own leave); with
+        ``continues`` as in ``write``. Unlike ``write`` this does not read the ids: the kernel
+        that produced them checked they fit the dtype. Do not mix with ``write``."""
         if self._closed or self._prepared is not None:
             raise ShardError(self._data_path, "writer already committed or aborted")
         sizes = np.asarray(sizes, dtype=np.int64)
@@ -135,8 +137,24 @@ class ShardWriter:
             self._sync.add(n_tokens * self.dtype.itemsize)
         except OSError as exc:
             self._fail(self._data_path, exc)
-        self._sizes.append(sizes)
+        self._add_sizes(sizes, continues)
         self._n_tokens += n_tokens
+
+    def _add_sizes(self, sizes: np.ndarray, continues: bool) -> None:
+        """Record sequences of ``sizes`` tokens, the first added to the last one with ``continues``."""
+        if continues and len(sizes):
+            last = next((i for i in range(len(self._sizes) - 1, -1, -1) if len(self._sizes[i])), None)
+            if last is None:
+                self.abort()
+                raise ShardError(self._data_path, "no sequence written yet to continue")
+            grown = self._sizes[last].astype(np.int64)  # a copy: the caller's array stays as it was
+            grown[-1] += sizes[0]
+            if self.format == "megatron" and grown[-1] > np.iinfo(np.int32).max:
+                self.abort()
+                raise ShardError(self._data_path, "a sequence longer than 2**31-1 tokens does not fit a Megatron index")
+            self._sizes[last] = grown
+            sizes = sizes[1:]
+        self._sizes.append(sizes)
 
     def _fail(self, path: str, exc: OSError):
         self.abort()
