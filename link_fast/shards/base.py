@@ -95,17 +95,10 @@ class Shard:
             self.release_tokens(int(first), int(last))
 
     def release_tokens(self, first: int, last: int) -> None:
-        """``release`` for tokens [first, last) of ``self.tokens`` (a stretch of a document)."""
-        tokens = self.tokens
-        mm = getattr(tokens, "_mmap", None)
-        if mm is None or not hasattr(mmap, "MADV_DONTNEED") or last <= first:
-            return
-        base = cast(np.memmap, tokens).offset % mmap.ALLOCATIONGRANULARITY  # where np.memmap's array starts in its map
-        begin = base + first * tokens.itemsize
-        end = base + last * tokens.itemsize
-        begin -= begin % mmap.PAGESIZE
-        if end > begin:
-            mm.madvise(mmap.MADV_DONTNEED, begin, min(end - begin, len(mm) - begin))
+        """``release`` for tokens [first, last) of ``self.tokens`` (a stretch of a document), and
+        of their loss flags."""
+        for mapped in (self.tokens, self.loss):
+            _drop_pages(mapped, first, last)
 
     def offsets(self, start: int, stop: int) -> np.ndarray:
         """int64[stop - start + 1]: token positions in ``self.tokens`` of sequences [start, stop)."""
@@ -143,6 +136,19 @@ class Shard:
         return (
             f"Shard({self.format}, {self.prefix!r}, {self.n_sequences} sequences, {self.n_tokens} tokens, {self.dtype})"
         )
+
+
+def _drop_pages(array: np.ndarray | None, first: int, last: int) -> None:
+    """Drop this process's pages of items [first, last) of a mapped array (``Shard.release``)."""
+    mm = getattr(array, "_mmap", None)
+    if array is None or mm is None or not hasattr(mmap, "MADV_DONTNEED") or last <= first:
+        return
+    base = cast(np.memmap, array).offset % mmap.ALLOCATIONGRANULARITY  # where np.memmap's array starts in its map
+    begin = base + first * array.itemsize
+    end = base + last * array.itemsize
+    begin -= begin % mmap.PAGESIZE
+    if end > begin:
+        mm.madvise(mmap.MADV_DONTNEED, begin, min(end - begin, len(mm) - begin))
 
 
 def check_document_indices(path: str, doc_idx: np.ndarray, n: int) -> list[ShardError]:
