@@ -104,7 +104,7 @@ def _add_cleaning_options(p: argparse.ArgumentParser) -> None:
     g.add_argument(
         "--no-normalize",
         action="store_true",
-        help="keep translations as spelled (default: NFKC, U+2010 as '-', no stress marks on Cyrillic vowels)",
+        help="keep translations as spelled (default: NFKC, U+2010 as '-', no stress marks on Cyrillic letters)",
     )
     g.add_argument(
         "--skip-words",

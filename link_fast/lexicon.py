@@ -296,15 +296,15 @@ _ALNUM = re.compile(r"[^\W_]")  # a letter or a digit (str.isalnum)
 # or bar, or a hyphen or apostrophe at either end.
 _NOTATION = re.compile(r"[/~|]|^['’\-]|['’\-]$")
 _HYPHENS = str.maketrans({"\u2010": "-", "\u2011": "-"})
-# A stress mark (combining acute) on a Cyrillic vowel: learners' dictionaries print them,
-# Russian, Bulgarian or Ukrainian text does not. Macedonian ѓ and ќ are letters of their own
-# (precomposed after NFKC), not a vowel with a mark: untouched.
-_CYRILLIC_STRESS = re.compile("(?<=[аеиоуыэюяёіїєАЕИОУЫЭЮЯЁІЇЄ])\u0301")
+# A stress mark (combining acute) on a Cyrillic letter: learners' dictionaries print them (on
+# vowels, and by mistake on consonants), Russian, Bulgarian or Ukrainian text does not.
+# Macedonian ѓ and ќ are letters of their own, precomposed by NFKC first: untouched.
+_CYRILLIC_STRESS = re.compile("(?<=[\u0400-\u04ff])\u0301")
 
 
 def normalize_spelling(text: str) -> str:
     """``text`` as writers of its language type it: NFKC (the ``ĳ`` ligature becomes ``ij``),
-    U+2010 and U+2011 hyphens as ``-``, no stress marks on Cyrillic vowels."""
+    U+2010 and U+2011 hyphens as ``-``, no stress marks on Cyrillic letters."""
     if text.isascii():
         return text
     text = unicodedata.normalize("NFKC", text).translate(_HYPHENS)
@@ -875,13 +875,15 @@ def _truncated_entries(kept: list[tuple[str, int]], first_lines: list[str]) -> s
     all made again from the cut headwords), a lowercase headword before a capitalised one
     ("the" before "The" of "The Hague").
     """
-    by_key: dict[str, list[tuple[int, int, int, int, int]]] = {}
+    by_key: dict[str, list[tuple[int, int, int, int, int, int]]] = {}
     for order, (key, entry) in enumerate(kept):
         match = _HEAD_PRONUNCIATION.search(first_lines[entry])
         spoken = match.group().strip(" /") if match is not None else ""
         stressed = int("ˈ" in spoken or "ˌ" in spoken)
         capitalized = int(first_lines[entry][:1].isupper())  # "The" (Hague) under "the"
-        rank = (len(spoken.translate(_STRESS_MARKS)), stressed, capitalized, order, entry)
+        # a combining form ("water‐" beside "water") is never the word itself
+        affix = int(_headword(first_lines[entry]).rstrip()[-1:] in "-‐")
+        rank = (affix, len(spoken.translate(_STRESS_MARKS)), stressed, capitalized, order, entry)
         by_key.setdefault(key, []).append(rank)
     truncated: set[int] = set()
     for ranks in by_key.values():

@@ -52,13 +52,18 @@ def glued_check(code: str) -> Callable[[str], bool] | None:
     def glued(translation: str) -> bool:
         if " " in translation or "-" in translation or "'" in translation:
             return False
+        if _has_case_step(translation):  # wordfreq knows some run together: "AveMaria"
+            return True
         if table.get(translation.casefold(), 0.0) > 0:
             return False
-        if _CASE_STEP.search(translation):
-            return True
         return code not in _COMPOUNDING and _splits_into_phrase(translation.casefold(), zipf)
 
     return glued
+
+
+def _has_case_step(word: str) -> bool:
+    """A lowercase letter followed by an uppercase one, but for names in Mc and Mac."""
+    return any(not word[: m.start() + 1].endswith(("Mc", "Mac")) for m in _CASE_STEP.finditer(word))
 
 
 def _splits_into_phrase(word: str, zipf: Callable[[str], float]) -> bool:
