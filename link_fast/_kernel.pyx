@@ -419,12 +419,14 @@ cdef int sample_document(const Tables *t, const SamplingParams *s, const Edits *
     if s.lang_scope_document:
         doc_lang = lf_pick_language(s.lang_weight, t.n_languages, s.selected_mask,
                                     lf_draw(s.base, LF_DOMAIN_DOC_LANG, doc, 0))
-    replace = lf_draw_stream(s.base, LF_DOMAIN_REPLACE, doc)
+    # Candidate first_candidate + m draws at stream + first_candidate + m (lf_draw_at): the
+    # streams start at the first candidate, and the loops count from 0.
+    replace = lf_draw_stream(s.base, LF_DOMAIN_REPLACE, doc) + <uint64_t> first_candidate
     # Without branches: which candidates are replaced is a coin flip per candidate. Each
     # candidate is written at the end of the edit list, which grows only if it is taken.
     edits_reserve(edits, edits.size + matches.size)
     for m in range(matches.size):
-        take = lf_bernoulli(lf_draw_at(replace, first_candidate + m), threshold)
+        take = lf_bernoulli(lf_draw_at(replace, m), threshold)
         key = <int32_t> matches.data[m].target.key
         if s.lang_scope_document:
             take &= (t.key_lang_mask[key] >> doc_lang) & 1
@@ -433,20 +435,20 @@ cdef int sample_document(const Tables *t, const SamplingParams *s, const Edits *
         edit.end = matches.data[m].end
         edit.doc = d
         edit.target.key = key
-        edit.length.candidate = first_candidate + m
+        edit.length.candidate = m
         edits.size += take
-    choose_languages(t, s, edits.data + first, edits.size - first, doc, doc_lang, c)
+    choose_languages(t, s, edits.data + first, edits.size - first, doc, first_candidate, doc_lang, c)
     return 0
 
 
 cdef void choose_languages(const Tables *t, const SamplingParams *s, Edit *edits, int64_t n, int64_t doc,
-                           int32_t doc_lang, Counters *c) noexcept nogil:
+                           int64_t first_candidate, int32_t doc_lang, Counters *c) noexcept nogil:
     """Each of a document's replaced matches gets its language and its TRANSLATE draw: its
     (target.key, length.candidate) become (target.slot, length.draw). Only the replaced ones
     are drawn for, after the coin flips: the language pick reads the key's language mask and
-    costs as much as a flip."""
-    cdef uint64_t choose_lang = lf_draw_stream(s.base, LF_DOMAIN_LANG, doc)
-    cdef uint64_t translate = lf_draw_stream(s.base, LF_DOMAIN_TRANSLATE, doc)
+    costs as much as a flip. Candidates are counted from ``first_candidate`` (sample_document)."""
+    cdef uint64_t choose_lang = lf_draw_stream(s.base, LF_DOMAIN_LANG, doc) + <uint64_t> first_candidate
+    cdef uint64_t translate = lf_draw_stream(s.base, LF_DOMAIN_TRANSLATE, doc) + <uint64_t> first_candidate
     cdef int64_t e, m
     cdef int32_t lang, key
     for e in range(n):
