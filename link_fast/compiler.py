@@ -536,6 +536,26 @@ def _load_inputs(tokenizer, dictionaries, say, curation: _Curation) -> tuple[Tok
     return tokenizer, lexicons, scores
 
 
+def curate(
+    lexicon: Lexicon,
+    lang: str,
+    *,
+    max_translations: int = CleaningOptions.max_translations,
+    translation_weights: str = "sense",
+    deny: Sequence[str | os.PathLike] = (),
+    default_deny: bool = True,
+    function_words: str = "table",
+    drop_glued: bool = True,
+) -> Lexicon:
+    """What :func:`compile_vocab` keeps of ``lexicon`` as vocabulary language ``lang``, with the
+    same options: its function words from their table, its denied and glued pairs dropped,
+    each word's best ``max_translations``. For tests and reviews that need the pairs a
+    vocabulary was compiled from."""
+    cleaning = dataclasses.replace(CleaningOptions(), max_translations=max_translations, drop_glued=drop_glued)
+    denied = load_deny_lists(deny, {lang: lexicon}, defaults=default_deny)
+    return _curate(lexicon, lang, _Curation(cleaning, translation_weights, denied, function_words))[0]
+
+
 def _curate(lexicon: Lexicon, lang: str, curation: _Curation) -> tuple[Lexicon, Score | None]:
     """One language's lexicon, read with no limit on translations, made what the vocabulary
     keeps: function words from their table, denied pairs and glued words dropped, then each

@@ -110,10 +110,16 @@ def sp_v1():
 
 @pytest.fixture(scope="session")
 def real_lexicons(freedict_dir) -> dict:
-    """{lang: Lexicon} of FreeDict eng-deu and eng-fra, default cleaning."""
-    from link_fast.lexicon import load_lexicon
+    """{lang: Lexicon} of FreeDict eng-deu and eng-fra, as a compile with the default options
+    keeps them (function words from their tables, best translations): the pairs the real-data
+    vocabularies hold."""
+    from link_fast.compiler import curate
+    from link_fast.lexicon import CleaningOptions, load_lexicon
 
-    return {lang: load_lexicon(freedict_dir / f"{name}.index", lang) for lang, name in FREEDICT.items()}
+    whole = CleaningOptions(max_translations=0)
+    return {
+        lang: curate(load_lexicon(freedict_dir / f"{name}.index", lang, whole), lang) for lang, name in FREEDICT.items()
+    }
 
 
 # -- English documents ------------------------------------------------------------------------
