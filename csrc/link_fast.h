@@ -21,21 +21,28 @@
 /* Set in the kernel's own copy of the flags only: the token may start a match (it forms a
  * single-token key in play, or has phrase children). */
 #define LF_KEY_START 64u
-/* Set in the kernel's own copy of the flags only: the token is LF_JOINER_ONLY or
- * LF_JOINER_THEN_WORD, so a match just before it may be joined to a following word. */
+/* Set in the kernel's own copy of the flags only: the token is LF_JOINER_ONLY,
+ * LF_JOINER_THEN_WORD or LF_JOINERS_THEN_BACKTICK, so a match just before it may be joined to
+ * a following word or code. */
 #define LF_MAY_JOIN 128u
 
-/* Joiner bits, per token (the vocabulary's joiner_flags; link_fast/tokenizer.py's JOINER_* are
- * these): where the token's text has the characters that join words into code, URLs, e-mail
- * addresses and paths (DESIGN §3). */
-#define LF_JOINER_ONLY 1u        /* every character is a joiner */
-#define LF_JOINER_THEN_WORD 2u   /* one or more joiners, then a word character */
-#define LF_WORD_THEN_JOINER 4u   /* a word character, then one or more joiners that end the text */
+/* Joiner bits, per token (the vocabulary's joiner_flags; link_fast/tokenizer.py's JOINER_* and
+ * *_BACKTICK* are these): where the token's text has the characters that join words into code,
+ * URLs, e-mail addresses, paths and contractions, or the backtick that marks inline code
+ * (DESIGN §3). */
+#define LF_JOINER_ONLY 1u             /* every character is a joiner */
+#define LF_JOINER_THEN_WORD 2u        /* one or more joiners, then a word character */
+#define LF_WORD_THEN_JOINER 4u        /* a word character, then one or more joiners that end the text */
+#define LF_JOINERS_THEN_BACKTICK 8u   /* no joiner or some, then a backtick */
+#define LF_BACKTICK_THEN_JOINERS 16u  /* a backtick, then no joiner or some, ending the text */
 
-/* The joiner characters: _ . / : = ( @ \ (link_fast/tokenizer.py's JOINERS). */
+/* The backtick of Markdown's and reST's inline code (link_fast/tokenizer.py's BACKTICK). */
+#define LF_BACKTICK 0x60u
+
+/* The joiner characters: _ . / : = ( @ \ ' and U+2019 (link_fast/tokenizer.py's JOINERS). */
 static inline int lf_is_joiner(uint32_t c) {
     switch (c) {
-    case '_': case '.': case '/': case ':': case '=': case '(': case '@': case '\\':
+    case '_': case '.': case '/': case ':': case '=': case '(': case '@': case '\\': case '\'': case 0x2019u:
         return 1;
     default:
         return 0;

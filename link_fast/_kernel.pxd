@@ -4,6 +4,7 @@ from libc.stdint cimport uint8_t, uint16_t, int32_t, uint32_t, int64_t, uint64_t
 cdef extern from "link_fast.h" nogil:
     uint32_t LF_WS_START, LF_GLUE_LEFT, LF_END_WORD, LF_SPECIAL, LF_HAS_WORD, LF_FUSES_RIGHT, LF_KEY_START
     uint32_t LF_MAY_JOIN, LF_JOINER_ONLY, LF_JOINER_THEN_WORD, LF_WORD_THEN_JOINER
+    uint32_t LF_JOINERS_THEN_BACKTICK, LF_BACKTICK_THEN_JOINERS
     bint lf_is_joiner(uint32_t c) noexcept
     uint64_t LF_DOMAIN_DOCUMENT, LF_DOMAIN_DOC_LANG, LF_DOMAIN_REPLACE, LF_DOMAIN_LANG, LF_DOMAIN_TRANSLATE
     uint64_t LF_ALWAYS
@@ -54,7 +55,7 @@ cdef struct Start:
 # Read-only views of a Vocab's tables.
 cdef struct Tables:
     const uint8_t *flags             # the vocabulary's, with LF_KEY_START and LF_MAY_JOIN (csrc/link_fast.h)
-    const uint8_t *joiner_flags      # the vocabulary's: LF_JOINER_ONLY, LF_JOINER_THEN_WORD, LF_WORD_THEN_JOINER
+    const uint8_t *joiner_flags      # the vocabulary's: LF_JOINER_*, LF_WORD_THEN_JOINER, LF_*BACKTICK*
     int64_t vocab_size
     const RootEntry *root         # per token; depends on the languages in play
     const int32_t *node_key

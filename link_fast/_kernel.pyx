@@ -33,6 +33,8 @@ FLAG_MAY_JOIN = LF_MAY_JOIN
 JOINER_ONLY = LF_JOINER_ONLY
 JOINER_THEN_WORD = LF_JOINER_THEN_WORD
 WORD_THEN_JOINER = LF_WORD_THEN_JOINER
+JOINERS_THEN_BACKTICK = LF_JOINERS_THEN_BACKTICK
+BACKTICK_THEN_JOINERS = LF_BACKTICK_THEN_JOINERS
 MAX_LANGUAGES = LF_MAX_LANGUAGES
 ALWAYS = LF_ALWAYS
 DOMAINS = {"document": LF_DOMAIN_DOCUMENT, "doc_lang": LF_DOMAIN_DOC_LANG, "replace": LF_DOMAIN_REPLACE,
@@ -162,43 +164,45 @@ cdef inline void look_ahead(const Tables *t, const token_in *tokens, int64_t end
 
 
 cdef bint joined_right(const Tables *t, const token_in *tokens, int64_t j, int64_t end) noexcept nogil:
-    """Whether the text from token j on is one or more joiners, then a word character (DESIGN
-    §3): a match ending before j would be part of code, a URL or a path. The joiners may run
-    over any number of tokens that are nothing else."""
+    """Whether the text from token j on is one or more joiners, then a word character, or no
+    joiner or some, then a backtick (DESIGN §3): a match ending before j would be part of code,
+    a URL, a path or a contraction. The joiners may run over any number of tokens that are
+    nothing else."""
     cdef uint8_t joiner = t.joiner_flags[<uint32_t> tokens[j]]
-    if joiner & LF_JOINER_THEN_WORD:
+    if joiner & (LF_JOINER_THEN_WORD | LF_JOINERS_THEN_BACKTICK):
         return True
     if not (joiner & LF_JOINER_ONLY):
         return False
     j += 1
     while j < end and (t.joiner_flags[<uint32_t> tokens[j]] & LF_JOINER_ONLY):
         j += 1
-    return j < end and ((t.flags[<uint32_t> tokens[j]] & LF_GLUE_LEFT) != 0
-                        or (t.joiner_flags[<uint32_t> tokens[j]] & LF_JOINER_THEN_WORD) != 0)
+    return j < end and ((t.flags[<uint32_t> tokens[j]] & LF_GLUE_LEFT) != 0 or (
+        t.joiner_flags[<uint32_t> tokens[j]] & (LF_JOINER_THEN_WORD | LF_JOINERS_THEN_BACKTICK)) != 0)
 
 
 cdef bint joined_left(const Tables *t, const token_in *tokens, int64_t i, int64_t begin) noexcept nogil:
     """Whether the text before token i (back to the document's start ``begin``) ends with a word
-    character, then one or more joiners: joined_right's mirror."""
+    character, then one or more joiners, or with a backtick, then no joiner or some:
+    joined_right's mirror."""
     cdef uint8_t joiner
     if i == begin:
         return False
     joiner = t.joiner_flags[<uint32_t> tokens[i - 1]]
-    if joiner & LF_WORD_THEN_JOINER:
+    if joiner & (LF_WORD_THEN_JOINER | LF_BACKTICK_THEN_JOINERS):
         return True
     if not (joiner & LF_JOINER_ONLY):
         return False
     i -= 1
     while i > begin and (t.joiner_flags[<uint32_t> tokens[i - 1]] & LF_JOINER_ONLY):
         i -= 1
-    return i > begin and ((t.flags[<uint32_t> tokens[i - 1]] & LF_END_WORD) != 0
-                          or (t.joiner_flags[<uint32_t> tokens[i - 1]] & LF_WORD_THEN_JOINER) != 0)
+    return i > begin and ((t.flags[<uint32_t> tokens[i - 1]] & LF_END_WORD) != 0 or (
+        t.joiner_flags[<uint32_t> tokens[i - 1]] & (LF_WORD_THEN_JOINER | LF_BACKTICK_THEN_JOINERS)) != 0)
 
 
 cdef inline bint word_ends_before(const Tables *t, const token_in *tokens, int64_t end, int64_t j) noexcept nogil:
     """Whether a match may end before position j: the next token neither continues the word
     nor joins it to a following one. The flags say at once for almost every token; only a
-    token that starts with a joiner needs a closer look."""
+    token that starts with a joiner or a backtick needs a closer look."""
     cdef uint8_t flag
     if j == end:
         return True

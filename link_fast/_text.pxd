@@ -15,6 +15,7 @@ cdef extern from "link_fast.h" nogil:
     int64_t lf_pick_cumulated(const uint32_t *cum, int64_t first, int64_t stop, uint64_t h) noexcept
     void lf_prefetch(const void *p) noexcept
     bint lf_is_joiner(uint32_t c) noexcept
+    uint32_t LF_BACKTICK
 
 # A node of the character trie of the patterns (keys' surface texts without their leading
 # space): its children are nodes first .. first + count - 1, sorted by the code point that leads

@@ -6,6 +6,7 @@ import numpy as np
 import numpy.typing as npt
 
 ROOT_CHILDREN: int
+BACKTICK: str
 WORD_BITS_BYTES: int
 
 def word_bits() -> npt.NDArray[np.uint8]: ...

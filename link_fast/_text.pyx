@@ -57,6 +57,7 @@ cdef uint64_t FNV_PRIME = 0x100000001b3ULL
 cdef uint64_t GOLDEN = 0x9e3779b97f4a7c15ULL  # spreads FNV's low-entropy top bits over the slots
 
 ROOT_CHILDREN = ROOT_DIRECT
+BACKTICK = chr(LF_BACKTICK)
 WORD_BITS_BYTES = MAX_CODE_POINT // 8
 
 
@@ -360,19 +361,21 @@ cdef inline int64_t word_node(const Trie *trie, uint64_t h, const char_t *data, 
 
 
 cdef inline bint joined_right(const uint8_t *bits, const char_t *data, int64_t n, int64_t j) noexcept nogil:
-    """Whether data[j:] starts with one or more joiners, then a word character (DESIGN §3)."""
+    """Whether data[j:] starts with one or more joiners, then a word character, or with no joiner
+    or some, then a backtick (DESIGN §3)."""
     cdef int64_t k = j
     while k < n and lf_is_joiner(data[k]):
         k += 1
-    return k > j and k < n and is_word(bits, data[k])
+    return k < n and (data[k] == LF_BACKTICK or (k > j and is_word(bits, data[k])))
 
 
 cdef inline bint joined_left(const uint8_t *bits, const char_t *data, int64_t i) noexcept nogil:
-    """Whether data[:i] ends with a word character, then one or more joiners: joined_right's mirror."""
+    """Whether data[:i] ends with a word character, then one or more joiners, or with a backtick,
+    then no joiner or some: joined_right's mirror."""
     cdef int64_t k = i
     while k > 0 and lf_is_joiner(data[k - 1]):
         k -= 1
-    return k < i and k > 0 and is_word(bits, data[k - 1])
+    return k > 0 and (data[k - 1] == LF_BACKTICK or (k < i and is_word(bits, data[k - 1])))
 
 
 cdef int scan_chars(TextSampler self, const char_t *data, int64_t n, Matches *out, int64_t *words,

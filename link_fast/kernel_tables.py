@@ -11,7 +11,15 @@ from collections.abc import Mapping, Sequence
 
 import numpy as np
 
-from ._kernel import FLAG_KEY_START, FLAG_MAY_JOIN, JOINER_ONLY, JOINER_THEN_WORD, KernelSampling, KernelTables
+from ._kernel import (
+    FLAG_KEY_START,
+    FLAG_MAY_JOIN,
+    JOINER_ONLY,
+    JOINER_THEN_WORD,
+    JOINERS_THEN_BACKTICK,
+    KernelSampling,
+    KernelTables,
+)
 from .draws import integer_weights, probability_threshold, stream_base
 from .sampling import Sampling
 from .vocab import Vocab
@@ -46,11 +54,11 @@ def scan_flags(flags: np.ndarray, entries: np.ndarray, joiner_flags: np.ndarray)
     """The kernel's own copy of the flags, with FLAG_KEY_START on the tokens that may start a
     match (a single-token key in play, or phrase children), so that the first pass of the scan
     reads one small table, and FLAG_MAY_JOIN on the tokens that may join a match before them to
-    a following word (they start with a joiner and are all joiners or go on with a word), so
-    that a match's end is settled by the flag it reads anyway. A vocabulary's own flags never
-    use these bits: cleared anyway."""
+    a following word or to code (they start with a joiner and are all joiners or go on with a
+    word, or start with joiners or none and then a backtick), so that a match's end is settled
+    by the flag it reads anyway. A vocabulary's own flags never use these bits: cleared anyway."""
     may_start = (entries[:, 0] >= 0) | (entries[:, 1] >= 0)
-    may_join = (np.asarray(joiner_flags) & (JOINER_ONLY | JOINER_THEN_WORD)) != 0
+    may_join = (np.asarray(joiner_flags) & (JOINER_ONLY | JOINER_THEN_WORD | JOINERS_THEN_BACKTICK)) != 0
     cleared = np.asarray(flags, dtype=np.uint8) & np.uint8(0xFF ^ (FLAG_KEY_START | FLAG_MAY_JOIN))
     return (
         cleared

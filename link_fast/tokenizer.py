@@ -59,6 +59,9 @@ __all__ = [
     "JOINER_ONLY",
     "JOINER_THEN_WORD",
     "WORD_THEN_JOINER",
+    "BACKTICK",
+    "JOINERS_THEN_BACKTICK",
+    "BACKTICK_THEN_JOINERS",
     "token_joiners",
     "joiners_for_bytes",
     "bytes_to_unicode",
@@ -78,14 +81,19 @@ FLAG_HAS_WORD = 16  # after leading whitespace, the first character is a word ch
 FLAG_FUSES_RIGHT = 32  # no word character, and some token starts with this text plus a word character
 # 64 is taken: the kernel marks the tokens that may start a match in its own copy (LF_KEY_START)
 
-# Characters that join words into code, URLs, e-mail addresses and paths: a word with one or more
-# of them on a side and a word character past them is no candidate (docs/DESIGN.md §3).
-# csrc/link_fast.h's lf_is_joiner is the same set; tests/test_kernel.py pins the two equal.
-JOINERS = "_./:=(@\\"
-# Joiner flags of a token's text, the same bits as csrc/link_fast.h's LF_JOINER_* / LF_WORD_THEN_JOINER
+# Characters that join words into code, URLs, e-mail addresses, paths and contractions (the
+# apostrophes): a word with one or more of them on a side and a word character past them is no
+# candidate (docs/DESIGN.md §3). csrc/link_fast.h's lf_is_joiner is the same set; tests/test_kernel.py
+# pins the two equal.
+JOINERS = "_./:=(@\\'\u2019"
+# Inline code's quote (Markdown, reST): a word next to it, or to joiners and then it, is no candidate.
+BACKTICK = "`"
+# Joiner flags of a token's text, the same bits as csrc/link_fast.h's LF_JOINER_* / LF_WORD_THEN_JOINER / LF_*BACKTICK*
 JOINER_ONLY = 1  # every character is a joiner
 JOINER_THEN_WORD = 2  # one or more joiners, then a word character
 WORD_THEN_JOINER = 4  # a word character, then one or more joiners that end the text
+JOINERS_THEN_BACKTICK = 8  # no joiner or some, then a backtick
+BACKTICK_THEN_JOINERS = 16  # a backtick, then no joiner or some, ending the text
 
 # Bytes that do not decode as UTF-8 come back from ``surrogateescape`` as U+DC80..U+DCFF.
 _ESCAPE_LO = 0xDC80
@@ -137,19 +145,25 @@ def flags_for_bytes(b: bytes) -> int:
 
 
 def joiners_for_bytes(b: bytes) -> int:
-    """Joiner flags (``JOINER_*``, ``WORD_THEN_JOINER``) of a non-special token from its decoded
-    bytes: where its text has joiner characters next to word characters (docs/DESIGN.md §3). A
-    byte that does not decode is a word character, as in ``flags_for_bytes``."""
+    """Joiner flags (``JOINER_*``, ``WORD_THEN_JOINER``, ``*_BACKTICK*``) of a non-special token
+    from its decoded bytes: where its text has joiner characters next to word characters, or a
+    backtick after or before its joiners (docs/DESIGN.md §3). A byte that does not decode is a
+    word character, as in ``flags_for_bytes``."""
     text = b.decode("utf-8", "surrogateescape")
     head = len(text) - len(text.lstrip(JOINERS))
     if not text or head == len(text):
         return JOINER_ONLY if text else 0
     tail = len(text) - len(text.rstrip(JOINERS))
+    first, last = text[head], text[-tail - 1]  # the characters past the joiners at each end
     flags = 0
-    if head and _is_word_char(text[head]):
+    if head and _is_word_char(first):
         flags |= JOINER_THEN_WORD
-    if tail and _is_word_char(text[-tail - 1]):
+    if first == BACKTICK:
+        flags |= JOINERS_THEN_BACKTICK
+    if tail and _is_word_char(last):
         flags |= WORD_THEN_JOINER
+    if last == BACKTICK:
+        flags |= BACKTICK_THEN_JOINERS
     return flags
 
 

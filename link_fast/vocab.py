@@ -12,7 +12,8 @@ Tables (``K`` keys, ``L`` languages, ``T`` translations, root = node 0):
 
 - ``flags[vocab_size]`` uint8: per-token boundary flags (``link_fast.tokenizer.FLAG_*``).
 - ``joiner_flags[vocab_size]`` uint8: per-token joiner flags (``link_fast.tokenizer.JOINER_*``,
-  ``WORD_THEN_JOINER``): what keeps matches out of code, URLs and paths.
+  ``WORD_THEN_JOINER``, ``*_BACKTICK*``): what keeps matches out of code, URLs, paths and
+  contractions.
 - ``root_child[vocab_size]`` int32: node reached from the root by each token, or -1. A dense
   table, because resolving the first token of a word is the hot path.
 - ``node_key`` int32, ``node_edge_start`` / ``node_edge_count`` int32 per node: the key that
@@ -56,6 +57,7 @@ from .errors import VocabError
 from .io import atomic_file, refuse_special_file
 from .lexicon import CONTROL_CHARS
 from .tokenizer import (
+    BACKTICK_THEN_JOINERS,
     FLAG_END_WORD,
     FLAG_FUSES_RIGHT,
     FLAG_GLUE_LEFT,
@@ -64,15 +66,16 @@ from .tokenizer import (
     FLAG_WS_START,
     JOINER_ONLY,
     JOINER_THEN_WORD,
+    JOINERS_THEN_BACKTICK,
     WORD_THEN_JOINER,
 )
 
 MAGIC = b"LINKFAST"
-FORMAT_VERSION = 4  # 3: key_trans_cum, the translations' weights; 4: joiner_flags
+FORMAT_VERSION = 5  # 3: key_trans_cum, the translations' weights; 4: joiner_flags; 5: apostrophes, backticks
 MAX_LANGUAGES = 32  # languages are bits of a uint32 mask
 # The flag bits a vocabulary may use; the kernel keeps the others for itself (LF_KEY_START).
 DEFINED_FLAGS = FLAG_WS_START | FLAG_GLUE_LEFT | FLAG_END_WORD | FLAG_SPECIAL | FLAG_HAS_WORD | FLAG_FUSES_RIGHT
-DEFINED_JOINER_FLAGS = JOINER_ONLY | JOINER_THEN_WORD | WORD_THEN_JOINER
+DEFINED_JOINER_FLAGS = JOINER_ONLY | JOINER_THEN_WORD | WORD_THEN_JOINER | JOINERS_THEN_BACKTICK | BACKTICK_THEN_JOINERS
 _PREFIX = struct.Struct("<8sIIQ")
 _ALIGN = 64
 _UTF8_CHUNK = 1 << 20  # bytes of a string table decoded at a time by Vocab.load

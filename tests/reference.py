@@ -14,8 +14,9 @@ import hashlib
 # The per-token flag bits of a vocabulary's flags table (DESIGN §3's table, in its order).
 FLAG_WS_START, FLAG_GLUE_LEFT, FLAG_END_WORD, FLAG_SPECIAL, FLAG_HAS_WORD, FLAG_FUSES_RIGHT = 1, 2, 4, 8, 16, 32
 # The joiner flags of a vocabulary's joiner_flags table (DESIGN §3): the token's text is only
-# joiners; starts with joiners, then a word character; ends with a word character, then joiners.
-JOINER_ONLY, JOINER_THEN_WORD, WORD_THEN_JOINER = 1, 2, 4
+# joiners; starts with joiners, then a word character; ends with a word character, then joiners;
+# starts with joiners or none, then a backtick; ends with a backtick, then joiners or none.
+JOINER_ONLY, JOINER_THEN_WORD, WORD_THEN_JOINER, JOINERS_THEN_BACKTICK, BACKTICK_THEN_JOINERS = 1, 2, 4, 8, 16
 WEIGHT_SCALE = 1 << 24
 
 DOMAIN_DOCUMENT, DOMAIN_DOC_LANG, DOMAIN_REPLACE, DOMAIN_LANG, DOMAIN_TRANSLATE = 1, 2, 3, 4, 5
@@ -110,21 +111,27 @@ class Reference:
         )
 
     def joined_right(self, doc, j):
-        """DESIGN §3: the tokens from j on spell one or more joiners, then a word character."""
+        """DESIGN §3: the tokens from j on spell one or more joiners, then a word character; or
+        joiners or none, then a backtick."""
         g, k = self.joiners, j
         while k < len(doc) and g[doc[k]] & JOINER_ONLY:
             k += 1
         if k == len(doc):
             return False
+        if g[doc[k]] & JOINERS_THEN_BACKTICK:
+            return True
         return bool(g[doc[k]] & JOINER_THEN_WORD or (k > j and self.flags[doc[k]] & FLAG_GLUE_LEFT))
 
     def joined_left(self, doc, i):
-        """DESIGN §3: the tokens before i spell a word character, then one or more joiners."""
+        """DESIGN §3: the tokens before i spell a word character, then one or more joiners; or a
+        backtick, then joiners or none."""
         g, k = self.joiners, i
         while k > 0 and g[doc[k - 1]] & JOINER_ONLY:
             k -= 1
         if k == 0:
             return False
+        if g[doc[k - 1]] & BACKTICK_THEN_JOINERS:
+            return True
         return bool(g[doc[k - 1]] & WORD_THEN_JOINER or (k < i and self.flags[doc[k - 1]] & FLAG_END_WORD))
 
     def matches(self, doc):

@@ -1,6 +1,7 @@
-"""No substitution inside code, URLs, e-mail addresses or paths (docs/DESIGN.md §3): a word with
-one or more joiners (``_ . / : = ( @ \\``) on a side and a word character past them is no
-candidate, in token mode (whatever the tokens the joiners fall in) and in text mode alike."""
+"""No substitution inside code, URLs, e-mail addresses, paths or contractions (docs/DESIGN.md §3):
+a word with one or more joiners (``_ . / : = ( @ \\ ' ’``) on a side and a word character past
+them is no candidate, nor a word next to a backtick, directly or over joiners (inline code:
+``:mod:`os```), in token mode (whatever the tokens the joiners fall in) and in text mode alike."""
 
 from __future__ import annotations
 
@@ -13,10 +14,13 @@ from link_fast import Substituter, VocabError
 from link_fast.lexicon import Lexicon
 from link_fast.text import TextSubstituter
 from link_fast.tokenizer import (
+    BACKTICK,
+    BACKTICK_THEN_JOINERS,
     FLAG_SPECIAL,
     JOINER_ONLY,
     JOINER_THEN_WORD,
     JOINERS,
+    JOINERS_THEN_BACKTICK,
     WORD_THEN_JOINER,
     flags_for_bytes,
     joiners_for_bytes,
@@ -48,13 +52,38 @@ EXAMPLES = [
     ("foo_ bar", {"foo", "bar"}),
     ("foo _bar", {"foo", "bar"}),  # no word before the joiner
     ("a.\n.b", {"a", "b"}),
+    # inline code: a word next to a backtick, or to joiners and then one
+    ("``print()``", set()),
+    ("`foo`", set()),
+    (":mod:`os`", set()),  # the role name too: ':' then a backtick
+    (":func:`open`", set()),
+    ("x.`y", set()),
+    ("ok` no", {"no"}),
+    ("see ` foo ` now", {"see", "foo", "now"}),  # a space between: nothing changes
+    ("`` bar ``", {"bar"}),
+    ("foo.` baz", {"baz"}),
+    # contractions and elisions: the apostrophes are joiners
+    ("don't", set()),
+    ("don\u2019t", set()),
+    ("it's", set()),
+    ("we'll", set()),
+    ("o'clock", set()),
+    ("dog's", set()),
+    ("rock'n'roll", set()),
+    ("f('x')", set()),
+    ("'hello'", {"hello"}),  # quotes with no word past them
+    ("dogs'", {"dogs"}),
+    ("say 'yes' now", {"say", "yes", "now"}),
+    ("the dogs' bone", {"the", "dogs", "bone"}),
+    ("\u2018hi\u2019", {"hi"}),
 ]
 WORDS = sorted({w for text, _ in EXAMPLES for w in re.findall(r"[^\W_]+", text)})
 
-# Hand tokenizers, each splitting the joiners another way: every character alone; runs of
-# joiners as one token; joiners glued to the next word (.net, as Tekken and Llama-3 do); and to
-# the word before (lwn.). A word takes the space before it, as byte-level BPE tokens do.
-_J = re.escape(JOINERS)
+# Hand tokenizers, each splitting the joiners and backticks another way: every character alone;
+# runs of them as one token (``, :`); glued to the next word (.net, 't, `os, as Tekken and
+# Llama-3 do); and to the word before (lwn., mod:`). A word takes the space before it, as
+# byte-level BPE tokens do.
+_J = re.escape(JOINERS + BACKTICK)
 SPLITS = {
     "alone": r" ?[^\W_]+|.",
     "runs": rf" ?[^\W_]+|[{_J}]+|.",
@@ -174,6 +203,24 @@ def test_token_and_text_mode_agree_with_a_real_tokenizer(tekken):
         (b". ", 0),
         (b".\xe2", JOINER_THEN_WORD),  # a byte that does not decode is a word character
         (b"\xa9.", WORD_THEN_JOINER),
+        (b"'", JOINER_ONLY),
+        ("\u2019".encode(), JOINER_ONLY),
+        (b"'t", JOINER_THEN_WORD),
+        ("\u2019s".encode(), JOINER_THEN_WORD),
+        (b"don'", WORD_THEN_JOINER),
+        (b"`", JOINERS_THEN_BACKTICK | BACKTICK_THEN_JOINERS),
+        (b"``", JOINERS_THEN_BACKTICK | BACKTICK_THEN_JOINERS),
+        (b":`", JOINERS_THEN_BACKTICK | BACKTICK_THEN_JOINERS),  # ':' then a backtick; a backtick ends it
+        (b"`.", JOINERS_THEN_BACKTICK | BACKTICK_THEN_JOINERS),
+        (b"`os", JOINERS_THEN_BACKTICK),
+        (b":`os", JOINERS_THEN_BACKTICK),
+        (b"os`", BACKTICK_THEN_JOINERS),
+        (b"mod:`", BACKTICK_THEN_JOINERS),
+        (b"`os`", JOINERS_THEN_BACKTICK | BACKTICK_THEN_JOINERS),
+        (b" `", BACKTICK_THEN_JOINERS),  # a word after it would be next to the backtick
+        (b"` ", JOINERS_THEN_BACKTICK),
+        (b"_x`", JOINER_THEN_WORD | BACKTICK_THEN_JOINERS),
+        (b"a`b", 0),
     ],
 )
 def test_joiner_flags_of_token_texts(text, joiner_flags):
@@ -186,7 +233,8 @@ def test_a_vocabulary_with_impossible_joiner_flags_is_refused(tmp_path):
     for joiner_flags, problem in (
         ([JOINER_ONLY, 0, 0, 0], "marks a special token"),
         ([0, 0, 0, JOINER_ONLY | JOINER_THEN_WORD], "gives a token of joiners only another bit"),
-        ([0, 0, 0, 8], "uses undefined bits"),
+        ([0, 0, 0, JOINER_ONLY | JOINERS_THEN_BACKTICK], "gives a token of joiners only another bit"),
+        ([0, 0, 0, 32], "uses undefined bits"),
     ):
         path = Vocab.from_entries(flags, entries, ["xx"], joiner_flags=np.array(joiner_flags, dtype=np.uint8)).save(
             tmp_path / "v.lfv"
@@ -195,3 +243,25 @@ def test_a_vocabulary_with_impossible_joiner_flags_is_refused(tmp_path):
             Vocab.load(path)
     with pytest.raises(ValueError, match="joiner_flags has 3 entries"):
         Vocab.from_entries(flags, entries, ["xx"], joiner_flags=np.zeros(3, dtype=np.uint8))
+
+
+def test_a_source_with_an_apostrophe_is_matched_whole(tekken):
+    """A dictionary word that has the apostrophe in it (``don't``) is one match, the longest: the
+    rule looks only past its edges. Token mode, and text mode with the tokenizer, agree."""
+    from link_fast.compiler import compile_vocab
+
+    words = {"don't": ["ZNOTZ"], "don": ["ZDONZ"], "know": ["ZKNOWZ"]}
+    vocab = compile_vocab(tekken, {"xx": Lexicon("xx", "contractions", words)}, progress=False)
+    token_sub = Substituter(vocab, ratio=1.0)
+    text_sub = TextSubstituter(vocab, ratio=1.0, tokenizer=tekken)
+    for text, want in (
+        ("I don't know", "I ZNOTZ ZKNOWZ"),
+        ("don't know.", "ZNOTZ ZKNOWZ."),
+        ("I don't_know", "I don't_know"),  # joined past its edge
+        ("`don't` know", "`don't` ZKNOWZ"),  # inline code
+        ("I don't't know", "I don't't ZKNOWZ"),
+    ):
+        ids = tekken.encode(text)
+        res = token_sub.apply(np.array(ids, dtype=np.uint32), np.array([0, len(ids)]))
+        assert tekken.decode(res.tokens.tolist()) == want, text
+        assert text_sub.apply(text).text == want, text

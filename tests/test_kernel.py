@@ -14,13 +14,27 @@ from reference import Reference
 
 from link_fast import Substituter, Vocab, draws
 from link_fast.errors import InputError
-from link_fast.tokenizer import FLAG_SPECIAL, JOINER_ONLY, JOINER_THEN_WORD, WORD_THEN_JOINER
+from link_fast.tokenizer import (
+    BACKTICK_THEN_JOINERS,
+    FLAG_SPECIAL,
+    JOINER_ONLY,
+    JOINER_THEN_WORD,
+    JOINERS_THEN_BACKTICK,
+    WORD_THEN_JOINER,
+)
 from link_fast.vocab import Entry
 
 FLAG_VALUES = [0, 1, 2, 3, 4, 5, 6, 7, 16, 17, 18, 19, 20, 21, 22, 23, 32, 33, FLAG_SPECIAL]
-# Joiner flags as token texts give them (a token of joiners only has no other bit); 0 most often
-BOTH_SIDES = JOINER_THEN_WORD | WORD_THEN_JOINER
-JOINER_VALUES = [0, 0, 0, JOINER_ONLY, JOINER_ONLY, JOINER_THEN_WORD, WORD_THEN_JOINER, BOTH_SIDES]
+# Joiner flags as token texts give them: a token of joiners only has no other bit; its start is
+# joiners then a word, or joiners or none then a backtick, or neither; its end the same mirrored.
+# 0 most often.
+JOINER_VALUES = [0] * 9 + [JOINER_ONLY] * 3
+JOINER_VALUES += [
+    head | tail
+    for head in (0, JOINER_THEN_WORD, JOINERS_THEN_BACKTICK)
+    for tail in (0, WORD_THEN_JOINER, BACKTICK_THEN_JOINERS)
+    if head | tail
+]
 
 
 HIGH_IDS = 70_000  # some worlds spread their ids this far: past uint16, so dtypes matter
@@ -542,9 +556,16 @@ def test_constants_defined_in_c_equal_their_python_twins():
         assert getattr(reference, f"FLAG_{name}") == getattr(tokenizer, f"FLAG_{name}"), name
     assert _kernel.FLAG_KEY_START & vocab.DEFINED_FLAGS == 0  # the kernel's own bits are free
     assert _kernel.FLAG_MAY_JOIN & (vocab.DEFINED_FLAGS | _kernel.FLAG_KEY_START) == 0
-    for name in ("JOINER_ONLY", "JOINER_THEN_WORD", "WORD_THEN_JOINER"):
+    for name in (
+        "JOINER_ONLY",
+        "JOINER_THEN_WORD",
+        "WORD_THEN_JOINER",
+        "JOINERS_THEN_BACKTICK",
+        "BACKTICK_THEN_JOINERS",
+    ):
         assert getattr(tokenizer, name) == getattr(_kernel, name) == getattr(reference, name), name
     assert sorted(_text.joiners()) == sorted(tokenizer.JOINERS)
+    assert _text.BACKTICK == tokenizer.BACKTICK
     assert vocab.MAX_LANGUAGES == _kernel.MAX_LANGUAGES
     assert draws.ALWAYS == _kernel.ALWAYS == 2**53
     assert {name: getattr(draws, f"DOMAIN_{name.upper()}") for name in _kernel.DOMAINS} == _kernel.DOMAINS

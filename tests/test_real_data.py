@@ -532,7 +532,8 @@ def test_substitutions_leave_canonical_tokenization(real, full, capsys):
 # ---------------------------------------------------------------------------------------------
 # 3b. Code, URLs and paths
 
-JOINERS = "_./:=(@\\"  # DESIGN §3
+JOINERS = "_./:=(@\\'\u2019"  # DESIGN §3
+APOSTROPHES = "'\u2019"
 
 
 def joined(text: str, start: int, end: int) -> bool:
@@ -548,10 +549,28 @@ def joined(text: str, start: int, end: int) -> bool:
     )
 
 
-def test_no_substitution_inside_code_urls_or_paths(real, full, capsys):
-    """The Python docs name modules, functions, files and URLs (``os.path``, ``sys.argv``,
-    ``https://...``): no word of them is a candidate, in token mode (at ratio 1 every candidate is
-    replaced) nor in text mode; and the documents have such words to leave alone."""
+def next_to_backtick(text: str, start: int, end: int) -> bool:
+    """DESIGN §3, restated: a backtick next to ``text[start:end]``, directly or past joiners
+    (inline code: ``os``, ``:mod:`os```)."""
+    after, before = end, start
+    while after < len(text) and text[after] in JOINERS:
+        after += 1
+    while before > 0 and text[before - 1] in JOINERS:
+        before -= 1
+    return (after < len(text) and text[after] == "`") or (before > 0 and text[before - 1] == "`")
+
+
+def in_contraction(text: str, start: int, end: int) -> bool:
+    """``text[start:end]`` and a word character on either side of one apostrophe: ``don't``, ``it's``."""
+    return (end + 1 < len(text) and text[end] in APOSTROPHES and is_word_char(text[end + 1])) or (
+        start >= 2 and text[start - 1] in APOSTROPHES and is_word_char(text[start - 2])
+    )
+
+
+def candidates_where(real: Real, full: FullRun, predicate) -> tuple[list[str], int]:
+    """The candidates of token mode (at ratio 1 every candidate is replaced) and text mode with
+    the tokenizer for which ``predicate(text, start, end)`` holds, shown in context; and the
+    number of text-mode candidates."""
     from link_fast.text import TextSubstituter
 
     problems: list[str] = []
@@ -563,7 +582,7 @@ def test_no_substitution_inside_code_urls_or_paths(real, full, capsys):
         for piece in pieces:
             start, end = to_char(starts[piece.i0]), to_char(starts[piece.i1])
             start += real.vocab.key_text(piece.key).startswith(" ")  # the word, after its space
-            if joined(text, start, end):
+            if predicate(text, start, end):
                 problems.append(f"token mode, doc {d}: {text[max(0, start - 20) : end + 20]!r}")
     text_sub = TextSubstituter(real.vocab, ratio=1.0, tokenizer=real.tok)
     text_candidates = 0
@@ -573,8 +592,16 @@ def test_no_substitution_inside_code_urls_or_paths(real, full, capsys):
         problems += [
             f"text mode, doc {d}: {document[max(0, start - 20) : end + 20]!r}"
             for start, end, _ in matches
-            if joined(document, start, end)
+            if predicate(document, start, end)
         ]
+    return problems, text_candidates
+
+
+def test_no_substitution_inside_code_urls_or_paths(real, full, capsys):
+    """The Python docs name modules, functions, files and URLs (``os.path``, ``sys.argv``,
+    ``https://...``): no word of them is a candidate, in token mode nor in text mode; and the
+    documents have such words to leave alone."""
+    problems, text_candidates = candidates_where(real, full, joined)
     joined_words = sum(joined(doc, s, e) for doc in real.documents for s, e in word_runs(doc))
     report(
         capsys,
@@ -583,6 +610,25 @@ def test_no_substitution_inside_code_urls_or_paths(real, full, capsys):
     )
     assert joined_words > 100
     assert not problems, f"{len(problems)} candidates inside code, URLs or paths, e.g.:\n" + "\n".join(problems[:20])
+
+
+@pytest.mark.parametrize(
+    ("what", "predicate", "least"),
+    [("next to a backtick (inline code)", next_to_backtick, 2000), ("inside a contraction", in_contraction, 500)],
+)
+def test_no_substitution_in_inline_code_or_contractions(real, full, capsys, what, predicate, least):
+    """The reST sources of the Python docs quote code in backticks (````None````, ``:func:`open```)
+    and write contractions (``don't``, ``Python's``): no word there is a candidate, in token mode
+    nor in text mode; and the documents have many such words to leave alone."""
+    problems, text_candidates = candidates_where(real, full, predicate)
+    words = sum(predicate(doc, s, e) for doc in real.documents for s, e in word_runs(doc))
+    report(
+        capsys,
+        f"{real.name}: {words:,} words of the documents {what}, none replaced among "
+        f"{sum(map(len, full.pieces)):,} token-mode and {text_candidates:,} text-mode candidates",
+    )
+    assert words > least
+    assert not problems, f"{len(problems)} candidates {what}, e.g.:\n" + "\n".join(problems[:20])
 
 
 # ---------------------------------------------------------------------------------------------

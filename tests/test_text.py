@@ -91,7 +91,7 @@ def synthetic_vocab() -> Vocab:
 WORD_CLASS = (
     "".join(re.escape(chr(c)) for c in range(0x2FF) if unicodedata.category(chr(c))[0] in "LNM") + "\u0300-\u036f"
 )
-JOINER_CLASS = re.escape("_./:=(@\\")  # DESIGN §3's joiners
+JOINER_CLASS = re.escape("_./:=(@\\'\u2019")  # DESIGN §3's joiners
 
 
 class RegexReference:
@@ -110,19 +110,22 @@ class RegexReference:
                 if options:
                     self.forms.setdefault(source, {})[spaced] = options
         alternation = "|".join(re.escape(w) for w in sorted(self.forms, key=len, reverse=True))
-        # no word character on either side, nor joiners and then one on the right (DESIGN §3)
+        # no word character on either side, nor joiners and then one on the right, nor joiners or
+        # none and then a backtick (DESIGN §3)
         self.pattern = re.compile(
             f"(?<![{WORD_CLASS}])(?:{alternation})(?![{WORD_CLASS}])(?![{JOINER_CLASS}]+[{WORD_CLASS}])"
+            f"(?![{JOINER_CLASS}]*`)"
         )
-        self.joined_left = re.compile(f"[{WORD_CLASS}][{JOINER_CLASS}]+\\Z")
+        self.joined_left = re.compile(f"(?:[{WORD_CLASS}][{JOINER_CLASS}]+|`[{JOINER_CLASS}]*)\\Z")
         self.words = re.compile(f"[{WORD_CLASS}]+")
         self.weights, self.ratio, self.portion = weights, ratio, portion
         self.ratio_basis, self.lang_scope = ratio_basis, lang_scope
         self.base = reference.stream_base(seed, stream_key)  # the oracle's, not link_fast's
 
     def matches(self, text):
-        """Leftmost-longest: the regex's leftmost match, unless a word and joiners end the text
-        before it (the lookbehind that would say so has no fixed width): then none starts there."""
+        """Leftmost-longest: the regex's leftmost match, unless a word and joiners, or a backtick
+        and joiners, end the text before it (the lookbehind that would say so has no fixed width):
+        then none starts there."""
         found, position = [], 0
         while match := self.pattern.search(text, position):
             if self.joined_left.search(text, 0, match.start()):
@@ -170,6 +173,7 @@ class RegexReference:
 
 PIECES = WORDS + [" ", " ", " ", "  ", "\n", ",", ".", "(", "-", "s", "x", "9", "\u0301", "ß", "_", "cats", "dogs"]
 PIECES += [".", "_", "/", ":", "=", "@", "\\", "://", "._"]  # joiners (DESIGN §3), more often and in runs
+PIECES += ["'", "\u2019", "'s", "n't", "`", "``", ":`", "`_"]  # apostrophes and backticks (DESIGN §3)
 
 
 @pytest.fixture(scope="module")

@@ -5,7 +5,7 @@ from __future__ import annotations
 import unicodedata
 from functools import lru_cache
 
-from ..tokenizer import JOINERS
+from ..tokenizer import BACKTICK, JOINERS
 
 
 @lru_cache(maxsize=65536)
@@ -39,14 +39,15 @@ def count_words(text: str, shape: str | None = None) -> int:
 
 
 def joined(text: str, shape: str, start: int, end: int) -> bool:
-    """Whether ``text[start:end]`` is joined to a word by joiner characters on either side (one
-    or more of them, then a word character; docs/DESIGN.md §3): part of code, a URL, an e-mail
-    address or a path. ``shape`` is ``word_shape(text)``."""
+    """Whether ``text[start:end]`` is joined on either side to a word by joiner characters (one
+    or more of them, then a word character) or to inline code by a backtick (no joiner or some,
+    then a backtick; docs/DESIGN.md §3): part of code, a URL, an e-mail address, a path or a
+    contraction. ``shape`` is ``word_shape(text)``."""
     n, after, before = len(text), end, start
     while after < n and text[after] in JOINERS:
         after += 1
-    if end < after < n and shape[after] == "a":
+    if after < n and (text[after] == BACKTICK or (after > end and shape[after] == "a")):
         return True
     while before > 0 and text[before - 1] in JOINERS:
         before -= 1
-    return 0 < before < start and shape[before - 1] == "a"
+    return before > 0 and (text[before - 1] == BACKTICK or (before < start and shape[before - 1] == "a"))
