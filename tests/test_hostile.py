@@ -29,6 +29,10 @@ def vocab_path(tmp_path_factory):
     return random_vocab().save(tmp_path_factory.mktemp("vocab") / "v.lfv")
 
 
+# For children under a memory limit: BLAS libraries reserve address space per thread, per core.
+ONE_THREAD = dict(os.environ, OPENBLAS_NUM_THREADS="1", OMP_NUM_THREADS="1", MKL_NUM_THREADS="1")
+
+
 def link_fast(*args, limits: str = "", timeout: float = 120) -> subprocess.CompletedProcess:
     """``link-fast ARGS`` in a child (arguments may be bytes: names that are not UTF-8), after
     ``limits``, Python run in the child before the CLI (resource limits)."""
@@ -37,6 +41,7 @@ def link_fast(*args, limits: str = "", timeout: float = 120) -> subprocess.Compl
         [sys.executable, "-c", code, *[a if isinstance(a, bytes) else str(a) for a in args]],
         capture_output=True,
         timeout=timeout,
+        env=ONE_THREAD,
     )
 
 
@@ -150,7 +155,7 @@ for number, line in iter_lines({str(bomb)!r}):
         break
 print(number, line)
 """
-    proc = subprocess.run([sys.executable, "-c", count], capture_output=True, text=True, timeout=120)
+    proc = subprocess.run([sys.executable, "-c", count], capture_output=True, text=True, timeout=120, env=ONE_THREAD)
     assert proc.returncode == 0 and proc.stdout == "100000 b''\n", proc.stderr
 
 
