@@ -314,7 +314,9 @@ def compile_vocab(
     """Compile ``dictionaries`` ({language: lexicon or dictionary path}) for ``tokenizer``.
 
     ``cases`` and ``spacings`` choose the surface forms (module docstring); ``cleaning`` applies
-    to dictionaries given as paths; ``workers`` processes encode the forms (default: the
+    to dictionaries given as paths (read with no limit on translations), and its
+    ``max_translations`` and ``drop_glued``, the weights, deny lists and function words to
+    every dictionary (:func:`curate`); ``workers`` processes encode the forms (default: the
     machine's cores, at most 8). ``progress``: a callable receives one line per stage (and a
     few while encoding); True prints those lines on stderr, with a bar over the encoding on a
     terminal; None (the default) does that only when stderr is a terminal; False is quiet.

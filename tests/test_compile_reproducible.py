@@ -13,7 +13,7 @@ import pytest
 
 import link_fast.compiler as compiler
 from link_fast.compiler import compile_vocab
-from link_fast.lexicon import Lexicon
+from link_fast.lexicon import CleaningOptions, Lexicon
 
 DATA = Path(compiler.__file__).parent / "data"
 
@@ -57,8 +57,17 @@ def head(lexicon: Lexicon, n: int) -> Lexicon:
     return Lexicon(lexicon.lang, lexicon.path, dict(list(lexicon.entries.items())[:n]), dict(lexicon.report))
 
 
+# What the previous compiler did with lexicons given as objects: nothing curated, file order.
+AS_GIVEN = {
+    "cleaning": CleaningOptions(max_translations=0, drop_glued=False),
+    "translation_weights": "uniform",
+    "function_words": "dictionary",
+    "default_deny": False,
+}
+
+
 def test_the_demo_vocabulary_is_the_one_the_previous_compiler_made(tekken):
-    vocab = compile_vocab(tekken, {"de": demo_lexicon("de"), "fr": demo_lexicon("fr")}, progress=False)
+    vocab = compile_vocab(tekken, {"de": demo_lexicon("de"), "fr": demo_lexicon("fr")}, progress=False, **AS_GIVEN)
     assert vocab.n_keys == 534
     assert tables_digest(vocab) == PINNED_DEMO_DIGEST
     starts = vocab.tables["key_trans_start"]  # uniform weights: 1, 2, 3, ... in every range
