@@ -101,7 +101,8 @@ def table_for(lang: str, mode: str) -> Table | None:
 def replace_function_words(lexicon: Lexicon, table: Table | None) -> Lexicon:
     """``lexicon`` with its entries for the English function words replaced by ``table``'s
     (None: unchanged): a function word the dictionary has gets the table's translations, or
-    none; one it lacks stays out. The dictionary's pairs dropped are counted as
+    none; one it lacks stays out. A phrase made of function words only goes: its words are
+    translated one by one. The dictionary's pairs dropped are counted as
     ``dropped_function_word``, the table's pairs added as ``function_word_pairs``."""
     if table is None:
         return lexicon
@@ -109,8 +110,9 @@ def replace_function_words(lexicon: Lexicon, table: Table | None) -> Lexicon:
     entries, dropped, present = {}, 0, set()
     for source, translations in lexicon.entries.items():
         folded = source.casefold()
-        # "US" and "IT" are abbreviations, not "us" and "it"
-        if folded in words and source in (folded, folded.capitalize()):
+        # "US" and "IT" are abbreviations, not "us" and "it"; a phrase of function words only
+        # ("to the", "it is") is translated word by word from the table
+        if source in (folded, folded.capitalize()) and all(word in words for word in folded.split()):
             dropped += len(translations)
             present.add(folded)
         else:

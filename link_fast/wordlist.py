@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import dataclasses
 import math
-import re
 from collections.abc import Callable
 from functools import cache
 
@@ -26,10 +25,10 @@ _UNSPACED = frozenset({"ja", "zh", "th", "lo", "km", "my", "bo"})
 # Languages that write compounds as one word (``Aufbauarbeit``: auf + bau + arbeit): a word
 # list cannot tell a phrase run together from a compound there, so only the case step counts.
 _COMPOUNDING = frozenset({"de", "nl", "sv", "da", "nb", "no", "nn", "fi", "hu", "is", "et", "af", "fy", "lb"})
-_CASE_STEP = re.compile(r"[^\W\d_](?<=[a-zß-ÿ\u0100-\u024f\u0430-\u045f])[A-ZÀ-Þ\u0100-\u024f\u0400-\u042f]")
 _KNOWN_ZIPF = 4.0  # each part of a glued word is a common word: ten times in a million words
 _GLUE_ZIPF = 5.5  # and one part is among its commonest words: 300 times in a million...
 _GLUE_CHARS = 3  # ...and short, as articles, prepositions and conjunctions are
+_LETTER_ZIPF = 6.5  # a one-letter word that may begin a run: Spanish "a" (7.3), "y"
 
 
 def _zipf(frequency: float) -> float:
@@ -43,7 +42,8 @@ def glued_check(code: str) -> Callable[[str], bool] | None:
         return None
     from .weights import _wordfreq
 
-    table = _wordfreq().get_frequency_dict(code)
+    wordfreq = _wordfreq()
+    table = wordfreq.get_frequency_dict(code)
 
     @cache
     def zipf(word: str) -> float:
@@ -54,7 +54,8 @@ def glued_check(code: str) -> Callable[[str], bool] | None:
             return False
         if _has_case_step(translation):  # wordfreq knows some run together: "AveMaria"
             return True
-        if table.get(translation.casefold(), 0.0) > 0:
+        # wordfreq's own lookup: it spells the word as its list does (œ, ț, ...)
+        if table.get(translation.casefold(), 0.0) > 0 or wordfreq.word_frequency(translation, code) > 0:
             return False
         return code not in _COMPOUNDING and _splits_into_phrase(translation.casefold(), zipf)
 
@@ -63,13 +64,16 @@ def glued_check(code: str) -> Callable[[str], bool] | None:
 
 def _has_case_step(word: str) -> bool:
     """A lowercase letter followed by an uppercase one, but for names in Mc and Mac."""
-    return any(not word[: m.start() + 1].endswith(("Mc", "Mac")) for m in _CASE_STEP.finditer(word))
+    return any(
+        a.islower() and b.isupper() and not word[: i + 1].endswith(("Mc", "Mac"))
+        for i, (a, b) in enumerate(zip(word, word[1:]))
+    )
 
 
 def _splits_into_phrase(word: str, zipf: Callable[[str], float]) -> bool:
     """Whether ``word`` is a run of words: common words of three letters or more, and short
-    grammatical ones (``a``, ``la``, ``que``; a single letter only inside), with at least one
-    of each kind."""
+    grammatical ones (``a``, ``la``, ``que``; a single letter only inside, or first when it is
+    a word as common as Spanish ``a``), at least one of them short."""
     n = len(word)
     # reach[i]: the kinds of part (1: long, 2: short) some split of word[:i] used
     reach: list[set[int]] = [set() for _ in range(n + 1)]
@@ -83,13 +87,13 @@ def _splits_into_phrase(word: str, zipf: Callable[[str], float]) -> bool:
             kind = _part_kind(word[i:j], zipf, inside=i > 0 and j < n)
             if kind:
                 reach[j].update(used | kind for used in reach[i])
-    return 3 in reach[n]
+    return any(kinds & 2 for kinds in reach[n])
 
 
 def _part_kind(part: str, zipf: Callable[[str], float], inside: bool) -> int:
     """1 for a common word of three letters or more, 2 for a short grammatical word, else 0."""
     score = zipf(part)
-    if len(part) <= _GLUE_CHARS and score >= _GLUE_ZIPF and (len(part) > 1 or inside):
+    if len(part) <= _GLUE_CHARS and score >= _GLUE_ZIPF and (len(part) > 1 or inside or score >= _LETTER_ZIPF):
         return 2
     if len(part) >= 3 and score >= _KNOWN_ZIPF:
         return 1

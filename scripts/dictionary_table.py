@@ -3,8 +3,9 @@
     python scripts/dictionary_table.py [DIR]
 
 DIR holds freedict-eng-CODE.{index,dict.dz} (default .fixtures/freedict, where
-scripts/fetch_fixtures.sh puts them). Each dictionary is loaded with the default cleaning; the
-table is the one in docs/DICTIONARIES.md. A dictionary that is missing or fails is a row that
+scripts/fetch_fixtures.sh puts them). Each dictionary is loaded and curated as a compile with
+the default options keeps it (link_fast.compiler.curate); the table is the one in
+docs/DICTIONARIES.md. A dictionary that is missing or fails is a row that
 says so, and the exit status is then 1.
 """
 
@@ -13,12 +14,13 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
+from link_fast.compiler import curate
 from link_fast.errors import DictionaryError
-from link_fast.lexicon import DROP_REASONS, FREEDICT_LANGUAGES, load_lexicon
+from link_fast.lexicon import DROP_REASONS, FREEDICT_LANGUAGES, CleaningOptions, load_lexicon
 
 HEADER = (
     "| dictionary | index lines | sources kept | phrases | translations kept / read | dropped (translations by reason; "
-    "headword_mismatch in index lines) |"
+    "headword_mismatch and truncated_headword in index lines) |"
 )
 
 
@@ -27,10 +29,10 @@ def row(directory: Path, code: str) -> tuple[str, bool]:
     if not index.is_file():
         return f"| eng-{code} | missing: run scripts/fetch_fixtures.sh | | | | |", False
     try:
-        report = load_lexicon(index, code).report
+        report = curate(load_lexicon(index, code, CleaningOptions(max_translations=0)), code).report
     except DictionaryError as exc:
         return f"| eng-{code} | error: {exc.problem} | | | | |", False
-    reasons = (*DROP_REASONS, "headword_mismatch")
+    reasons = (*DROP_REASONS, "headword_mismatch", "truncated_headword")
     dropped = ", ".join(
         f"{reason} {report[f'dropped_{reason}']:,}" for reason in reasons if report[f"dropped_{reason}"]
     )
