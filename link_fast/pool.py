@@ -11,6 +11,14 @@ the part of it. The caller then stops the pool (``stop``) and removes its tempor
 Workers ignore SIGINT: a Ctrl-C, which the terminal sends to the whole foreground process
 group, reaches only the parent, which stops them, instead of every worker printing a traceback.
 A worker whose parent is gone (SIGKILL) exits within a second instead of waiting on its queue.
+
+A spawned worker starts by running the main script again as ``__mp_main__`` (multiprocessing's
+spawn and forkserver methods): a script that starts workers outside ``if __name__ ==
+"__main__":`` would start them again in each worker, where multiprocessing refuses with a
+traceback per worker. ``check_workers_can_start`` catches that in the worker, which leaves
+with ``RERUN_MAIN_STATUS``, and the parent's pool turns it into ``WorkersCannotStart``: one line
+that names the guard. A script read from standard input cannot be run again at all: refused
+in the parent before any worker starts.
 """
 
 from __future__ import annotations
@@ -19,10 +27,12 @@ import concurrent.futures
 import multiprocessing as mp
 import os
 import signal
+import sys
 import threading
 import time
 from concurrent.futures.process import BrokenProcessPool
 from contextlib import contextmanager
+from types import FrameType
 from typing import cast
 
 from .errors import LinkFastError
@@ -33,6 +43,7 @@ WATCH_SECONDS = 1.0  # how often the parent, waiting for a result, checks that e
 # (-1: none yet): a worker killed while sending a large result is named with that task.
 SENDING = -2
 STUCK_READER_SECONDS = 10.0  # the most stop() waits for the executor's thread once its pipe is closed
+RERUN_MAIN_STATUS = 3  # a worker's exit status: it was running the main script again, which starts workers
 
 
 class WorkerDied(LinkFastError):
@@ -43,6 +54,57 @@ class WorkerDied(LinkFastError):
         self.how = how
         self.task = task
         super().__init__(problem or f"a worker process died ({how})")
+
+
+class WorkersCannotStart(LinkFastError):
+    """Spawned worker processes cannot start from this main script: it starts workers at its top
+    level, which each worker runs again, or it is not a file that they could run."""
+
+
+def _main_script() -> str:
+    main = sys.modules.get("__main__")
+    spec = getattr(main, "__spec__", None)
+    return getattr(spec, "name", None) or getattr(main, "__file__", None) or "the main script"
+
+
+def _rerunning_main() -> bool:
+    """Whether this process is running the main script again as a spawned worker starts (the
+    script's top level, named ``__mp_main__``): the unguarded case, as a guard skips that code."""
+    frame: FrameType | None = sys._getframe(1)
+    while frame is not None:
+        if frame.f_code.co_name == "<module>" and frame.f_globals.get("__name__") == "__mp_main__":
+            return True
+        frame = frame.f_back
+    return False
+
+
+def check_workers_can_start(workers: int) -> None:
+    """Call before anything else where ``workers`` spawned processes are about to be started.
+    In a worker running an unguarded main script again, leave at once, quietly: the parent's
+    pool says why (``WorkersCannotStart``), once. In the parent, refuse a main script that no
+    worker could run again (read from standard input)."""
+    if workers <= 1:
+        return
+    if _rerunning_main():
+        os._exit(RERUN_MAIN_STATUS)
+    main = sys.modules.get("__main__")
+    path = getattr(main, "__file__", None)
+    if getattr(main, "__spec__", None) is None and isinstance(path, str):
+        import multiprocessing.process as mp_process
+
+        # where multiprocessing looks for it: relative to the folder the program started in
+        if not os.path.isfile(os.path.join(getattr(mp_process, "ORIGINAL_DIR", None) or "", path)):
+            raise WorkersCannotStart(
+                f"{path}: worker processes start by running the main script again, and this one is not "
+                f"a file (read from standard input?): save it as a file, or use one worker"
+            )
+
+
+def _unguarded_main() -> WorkersCannotStart:
+    return WorkersCannotStart(
+        f"{_main_script()}: each worker process runs this script again as it starts, and its top level "
+        f'starts workers: put the code that starts them under `if __name__ == "__main__":`'
+    )
 
 
 # -- worker side -----------------------------------------------------------------------------------
@@ -142,6 +204,8 @@ class Pool:
     last result; ``stop()`` on any error or interrupt: it kills the workers and waits for them."""
 
     def __init__(self, workers: int, initializer=None, initargs: tuple = (), context: str = "spawn"):
+        if context != "fork":  # spawn and forkserver workers run the main script again
+            check_workers_can_start(workers)
         ctx = mp.get_context(context)
         self.workers = workers
         self._slots = ctx.RawArray("q", 2 * workers)  # per worker: pid (0: free), task (-1: none)
@@ -184,12 +248,15 @@ class Pool:
         self._processes.update(getattr(self._executor, "_processes", None) or {})
         return any(process.exitcode is not None for process in self._processes.values())
 
-    def _death(self) -> WorkerDied:
+    def _death(self) -> LinkFastError:
         """Why the pool broke: the executor has failed every task and is killing the other
-        workers; once they are gone, the one that did not end by that SIGTERM is the culprit."""
+        workers; once they are gone, the one that did not end by that SIGTERM is the culprit
+        (``WorkersCannotStart`` where a worker left because the main script starts workers)."""
         self._processes.update(getattr(self._executor, "_processes", None) or {})
         self.stop()
         ended = [p for p in self._processes.values() if p.exitcode is not None]
+        if any(p.exitcode == RERUN_MAIN_STATUS for p in ended):
+            return _unguarded_main()
         culprits = [p for p in ended if p.exitcode != -signal.SIGTERM] or ended
         tasks = {int(self._slots[i]): self._held(int(self._slots[i + 1])) for i in range(0, len(self._slots), 2)}
         held = sorted((tasks.get(cast(int, p.pid), -1), p.exitcode) for p in culprits)  # ended: started, has a pid

@@ -14,7 +14,7 @@ import numpy as np
 from ..errors import InputError
 from ..io import overwritten, read_files, refuse_link, remove_dead_temporaries
 from ..mapped import sigbus_caught, vocab_files
-from ..pool import Pool
+from ..pool import Pool, check_workers_can_start
 from ..progress import Progress
 from ..sampling import Sampling
 from ..shards import LINK_RECORD_SUFFIX, ShardError, find_shards, mask_owner, open_shard
@@ -61,6 +61,7 @@ def apply_shards(
     sampling = Sampling.from_options(sampling, **options)
     say = log or (lambda message: None)
     _check_run_options(workers, chunk_tokens, rank, world_size, out_dtype)
+    check_workers_can_start(workers)  # before anything is read or written
     every = _find_inputs(inputs, say)
     output_dir = Path(output_dir)
     refuse_overwriting_inputs(every, output_dir, mask)

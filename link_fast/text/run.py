@@ -23,7 +23,7 @@ from typing import Any, Literal, cast
 
 from ..errors import InputError
 from ..io import atomic_file, fsync_dir, json_bytes, overwritten, read_files, refuse_link
-from ..pool import Pool, WorkerDied
+from ..pool import Pool, WorkerDied, check_workers_can_start
 from ..progress import Progress
 from ..sampling import Sampling
 from ..shards import LINK_RECORD_SUFFIX
@@ -67,6 +67,7 @@ def substitute_files(
     """
     sampling = Sampling.from_options(sampling, **options)
     _check_run_options(on_error, max_line_bytes, workers)
+    check_workers_can_start(workers)  # before anything is read or written
     if substitutions_field is not None and substitutions_field == field:
         raise InputError(
             f"substitutions_field {field!r} would replace the text field it describes: choose another name"
