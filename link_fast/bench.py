@@ -504,6 +504,22 @@ def _ratios(rows: dict, workers: Sequence[int]) -> dict[str, float]:
     return ratios
 
 
+# ``python -c`` puts the working folder first on sys.path: run from a folder holding a clone of
+# this repository, its source folder link_fast/ (no compiled extensions) would be imported in
+# place of the installed package. The child drops that entry before importing anything.
+_INSTALLED_ONLY = """
+import sys
+if sys.path and sys.path[0] == "":
+    del sys.path[0]
+"""
+
+
+def python_child(code: str, *args: str) -> list[str]:
+    """The command running ``code`` with ``args`` in a fresh interpreter that imports the
+    installed link_fast, never a folder of that name where it runs."""
+    return [sys.executable, "-c", _INSTALLED_ONLY + code, *args]
+
+
 _COMPILE_PROBE = """
 import json, resource, sys, time
 from link_fast.compiler import compile_vocab, form_texts
@@ -539,7 +555,7 @@ def compile_row(tokenizer_path, dictionaries: dict, log: Callable[[str], None] =
         output = Path(tmp) / "vocab.lfv"
         paths = {lang: str(path) for lang, path in dictionaries.items()}
         done = subprocess.run(
-            [sys.executable, "-c", _COMPILE_PROBE, str(tokenizer_path), json.dumps(paths), str(output)],
+            python_child(_COMPILE_PROBE, str(tokenizer_path), json.dumps(paths), str(output)),
             capture_output=True,
             text=True,
         )
