@@ -372,6 +372,34 @@ def test_jsonl_round_trip(vocab, tmp_path, suffix):
     assert json.loads(Path(f"{out}.link.json").read_text())["stats"] == stats
 
 
+C0_CONTROLS = "".join(map(chr, range(0x20)))  # U+0000..U+001F: what a JSON string must escape
+
+
+@pytest.mark.parametrize("wide", ["", "é", "Ω", "😀"])  # the text's str kind: ASCII, Latin-1, UCS-2, UCS-4
+def test_every_control_character_comes_out_as_json_dumps_writes_it(vocab, tmp_path, wide):
+    """A .jsonl text holding every C0 control (\\b, \\f, \\r and U+001F among them), around and
+    between substitutions: the line comes out valid JSON, byte for byte the line
+    ``json.dumps(..., ensure_ascii=False)`` writes for the rewritten record."""
+    texts = [
+        f"{wide}cat{C0_CONTROLS}dog",
+        "".join(f"{c}cat{c}" for c in C0_CONTROLS) + wide,
+        f"{C0_CONTROLS}{wide}{C0_CONTROLS[::-1]} the dog\r\n",
+    ]
+    records = [{"id": i, "text": text, "meta": C0_CONTROLS} for i, text in enumerate(texts)]
+    src = tmp_path / "controls.jsonl"
+    src.write_bytes(_jsonl(records))
+    out = tmp_path / "out.jsonl"
+    substitute_files(vocab, [src], out, ratio=1.0, languages={"de": 1.0})
+    sub = TextSubstituter(vocab, ratio=1.0, languages={"de": 1.0}, stream_key="controls")
+    lines = out.read_bytes().split(b"\n")
+    assert lines.pop() == b"" and len(lines) == len(records)
+    for i, (record, line) in enumerate(zip(records, lines)):
+        rewritten = sub.apply(record["text"], i)
+        assert rewritten.substitutions  # the text is written by the substituter, not copied
+        assert line.decode("utf-8") == json.dumps(dict(record, text=rewritten.text), ensure_ascii=False)
+        assert json.loads(line)["text"] == rewritten.text
+
+
 def test_workers_give_the_same_bytes(vocab, tmp_path):
     src = tmp_path / "c.jsonl.zst"
     src.write_bytes(zstandard.ZstdCompressor().compress(_jsonl(_records(500))))

@@ -21,8 +21,9 @@ from link_fast.text import substituter as substituter_module
 from link_fast.vocab import Vocab
 
 # wider characters too: the output's kind (ASCII, Latin-1, UCS-2, UCS-4) follows what is kept;
-# and what a JSON string escapes, for rewrite_json
-NATIVE_PIECES = PIECES + ["Ω", "😀", "é", "\u00a0", "ice-cream", "'", '"', "\\", "\n", "\t", "\x01", "\x7f", "\u2028"]
+# and what a JSON string escapes, for rewrite_json: every C0 control, alone and all together
+NATIVE_PIECES = PIECES + ["Ω", "😀", "é", "\u00a0", "ice-cream", "'", '"', "\\", "\x7f", "\u2028"]
+NATIVE_PIECES += ["\x00", "\b", "\t", "\n", "\f", "\r", "\x1f", "".join(map(chr, range(0x20)))]
 
 
 @pytest.fixture(scope="module")
@@ -212,3 +213,85 @@ def test_render_json_refuses_a_translation_that_is_not_utf8(vocab, bad):
         portion_threshold=0, ratio_threshold=0, ratio=0.0, words_basis=False, doc_scope=False, strict=False,
     )  # fmt: skip
     assert sampler.render_json("x y", *edit, 0, 1, 0, 3) == (b"a y", 3)
+
+
+def _sampler_with_translations(vocab, texts: list[bytes]) -> tuple[_text.TextSampler, int]:
+    """A sampler over ``vocab``'s tables with one more translation for each of ``texts`` (its
+    bytes as they are), and the index of the first of them."""
+    t = vocab.tables
+    first = len(t["trans_text_offsets"]) - 1
+    blob = np.concatenate([np.asarray(t["trans_text"]), np.frombuffer(b"".join(texts), dtype=np.uint8)])
+    ends = len(t["trans_text"]) + np.cumsum([len(text) for text in texts], dtype=np.int64)
+    offsets = np.concatenate([np.asarray(t["trans_text_offsets"]), ends])
+    index, _ = native.text_index(vocab)
+    sampler = _text.TextSampler(
+        index, np.asarray(t["key_lang_mask"]), np.asarray(t["key_trans_start"]), np.asarray(t["key_trans"]),
+        np.asarray(t["key_trans_cum"]), offsets, blob, [1] * len(vocab.languages),
+        portion_threshold=0, ratio_threshold=0, ratio=0.0, words_basis=False, doc_scope=False, strict=False,
+    )  # fmt: skip
+    return sampler, first
+
+
+def _render_json_with(sampler: _text.TextSampler, translation: int) -> tuple[bytes, int]:
+    """``"x y"`` with its ``x`` replaced by ``translation``, as render_json writes it."""
+    edit = (np.array([0], np.int64), np.array([1], np.int32), np.array([translation], np.int32))
+    return sampler.render_json("x y", *edit, 0, 1, 0, 3)
+
+
+# Each class of bytes that is not UTF-8, at its boundaries (DESIGN §8: texts valid UTF-8, as
+# Python's strict decoder takes them), and the valid sequences next to them.
+NOT_UTF8 = {
+    "continuation byte alone": [b"\x80", b"\xbf", b"a\x80b"],
+    "overlong 2 bytes (C0, C1 leads)": [b"\xc0\x80", b"\xc0\xaf", b"\xc1\xbf"],
+    "overlong 3 bytes (E0 80..9F)": [b"\xe0\x80\x80", b"\xe0\x9f\xbf"],
+    "overlong 4 bytes (F0 80..8F)": [b"\xf0\x80\x80\x80", b"\xf0\x8f\xbf\xbf"],
+    "surrogate (ED A0..BF)": [b"\xed\xa0\x80", b"\xed\xaf\xbf", b"\xed\xb0\x80", b"\xed\xbf\xbf"],
+    "past U+10FFFF (F4 90..BF)": [b"\xf4\x90\x80\x80", b"\xf4\xbf\xbf\xbf"],
+    "lead byte F5..FF": [b"\xf5\x80\x80\x80", b"\xf7\xbf\xbf\xbf", b"\xf8\x88\x80\x80\x80", b"\xfe", b"\xff"],
+    "second byte not a continuation": [b"\xc2\x7f", b"\xc2\xc0", b"\xe1\x7f\x80", b"\xe1\xc0\x80", b"\xf1\x7f\x80\x80"],
+    "later byte not a continuation": [b"\xe1\x80\x7f", b"\xef\xbf\xc0", b"\xf1\x80\x7f\x80", b"\xf1\x80\x80\xc0"],
+    "cut short at the end": [b"\xc2", b"\xdf", b"\xe0\xa0", b"\xe1", b"\xef\xbf", b"\xf0\x90\x80", b"\xf4\x8f\xbf"],
+    "cut short before ASCII": [b"\xc2a", b"\xe2\x82a", b"\xf0\x9f\x98a"],
+}
+UTF8_EDGES = [
+    "\x7f", "\x80", "\u07ff", "\u0800", "\u0fff", "\u1000", "\ud7ff", "\ue000", "\uffff",
+    "\U00010000", "\U0003ffff", "\U00040000", "\U000fffff", "\U00100000", "\U0010ffff",
+]  # fmt: skip
+
+
+def test_render_json_refuses_every_class_of_translation_that_is_not_utf8_and_takes_the_edges(vocab):
+    """The native check of a translation's bytes (render_json copies them into .jsonl outputs
+    as they are) refuses every way of not being UTF-8, at each boundary, and accepts the first
+    and last code point of every length and range next to them."""
+    bad = [case for cases in NOT_UTF8.values() for case in cases]
+    # each followed in the table by continuation bytes: a check that read past a translation's
+    # end would take them for the rest of a sequence cut short
+    texts = [text for case in bad for text in (b"a" + case, b"\xbf\xbf\xbf")]
+    sampler, first = _sampler_with_translations(vocab, texts + [f"a{c}".encode() for c in UTF8_EDGES])
+    for i, case in enumerate(bad):
+        with pytest.raises(InputError, match=f"translation {first + 2 * i} is not UTF-8"):
+            _render_json_with(sampler, first + 2 * i)
+            pytest.fail(f"{case.hex(' ')} taken")
+    for i, char in enumerate(UTF8_EDGES):
+        want = json.dumps(f"a{char} y", ensure_ascii=False)[1:-1].encode("utf-8")
+        assert _render_json_with(sampler, first + len(texts) + i) == (want, 4), f"U+{ord(char):04X}"
+
+
+def test_render_json_checks_translations_as_python_decodes_them(vocab):
+    """Every lead byte 80..FF, with every boundary of the second byte and the sequence complete
+    or cut short: the native check accepts exactly what Python's strict decoder accepts."""
+    cases = [
+        bytes([lead, second]) + b"\x80" * more
+        for lead in range(0x80, 0x100)
+        for second in (0x00, 0x7F, 0x80, 0x8F, 0x90, 0x9F, 0xA0, 0xBF, 0xC0, 0xFF)
+        for more in range(3)
+    ]
+    sampler, first = _sampler_with_translations(vocab, cases)
+    for i, case in enumerate(cases):
+        try:
+            want = json.dumps(case.decode("utf-8") + " y", ensure_ascii=False)[1:-1].encode("utf-8")
+        except UnicodeDecodeError:
+            with pytest.raises(InputError, match="is not UTF-8"):
+                _render_json_with(sampler, first + i)
+        else:
+            assert _render_json_with(sampler, first + i)[0] == want, case.hex(" ")
