@@ -14,6 +14,7 @@ from test_runner import random_vocab, read_bytes, run_cli, write_shard
 
 from link_fast import Vocab
 from link_fast.runner import apply_shards
+from link_fast.runner.outputs import FINGERPRINT_SAMPLE
 from link_fast.shards import ShardError, ShardWriter, mask_owner, open_shard, validate_shard
 
 
@@ -194,6 +195,32 @@ def test_resume_redoes_a_shard_whose_input_was_replaced(tmp_path, vocab_path, ke
     assert read_bytes(out / "a") == read_bytes(fresh / "a")
 
 
+def test_resume_redoes_a_shard_whose_data_was_rewritten_in_place_in_the_middle(tmp_path, vocab_path):
+    """The data file rewritten in place: the same size, the same index, the same first and last
+    64 KiB (what the fingerprint hashes), other tokens between them; only its mtime tells.
+    Resume redoes the shard (DESIGN §8 lists what resume compares)."""
+    prefix = tmp_path / "in" / "a"
+    tokens, _ = write_shard(prefix, n_docs=1000, seed=1)
+    data = Path(f"{prefix}.bin")
+    assert tokens.nbytes > 2 * FINGERPRINT_SAMPLE + 4096
+    out = tmp_path / "out"
+    apply(vocab_path, prefix, out)
+    before, old_output = os.stat(data), read_bytes(out / "a")
+    middle = len(tokens) // 2 - 1024  # 4 KiB of tokens, each changed
+    with open(data, "r+b") as f:
+        f.seek(middle * tokens.itemsize)
+        f.write(((tokens[middle : middle + 2048] + 1) % 1000).astype(tokens.dtype).tobytes())
+    # a later write's time, whatever the tick of the filesystem's clock
+    os.utime(data, ns=(before.st_atime_ns, before.st_mtime_ns + 1_000_000_000))
+    assert os.stat(data).st_size == before.st_size
+    notes = []
+    record = apply(vocab_path, prefix, out, resume=True, log=notes.append)["a"]
+    assert not [n for n in notes if "already done" in n], notes
+    fresh = tmp_path / "fresh"
+    assert apply(vocab_path, prefix, fresh)["a"]["input"] == record["input"]
+    assert read_bytes(out / "a") == read_bytes(fresh / "a") != old_output
+
+
 @pytest.mark.parametrize(
     "change",
     [
@@ -258,6 +285,71 @@ def test_a_crash_inside_the_commit_leaves_an_output_that_resume_redoes(tmp_path,
     assert snapshot_data(out) == snapshot_data(fresh)
     assert not [p.name for p in out.iterdir() if p.name.startswith(".")]
     assert run_cli("validate", out).returncode == 0
+
+
+class FileCalls:
+    """The fsyncs, renames and removals of a run, in order: ("fsync", (device, inode)) of the
+    file or folder synced, ("replace", final name), ("unlink", name)."""
+
+    def __init__(self, monkeypatch):
+        self.calls: list[tuple] = []
+        fsync, replace, unlink = os.fsync, os.replace, os.unlink
+
+        def recording_fsync(fd):
+            info = os.fstat(fd)
+            self.calls.append(("fsync", (info.st_dev, info.st_ino)))
+            return fsync(fd)
+
+        def recording_replace(src, dst, *args, **kwargs):
+            self.calls.append(("replace", os.path.basename(dst)))
+            return replace(src, dst, *args, **kwargs)
+
+        def recording_unlink(path, *args, **kwargs):
+            self.calls.append(("unlink", os.path.basename(path)))
+            return unlink(path, *args, **kwargs)
+
+        monkeypatch.setattr(os, "fsync", recording_fsync)
+        monkeypatch.setattr(os, "replace", recording_replace)
+        monkeypatch.setattr(os, "unlink", recording_unlink)
+
+    def at(self, call: tuple) -> list[int]:
+        return [i for i, c in enumerate(self.calls) if c == call]
+
+
+def synced(path) -> tuple:
+    info = os.stat(path)  # a rename keeps the inode: the file synced under its temporary name
+    return ("fsync", (info.st_dev, info.st_ino))
+
+
+def test_data_and_mask_are_on_disk_before_the_record_says_they_are_finished(tmp_path, vocab_path, monkeypatch):
+    """A power cut cannot be simulated; the order of the calls that make the output durable
+    can be checked. Every file of the data and the mask is fsync'd before the first of them
+    is renamed into place; the folder is fsync'd after the last of those renames and before
+    the record's, itself fsync'd before it; the folder again after it. An earlier record of
+    the output is removed, and the removal made durable, before any file of the new output
+    takes its final name."""
+    write_shard(tmp_path / "in" / "a", n_docs=100)
+    out = tmp_path / "out"
+    outputs = ["a.bin", "a.idx", "a_mask.bin", "a_mask.idx"]
+    for seed in (3, 4):  # the second run replaces the first's finished output
+        calls = FileCalls(monkeypatch)
+        apply(vocab_path, tmp_path / "in" / "a", out, mask=True, seed=seed)
+        monkeypatch.undo()
+        folder = synced(out)
+        renamed = {name: calls.at(("replace", name)) for name in outputs}
+        assert all(len(at) == 1 for at in renamed.values()), calls.calls
+        first_rename, last_rename = min(renamed.values())[0], max(renamed.values())[0]
+        for name in outputs:
+            assert calls.at(synced(out / name)), f"{name} never fsync'd"
+            assert calls.at(synced(out / name))[0] < first_rename, f"{name} fsync'd after the renames began"
+        [record] = calls.at(("replace", "a.link.json"))
+        assert calls.at(synced(out / "a.link.json"))[0] < record
+        assert any(last_rename < at < record for at in calls.at(folder)), "the renames not durable before the record"
+        assert any(at > record for at in calls.at(folder)), "the record's rename not made durable"
+        if seed == 4:
+            [removed] = calls.at(("unlink", "a.link.json"))
+            assert any(removed < at < first_rename for at in calls.at(folder)), "the old record's removal not durable"
+        assert json.loads((out / "a.link.json").read_text())["config"]["seed"] == seed
 
 
 def test_the_datatrove_step_refuses_its_input_folder_as_output(tmp_path, vocab_path):
