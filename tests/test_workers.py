@@ -58,32 +58,38 @@ def test_pool_names_the_task_of_a_dead_worker(context):
     pool.stop()  # done already by result(): does nothing
 
 
-def _send_big_then_die(size: int, after: float) -> bytes:
-    import threading
+def _send_then_die(size: int, cut: int) -> bytes:
+    """Runs in a worker: returns ``size`` bytes, and the worker dies by SIGKILL once ``cut``
+    bytes of that result are in the pipe to the parent (0: its header only): a death mid-send,
+    at a moment no timer decides. The message's header and payload are separate writes."""
+    from multiprocessing.connection import Connection
 
-    threading.Timer(after, os.kill, (os.getpid(), signal.SIGKILL)).start()
+    send = Connection._send
+
+    def send_then_die(self, buf, *args):
+        if len(buf) >= size:  # the payload that carries the result
+            send(self, memoryview(buf)[:cut], *args)
+            os.kill(os.getpid(), signal.SIGKILL)
+        send(self, buf, *args)
+
+    Connection._send = send_then_die
     return b"x" * size
 
 
-def test_pool_survives_a_worker_killed_while_sending_its_result():
+@pytest.mark.parametrize("cut", [0, 1 << 20])
+def test_pool_names_the_task_of_a_worker_killed_while_sending_its_result(cut):
     """A worker killed halfway through sending a large result (text mode's chunks are MBs)
     leaves the executor's reader waiting for the rest forever: the pool notices the death
-    itself, within seconds, and stops. Where the kill lands is a matter of timing: each round
-    ends with the result or with WorkerDied naming the task, never with a wait."""
+    itself, within seconds, stops, and names the task whose result never came."""
     # the hang this guards against would hang the suite: end the process with a traceback instead
     faulthandler.dump_traceback_later(4 * EXIT_WITHIN, exit=True)
     try:
-        for after in (0.05, 0.15, 0.3):
-            pool = Pool(2)
-            started = time.monotonic()
-            try:
-                result = pool.result(pool.submit(0, _send_big_then_die, 256 << 20, after))
-                assert len(result) == 256 << 20
-                pool.close()
-            except WorkerDied as died:
-                # named with the task whose result never came, whether it was running or sending
-                assert died.how == "killed by SIGKILL, perhaps out of memory" and died.task == 0
-            assert time.monotonic() - started < EXIT_WITHIN
+        pool = Pool(2)
+        started = time.monotonic()
+        with pytest.raises(WorkerDied) as died:
+            pool.result(pool.submit(7, _send_then_die, 4 << 20, cut))
+        assert died.value.how == "killed by SIGKILL, perhaps out of memory" and died.value.task == 7
+        assert time.monotonic() - started < EXIT_WITHIN
     finally:
         faulthandler.cancel_dump_traceback_later()
 
