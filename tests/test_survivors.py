@@ -2,6 +2,7 @@
 the user relies on. docs/TESTING.md lists the mutant each test kills.
 
 - a language's weight reaches that language (chi-square on the observed shares);
+- a language of weight 0 is never drawn, not even where the least weight in play would be;
 - every bit of the 64-bit seed matters;
 - statistics add up: N chunks give the statistics of one apply, also in the run record;
 - text mode keeps a last line that has no trailing newline;
@@ -16,15 +17,18 @@ import math
 
 import numpy as np
 import pytest
+import reference
 import zstandard
 from test_kernel import make_vocab, split
 from test_runner import random_vocab, write_shard
 from test_text import synthetic_vocab
 
 from link_fast import Stats, Substituter, Vocab
+from link_fast.cli import main as cli_main
 from link_fast.runner import apply_shards
 from link_fast.shards import ShardWriter, open_shard
 from link_fast.text import TextSubstituter, substitute_files
+from link_fast.vocab import Entry
 
 WORD = 1 | 4 | 16  # starts with a space, ends in a word character, has a word: one word per token
 
@@ -113,6 +117,56 @@ def test_each_language_weight_reaches_its_own_language_per_document():
         per_doc[langs.pop()] += 1
     assert chi_square_p(per_doc, [1.0, 2.0, 5.0]) > 1e-6, per_doc
     assert chi_square_p(per_doc, [5.0, 2.0, 1.0]) < 1e-30
+
+
+# -- a language of weight 0 is not in play ----------------------------------------------------
+
+# Seeds for the stream key "k" under which candidate 0 of document 0 would be French if French,
+# of weight 0, were in play with the least weight a language in play has (1 against German's
+# 2**24): its domain-4 draw (word scope), its domain-2 draw (document scope) lands in the top
+# 2**-24 of the range. Found by a search over seeds; the test checks it with tests/reference.py.
+ZERO_WEIGHT_SEEDS = {"word": 37_859_936, "document": 5_490_804}
+N_BOTH = 50  # keys 0..49, each translated in de (ids 100 + t) and fr (ids 200 + t)
+
+
+def both_languages_vocab() -> Vocab:
+    """Every key translated in both languages: word ``w<t>`` is token t, German ``D<t>`` token
+    100 + t, French ``F<t>`` token 200 + t."""
+    flags = np.full(300, WORD, dtype=np.uint8)
+    entries = [Entry((t,), f"w{t}", {0: [((100 + t,), f"D{t}")], 1: [((200 + t,), f"F{t}")]}) for t in range(N_BOTH)]
+    return Vocab.from_entries(flags, entries, ["de", "fr"])
+
+
+@pytest.mark.parametrize("scope", ["word", "document"])
+def test_a_language_of_weight_zero_is_never_drawn(tmp_path, scope):
+    """``--languages de=1,fr=0``: no substitution is French, though every key has a French
+    translation: not in 2,000 substitutions, nor at the one candidate that a French weight of
+    1 (the least a language in play has, 2**-24 of the draws) would make French."""
+    h = reference.draw(reference.stream_base(ZERO_WEIGHT_SEEDS[scope], "k"), 4 if scope == "word" else 2, 0, 0)
+    assert reference.pick(h, [("de", reference.WEIGHT_SCALE), ("fr", 1)]) == "fr"  # that candidate
+    vocab = both_languages_vocab().save(tmp_path / "v.lfv")
+    rng = np.random.default_rng(0)
+    documents = [[0]] + [rng.integers(0, N_BOTH, 20).tolist() for _ in range(100)]
+    offsets = np.cumsum([0] + [len(d) for d in documents])
+    with ShardWriter(tmp_path / "in" / "k", np.uint16) as writer:
+        writer.write(np.concatenate(documents).astype(np.uint16), offsets)
+    (tmp_path / "text").mkdir()
+    (tmp_path / "text" / "k.txt").write_text("\n".join(" ".join(f"w{t}" for t in d) for d in documents) + "\n")
+    seed = str(ZERO_WEIGHT_SEEDS[scope])
+    options = ["--vocab", str(vocab), "--languages", "de=1,fr=0", "--ratio", "1", "--lang-scope", scope, "--seed", seed]
+    out = tmp_path / "out"
+    assert cli_main(["apply", *options, "-q", str(tmp_path / "in"), "-o", str(out)]) == 0
+    stats = json.loads((out / "k.link.json").read_text())["stats"]
+    assert stats["substitutions"] == {"de": 2001, "fr": 0}
+    with open_shard(out / "k") as shard:
+        tokens = np.asarray(shard.tokens)
+        assert shard.offsets(0, 1).tolist() == [0, 1] and tokens[0] == 100  # document 0: w0 became D0
+    assert np.all((tokens >= 100) & (tokens < 100 + N_BOTH))
+    text_out = tmp_path / "text_out"
+    assert cli_main(["text", *options, str(tmp_path / "text" / "k.txt"), "-o", str(text_out)]) == 0
+    lines = (text_out / "k.txt").read_text().splitlines()
+    assert lines[0] == "D0" and all(word.startswith("D") for line in lines for word in line.split())
+    assert json.loads((text_out / "k.txt.link.json").read_text())["stats"]["substitutions"] == {"de": 2001, "fr": 0}
 
 
 # -- every bit of the seed ---------------------------------------------------------------------
