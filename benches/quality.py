@@ -229,9 +229,10 @@ def check_label(label: str) -> None:
     raise SystemExit(f"{LABELS}: unknown label {label!r} (right, wrong, bad:CLASS with CLASS in {BAD_CLASSES})")
 
 
-def draw_sample(found: list[dict], lang: str) -> list[dict]:
-    """SAMPLE_SIZE substitutions at random, with a seed fixed per language: never re-drawn."""
-    rng = random.Random(f"link-fast quality sample {lang}")
+def draw_sample(found: list[dict], lang: str, round_name: str = "") -> list[dict]:
+    """SAMPLE_SIZE substitutions at random, with a seed fixed per language (and per held-out
+    round): never re-drawn."""
+    rng = random.Random(f"link-fast quality sample {lang}{round_name}")
     if len(found) <= SAMPLE_SIZE:
         return list(found)
     return [found[i] for i in sorted(rng.sample(range(len(found)), SAMPLE_SIZE))]
@@ -388,6 +389,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", type=Path, default=None, help="working folder (default FIXTURES/quality/NAME)")
     parser.add_argument("--name", default="current", help="a name for this configuration in the table and folder")
     parser.add_argument("--vocab", type=Path, default=None, help="a vocabulary compiled already (skips compiling)")
+    parser.add_argument(
+        "--held-out",
+        default="",
+        metavar="ROUND",
+        help="draw the sample of a held-out round of this name instead of the benchmark's (docs/QUALITY.md)",
+    )
     parser.add_argument("compile_options", nargs="*", help="after --: options for link-fast compile")
     args = parser.parse_args(argv)
     fixtures = args.fixtures.resolve()
@@ -404,7 +411,7 @@ def main(argv: list[str] | None = None) -> int:
         found, candidates = substitutions(vocab, corpus, lang)
         row = measure(lang, found, corpus, candidates, words)
         pair_rows += pair_shares(lang, found)
-        sample = draw_sample(found, lang)
+        sample = draw_sample(found, lang, args.held_out)
         tally: Counter[str] = Counter()
         for s in sample:
             key = (lang, s["source"], s["translation"], context(corpus[s["doc"]][1], s["start"], s["end"]))
