@@ -27,6 +27,7 @@ from .errors import FileError, InputError
 from .highlight import Mark, Piece, pieces, terminal, use_color
 from .shards import LINK_RECORD_SUFFIX, ShardError, load_record, open_shard
 from .shards.discovery import split_prefix
+from .shards.records import recorded_paths
 from .terminal import printable
 
 LAYOUTS = ("interleaved", "side-by-side")
@@ -63,15 +64,23 @@ def read_record(output) -> tuple[Path, dict]:
 
 
 def recorded(record_path: Path, record: dict, key: str, given, what: str) -> str:
-    """``given`` if set, else the record's string ``key``; a clear error naming the option."""
+    """``given`` if set, else where the record's path ``key`` is now (the first of
+    ``recorded_places``); a clear error naming the option."""
     if given is not None:
         return os.fspath(given)
-    value = record.get(key)
+    return recorded_places(record_path, record, record.get(key), what)[0]
+
+
+def recorded_places(record_path: Path, record: dict, value, what: str) -> list[str]:
+    """The places that exist, in the order to try, where a path ``value`` of the record may be
+    now (``recorded_paths``: from the record's folder, then from where it was written); an error
+    naming the option when there is no such path or none of its places exists."""
     if not isinstance(value, str) or not value:
         raise FileError(record_path, f"records no {what} path: give {_option(what)}")
-    if not os.path.exists(value):
+    places = [p for p in recorded_paths(record_path, record, value) if os.path.exists(p)]
+    if not places:
         raise FileError(record_path, f"the {what} it records, {value}, is gone: give {_option(what)}")
-    return value
+    return places
 
 
 def _option(what: str) -> str:
@@ -82,24 +91,70 @@ def load_vocab_and_tokenizer(record_path: Path, record: dict, vocab_path, tokeni
     """The vocabulary the output was made with (checked against the record), its tokenizer and
     its ``Keys``; ``cache`` (a dict) keeps them for the next output of the same run."""
     from .tokenizer import load_tokenizer
+
+    cache = {} if cache is None else cache
+    vocab = _made_with_vocab(record_path, record, vocab_path, cache)
+    key = (os.path.abspath(vocab.path), None if tokenizer_path is None else os.fspath(tokenizer_path))
+    if key not in cache:
+        tokenizer = load_tokenizer(
+            recorded(Path(vocab.path), vocab.meta.get("tokenizer", {}), "path", tokenizer_path, "tokenizer")
+        )
+        vocab.check_tokenizer(tokenizer.fingerprint, tokenizer.name)
+        cache[key] = (tokenizer, Keys(vocab))
+    tokenizer, keys = cache[key]
+    return vocab, tokenizer, keys
+
+
+def _made_with_vocab(record_path: Path, record: dict, given, cache: dict):
+    """The vocabulary ``given`` (--vocab) or that the record names, whose fingerprint and keys are
+    the record's: of the places the record's path may name, the first that holds it."""
     from .vocab import Vocab
 
-    path = recorded(record_path, record, "vocab_path", vocab_path, "vocabulary")
-    key = (os.path.abspath(path), None if tokenizer_path is None else os.fspath(tokenizer_path))
-    if cache is not None and key in cache:
-        vocab, tokenizer, keys = cache[key]
-    else:
-        vocab = Vocab.load(path)
-        tok_meta = vocab.meta.get("tokenizer", {})
-        tokenizer = load_tokenizer(recorded(Path(path), tok_meta, "path", tokenizer_path, "tokenizer"))
-        vocab.check_tokenizer(tokenizer.fingerprint, tokenizer.name)
-        keys = Keys(vocab)
-        if cache is not None:
-            cache[key] = (vocab, tokenizer, keys)
     want = record["vocab"] if isinstance(record.get("vocab"), dict) else {}
-    if want.get("fingerprint") not in (None, vocab.fingerprint) or want.get("keys") not in (None, vocab.n_keys):
-        raise FileError(record_path, f"was not made with the vocabulary {path} (its fingerprint or keys differ)")
-    return vocab, tokenizer, keys
+    places = (
+        [os.fspath(given)]
+        if given is not None
+        else recorded_places(record_path, record, record.get("vocab_path"), "vocabulary")
+    )
+    for path in places:
+        key = ("vocabulary", os.path.abspath(path))
+        if key not in cache:
+            cache[key] = Vocab.load(path)
+        vocab = cache[key]
+        if want.get("fingerprint") in (None, vocab.fingerprint) and want.get("keys") in (None, vocab.n_keys):
+            return vocab
+    raise FileError(record_path, f"was not made with the vocabulary {places[0]} (its fingerprint or keys differ)")
+
+
+def open_input(record_path: Path, record: dict, given):
+    """The input shard an ``apply`` output was made from: ``given`` (--input), or the first place
+    the record's path may name. A shard whose fingerprint differs from the one the record holds
+    is not that input (another shard of the same name): never read as it."""
+    inputs = record.get("inputs")
+    first = inputs[0] if isinstance(inputs, list) and inputs and isinstance(inputs[0], str) else None
+    places = [os.fspath(given)] if given is not None else recorded_places(record_path, record, first, "input")
+    identity = record.get("input")
+    want = identity.get("fingerprint") if isinstance(identity, dict) else None
+    for place in places:
+        shard = open_shard(split_prefix(place)[0])
+        if not isinstance(want, str) or _fingerprint(shard) == want:
+            return shard
+        shard.close()
+    if given is not None:
+        raise FileError(
+            given, f"not the input {record_path.name} was made from (its fingerprint differs from the record's)"
+        )
+    raise FileError(
+        record_path,
+        f"the input it records, {first}, is another shard at {' and '.join(places)} (its fingerprint differs): "
+        "give --input",
+    )
+
+
+def _fingerprint(shard) -> str:
+    from .runner.outputs import input_identity
+
+    return input_identity(shard)["fingerprint"]
 
 
 class ShardPair:
@@ -107,14 +162,11 @@ class ShardPair:
 
     def __init__(self, output, input_path=None, vocab_path=None, tokenizer_path=None, cache=None):
         self.record_path, record = read_record(output)
-        inputs = record.get("inputs")
-        recorded_input = inputs[0] if isinstance(inputs, list) and inputs and isinstance(inputs[0], str) else None
-        source = recorded(self.record_path, {"input": recorded_input}, "input", input_path, "input")
         self.vocab, self.tokenizer, self.keys = load_vocab_and_tokenizer(
             self.record_path, record, vocab_path, tokenizer_path, cache
         )
         out_prefix = str(self.record_path)[: -len(LINK_RECORD_SUFFIX)]
-        self.before, self.after = open_shard(split_prefix(source)[0]), open_shard(out_prefix)
+        self.before, self.after = open_input(self.record_path, record, input_path), open_shard(out_prefix)
         mask = record.get("mask_shard")
         self.mask = open_shard(os.path.join(os.path.dirname(out_prefix), mask)) if isinstance(mask, str) else None
         for other in (self.before, self.mask):
@@ -169,13 +221,28 @@ def _mark(span: Span, before: bool = False) -> Mark:
     return Mark(span.out_start, span.out_end, label, title)
 
 
+def _text_input(record_path: Path, record: dict, given) -> str:
+    """The input a ``text`` output was made from: ``given`` (--input), or the first place the
+    record's path may name whose size is the one recorded (another file of the same name is not it)."""
+    if given is not None:
+        return os.fspath(given)
+    places = recorded_places(record_path, record, record.get("input"), "input")
+    size = record.get("input_bytes")
+    for place in places:
+        if size is None or not os.path.isfile(place) or os.path.getsize(place) == size:
+            return place  # one that is not a regular file is refused when read, by name
+    raise FileError(
+        record_path, f"the input it records, {record['input']}, is another file now (its size differs): give --input"
+    )
+
+
 class TextPair:
     """A ``link-fast text`` output (``.jsonl`` with a substitutions field) and its input."""
 
     def __init__(self, output, input_path=None, substitutions_field: str | None = None):
         self.record_path, record = read_record(output)
         self.output = str(self.record_path)[: -len(LINK_RECORD_SUFFIX)]
-        self.input = recorded(self.record_path, record, "input", input_path, "input")
+        self.input = _text_input(self.record_path, record, input_path)
         self.field = record.get("field") if isinstance(record.get("field"), str) else "text"
         self.subs_field = substitutions_field or record.get("substitutions_field")
         if not self.output.endswith((".jsonl", ".jsonl.gz", ".jsonl.zst")) or not isinstance(self.subs_field, str):

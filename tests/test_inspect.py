@@ -127,11 +127,17 @@ def test_vocabulary_and_input_can_be_given_instead_and_wrong_ones_are_refused(ru
     moved.symlink_to(vocab_path)
     assert main(["inspect", str(out / "shard_0"), "--vocab", str(moved), "--doc", "0"]) == 0
     assert "=== document 0" in capsys.readouterr().out
-    # another input: the documents do not align
+    # another input: not the one the record's fingerprint names
     other = tmp_path / "other"
     shutil.copytree(outputs["plain"].parent.parent / "in", other)
     data = np.fromfile(other / "shard_0.bin", dtype=np.uint8)
     np.roll(data, 64).tofile(other / "shard_0.bin")
+    assert main(["inspect", str(out / "shard_0"), "--vocab", str(moved), "--input", str(other / "shard_0")]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and f"{other / 'shard_0'}: not the input shard_0.link.json was made from" in err[0]
+    # a record without the input's fingerprint: the documents do not align
+    del rec["input"]
+    (out / "shard_0.link.json").write_text(json.dumps(rec), encoding="utf-8")
     assert main(["inspect", str(out / "shard_0"), "--vocab", str(moved), "--input", str(other / "shard_0")]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "is not document 0" in err[0] and "--input" in err[0]

@@ -552,7 +552,8 @@ def test_the_run_record_lists_what_it_promises(tmp_path, vocab_path):
     vocab = Vocab.load(vocab_path)
     assert record["vocab"]["fingerprint"] == vocab.fingerprint and record["vocab"]["languages"] == ["de", "fr"]
     assert record["vocab"]["format_version"] == vocab.meta["format_version"]
-    assert record["inputs"] == [str(tmp_path / "in" / "s.bin"), str(tmp_path / "in" / "s.idx")]
+    assert record["inputs"] == ["../../../in/s.bin", "../../../in/s.idx"]  # relative to the record's folder
+    assert record["record_version"] == 2 and record["folder"] == str(out)
     assert record["output_files"] == {p.name: p.stat().st_size for p in out.iterdir() if p.suffix in (".bin", ".idx")}
     assert record["mask_shard"] == "s_mask" and record["mask"] is True and record["out_dtype"] == "uint16"
     for side in ("main", "worker"):

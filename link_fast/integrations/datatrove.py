@@ -165,8 +165,8 @@ class LinkShards(PipelineStep):
     def _upload(self, folder, local: Path, records: dict) -> None:
         """Copy the outputs to the remote ``folder``, each shard's marker (NAME.link.json) last."""
         for name, record in records.items():
-            for path in record.get("outputs", []):
-                folder.put_file(path, os.path.basename(path))
+            for path in record.get("outputs", []):  # relative to the record's folder, ``local``
+                folder.put_file(str(local / path), os.path.basename(path))
             marker = local / f"{name}.link.json"
             if marker.exists():
                 folder.put_file(str(marker), marker.name)

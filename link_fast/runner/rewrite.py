@@ -16,6 +16,7 @@ from ..io import open_exclusive, temporary_path
 from ..mapped import MappedFiles, fault_count
 from ..pool import WorkerDied
 from ..shards import ShardError, ShardWriter
+from ..shards.records import relocatable
 from ..shards.writer import FlagWriter
 from ..substituter import Piece, Stats, Substituter
 from .chunks import KERNEL_DTYPES, chunk_bounds, run_chunk
@@ -155,7 +156,7 @@ def _record(shard, paths: dict, output: _Output, outputs: dict, expected: dict, 
     stats = output.stats
     if stats is None:  # an empty shard
         stats = Stats.zero(tuple(expected["vocab"]["languages"]))
-    return dict(
+    record = dict(
         expected,
         inputs=list(shard.paths),
         outputs=[str(p) for p in outputs],
@@ -166,6 +167,7 @@ def _record(shard, paths: dict, output: _Output, outputs: dict, expected: dict, 
         memory_mb={"main": memory_mb(), "worker": output.worker_memory or memory_mb()},
         link_fast_version=__version__,
     )
+    return relocatable(record, paths["stats"])
 
 
 def rewrite_shard(

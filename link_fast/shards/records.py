@@ -4,6 +4,13 @@ names, and ``validate_shard``, which checks a shard and its place among them.
 A record is untrusted input like any file (anyone may edit it): ``load_record`` is the one way
 every reader (inspect, report, resume, validate, apply over an earlier output) reads one, for
 ``apply`` and ``text`` records alike.
+
+A record travels with its output folder: since version 2 (``record_version``) the paths it holds
+are relative to its own folder, and ``folder`` is where it was written, so that a path is looked
+for from where the record is now, then from where it was (``recorded_paths``): a folder moved
+with its inputs, or moved alone, or read from anywhere, finds them. Records of version 1 (no
+``record_version``: paths as the run named them, relative to the folder it ran in) are read in
+version 2's layout (``_from_version_1``).
 """
 
 from __future__ import annotations
@@ -26,6 +33,8 @@ LINK_RECORD_SUFFIX = ".link.json"  # NAME.link.json: the record of a finished `l
 # anything far beyond is not a record, and deep nesting would overflow the readers' recursion.
 MAX_RECORD_BYTES = 16 << 20
 MAX_RECORD_DEPTH = 16
+RECORD_VERSION = 2  # 2: paths relative to the record's folder, and "folder"
+PATH_FIELDS = ("inputs", "outputs", "vocab_path", "input", "output")  # "input" of apply is the input's identity
 
 
 def validate_shard(path) -> list[str]:
@@ -75,7 +84,85 @@ def load_record(path) -> dict:
     problem = check_record(record)
     if problem is not None:
         raise FileError(path, f"not a valid link-fast run record: {problem}")
-    return record
+    version = record.get("record_version", 1)
+    if version > RECORD_VERSION:
+        raise FileError(path, f"a run record of version {version}, written by a newer link-fast: upgrade link-fast")
+    return record if version == RECORD_VERSION else _from_version_1(record, path)
+
+
+def relocatable(record: dict, record_path) -> dict:
+    """``record``, whose paths name files as this process sees them, as it is written to
+    ``record_path``: each path relative to the record's folder, and that folder in ``folder``."""
+    folder = os.path.dirname(os.path.abspath(record_path))
+    relative = _map_paths(record, lambda path: _relative(os.path.abspath(path), folder))
+    return dict(record, **relative, record_version=RECORD_VERSION, folder=folder)
+
+
+def recorded_paths(record_path, record: dict, value: str) -> list[str]:
+    """Where a path that the record at ``record_path`` holds may be now, in the order to try:
+    from the record's folder, then from the folder it was written in; an absolute path as it is.
+    Never from the current working folder: the record's paths are not relative to it."""
+    if os.path.isabs(value):
+        return [value]
+    folders = [os.path.dirname(os.path.abspath(record_path))]
+    written_in = record.get("folder")
+    if isinstance(written_in, str) and os.path.isabs(written_in):
+        folders.append(written_in)
+    return list(dict.fromkeys(os.path.normpath(os.path.join(folder, value)) for folder in folders))
+
+
+def _relative(path: str, folder: str) -> str:
+    try:
+        return os.path.relpath(path, folder)
+    except ValueError:  # another drive (Windows): no relative path
+        return path
+
+
+def _map_paths(record: dict, convert) -> dict:
+    """The path fields of ``record``, each path converted."""
+    changed: dict[str, Any] = {}
+    for key in PATH_FIELDS:
+        value = record.get(key)
+        if isinstance(value, str):
+            changed[key] = convert(value)
+        elif isinstance(value, list):
+            changed[key] = [convert(item) if isinstance(item, str) else item for item in value]
+    return changed
+
+
+def _from_version_1(record: dict, path) -> dict:
+    """A record of version 1 in version 2's layout. Its relative paths are relative to the folder
+    the run ran in: the folder that its own output's path, as recorded, names from where the
+    record is now (``linked/x.bin`` for ``/w/linked/x.link.json``: ``/w``). When that cannot be
+    told (the output's path was absolute, or does not match where the record is), the current
+    working folder is the guess, and readers check that what they find there is the file the
+    record means (an input's fingerprint or size, the vocabulary's fingerprint)."""
+    here = os.path.dirname(os.path.abspath(path))
+    named = _an_output(record)
+    ran_in = _working_folder(named, here)
+    written_in = os.path.dirname(os.path.normpath(os.path.join(ran_in, named))) if named is not None else here
+    relative = _map_paths(record, lambda p: _relative(os.path.normpath(os.path.join(ran_in, p)), written_in))
+    return dict(record, **relative, record_version=RECORD_VERSION, folder=written_in)
+
+
+def _an_output(record: dict) -> str | None:
+    """A path by which the record names one of its outputs (apply: ``outputs``; text: ``output``)."""
+    outputs = record.get("outputs")
+    named: list = cast(list, outputs) if isinstance(outputs, list) else [record.get("output")]
+    return next((p for p in named if isinstance(p, str)), None)
+
+
+def _working_folder(output: str | None, here: str) -> str:
+    """The folder a version-1 run ran in, from the path it named its output by (relative to that
+    folder) and the folder the record is in now; the current working folder when it cannot be told."""
+    if output is None or os.path.isabs(output):
+        return os.getcwd()
+    parts = os.path.normpath(os.path.dirname(output)).split(os.sep)
+    parts = [] if parts == ["."] else parts
+    folder = here.split(os.sep)
+    if ".." in parts or (parts and folder[-len(parts) :] != parts):
+        return os.getcwd()
+    return os.sep.join(folder[: len(folder) - len(parts)]) or os.sep
 
 
 def _not_finite(name: str):
@@ -161,6 +248,8 @@ RECORD_SCHEMA: dict[str, Rule] = {
     "memory_mb": OBJECT,
     "timing": OBJECT,
     "link_fast_version": STRING,
+    "record_version": ("a version number (an integer >= 1)", lambda v: type(v) is int and v >= 1),
+    "folder": STRING,
 }
 
 
@@ -255,24 +344,29 @@ def _check_against_records(shard: Shard) -> list[ShardError]:
 
 def _vocabulary_problems(record: dict, record_path: str) -> list[ShardError]:
     """The vocabulary a record names must still hold what the run substituted with: the contents
-    hash it recorded. One moved or removed since is not checked (an output does not need it)."""
+    hash it recorded. One moved or removed since is not checked (an output does not need it);
+    of the places the record's path may name (``recorded_paths``), one that holds it is enough."""
     vocab = record.get("vocab")
     path, contents = record.get("vocab_path"), vocab.get("contents") if isinstance(vocab, dict) else None
-    if path is None or contents is None or not os.path.isfile(path):
+    if not isinstance(path, str) or contents is None:
         return []
-    try:
-        now = _vocab_contents(path, os.stat(path).st_mtime_ns)
-    except (FileError, OSError) as exc:
-        problem = exc.problem if isinstance(exc, FileError) else exc.strerror
-        return [ShardError(record_path, f"names the vocabulary {path}, which cannot be read: {problem}")]
-    if now != contents:
-        return [
+    problems = []
+    for place in (p for p in recorded_paths(record_path, record, path) if os.path.isfile(p)):
+        try:
+            now = _vocab_contents(place, os.stat(place).st_mtime_ns)
+        except (FileError, OSError) as exc:
+            problem = exc.problem if isinstance(exc, FileError) else exc.strerror
+            problems.append(ShardError(record_path, f"names the vocabulary {place}, which cannot be read: {problem}"))
+            continue
+        if now == contents:
+            return []
+        problems.append(
             ShardError(
                 record_path,
-                f"made with the vocabulary {path} when it held {contents}; it holds {now} now (changed since the run)",
+                f"made with the vocabulary {place} when it held {contents}; it holds {now} now (changed since the run)",
             )
-        ]
-    return []
+        )
+    return problems[:1]
 
 
 @functools.lru_cache(maxsize=8)

@@ -27,6 +27,7 @@ from ..pool import Pool, WorkerDied, check_workers_can_start
 from ..progress import Progress
 from ..sampling import Sampling
 from ..shards import LINK_RECORD_SUFFIX
+from ..shards.records import relocatable
 from ..substituter import Stats
 from ..vocab import Vocab
 from .files import DEFAULT_MAX_LINE_BYTES, LongLine, TextError, Writer, iter_lines, output_path_for, split_name
@@ -215,7 +216,7 @@ class _Run:
 
     def _record(self, source, target: Path, stats: Stats, skipped: list, seconds: float) -> dict:
         vocab = self.vocab
-        return {
+        record = {
             "config": dict(
                 self.sampling.for_languages(vocab.languages, self.stream_key(source)).to_dict(),
                 tokenizer=self.tokenizer,
@@ -233,6 +234,7 @@ class _Run:
             "seconds": round(seconds, 3),
             "timing": self.timing,
         }
+        return relocatable(record, f"{target}{LINK_RECORD_SUFFIX}")
 
 
 def _commit(writer: Writer, record_path: Path, record: dict) -> None:
