@@ -503,7 +503,16 @@ def cmd_inspect(args) -> int:
 def cmd_report(args) -> int:
     from .report import write_report
 
-    path = write_report(args.output_dir, args.output, samples=args.samples, seed=args.seed)
+    path = write_report(
+        args.output_dir,
+        args.output,
+        samples=args.samples,
+        seed=args.seed,
+        input_path=args.input,
+        vocab_path=args.vocab,
+        tokenizer_path=args.tokenizer,
+        say=_log,
+    )
     _log(f"wrote {path}")
     return 0
 
@@ -851,6 +860,13 @@ def _add_report_parser(sub) -> None:
         help="documents per shard aligned for the word tables (default 200)",
     )
     p.add_argument("--seed", type=int, default=0, help="seed of the documents sampled (default 0)")
+    p.add_argument(
+        "--input", default=None, metavar="PATH", help="the folder of the inputs (default: as the records say)"
+    )
+    p.add_argument("--vocab", default=None, metavar="VOCAB", help="the vocabulary (default: as the records say)")
+    p.add_argument(
+        "--tokenizer", default=None, metavar="PATH", help="the tokenizer (default: as the vocabulary records)"
+    )
     p.set_defaults(func=cmd_report)
 
 

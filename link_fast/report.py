@@ -4,29 +4,37 @@ Everything on the page comes from the records ``NAME.link.json`` of the output d
 (options, vocabulary, statistics per shard), the shards' indexes (the growth of each document,
 input tokens to output tokens) and a sample of documents per shard aligned with their input
 (``link_fast.inspect.ShardPair``): the most substituted words and the highlighted examples.
-Charts are drawn by matplotlib (the ``report`` extra) as inline SVG; the page loads nothing
-from the network. The same outputs and options give the same page, byte for byte.
+Charts are drawn by matplotlib (the ``report`` extra) as inline SVG; without it the page has
+no charts and says so. The page loads nothing from the network, and shows excerpts around the
+first substitutions of a document rather than the whole of it. The same outputs and options
+give the same page, byte for byte.
 """
 
 from __future__ import annotations
 
 import html
 import io
+import itertools
 import json
+import os
 from collections import Counter
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 
 from .errors import FileError, LinkFastError
-from .highlight import to_html
+from .highlight import Piece, to_html
 from .inspect import Document, ShardPair, read_record
 from .io import overwritten, read_files, refuse_link, write_atomic
 from .shards import LINK_RECORD_SUFFIX
 
 TOP_WORDS = 40
 EXAMPLES = 3
+EXCERPT_SUBSTITUTIONS = 5  # an example shows the text around its first 5 substitutions
+EXCERPT_CONTEXT = 200  # characters on each side of each
+ELLIPSIS = " \u2026 "
 PALETTE = ("#2e7d32", "#00838f", "#8e24aa", "#ef6c00", "#1565c0", "#c62828")
 
 
@@ -56,11 +64,28 @@ def find_records(output_dir) -> list[tuple[Path, dict]]:
     return found
 
 
-def summarize(path: Path, record: dict, samples: int, seed: int, cache: dict) -> ShardSummary:
-    """Growth per document and ``samples`` documents (seeded) of one output; ``cache`` keeps
-    the vocabulary and tokenizer from one output to the next."""
+@dataclass(frozen=True)
+class Sources:
+    """What ``inspect``'s ``--input``, ``--vocab`` and ``--tokenizer`` give instead of what the
+    records name; ``input``: the folder of the inputs, or the input of a folder of one output."""
+
+    input: str | None = None
+    vocab: str | None = None
+    tokenizer: str | None = None
+
+    def input_of(self, name: str, outputs: int) -> str | None:
+        if self.input is None or os.path.isdir(self.input):
+            return None if self.input is None else os.path.join(self.input, name)
+        if outputs > 1:
+            raise FileError(self.input, f"one input for {outputs} outputs: give the folder of the inputs as --input")
+        return self.input
+
+
+def summarize(path: Path, record: dict, samples: int, seed: int, cache: dict, given: Sources, outputs: int = 1):
+    """Growth per document and ``samples`` documents (seeded) of one output of ``outputs``;
+    ``cache`` keeps the vocabulary and tokenizer from one output to the next."""
     name = path.name[: -len(LINK_RECORD_SUFFIX)]
-    pair = ShardPair(path, cache=cache)
+    pair = ShardPair(path, given.input_of(name, outputs), given.vocab, given.tokenizer, cache=cache)
     try:
         before = np.asarray(pair.before.sizes, dtype=np.int64)
         after = np.asarray(pair.after.sizes, dtype=np.int64)
@@ -76,13 +101,15 @@ def summarize(path: Path, record: dict, samples: int, seed: int, cache: dict) ->
     return ShardSummary(name, record, growth, documents, read)
 
 
+NO_CHARTS = "no charts: link-fast report draws them with matplotlib (pip install 'link_fast[report]')"
+
+
 def _matplotlib():
+    """pyplot, set up for the page; None without matplotlib (the page has no charts)."""
     try:
         import matplotlib
     except ImportError:
-        raise LinkFastError(
-            "link-fast report draws its charts with matplotlib: pip install 'link_fast[report]'"
-        ) from None
+        return None
     matplotlib.use("Agg")
     matplotlib.rcParams["svg.hashsalt"] = "link-fast"  # fixed ids: the same page for the same run
     matplotlib.rcParams["svg.fonttype"] = "none"  # text as text: smaller, searchable
@@ -197,33 +224,68 @@ def word_table(shards: list[ShardSummary]) -> tuple[str, int]:
     ), sampled
 
 
+def excerpt(document: Sequence[Piece], substitutions: int = EXCERPT_SUBSTITUTIONS) -> list[Piece]:
+    """The text around the first ``substitutions`` marked words of a document, ``EXCERPT_CONTEXT``
+    characters on each side (windows that overlap are one), an ellipsis where text is left out:
+    a page of examples stays small whatever the documents' length."""
+    starts = list(itertools.accumulate((len(piece.text) for piece in document), initial=0))
+    marked = [i for i, piece in enumerate(document) if piece.mark is not None][:substitutions]
+    windows: list[list[int]] = []
+    for i in marked:
+        a, b = max(0, starts[i] - EXCERPT_CONTEXT), min(starts[-1], starts[i + 1] + EXCERPT_CONTEXT)
+        if windows and a <= windows[-1][1]:
+            windows[-1][1] = b
+        else:
+            windows.append([a, b])
+    out: list[Piece] = []
+    for a, b in windows:
+        if a > 0:
+            out.append(Piece(ELLIPSIS))
+        for piece, start in zip(document, starts):
+            if start < b and start + len(piece.text) > a:  # a marked word is kept whole
+                out.append(piece if piece.mark is not None else Piece(piece.text[max(0, a - start) : b - start]))
+    if not windows or windows[-1][1] < starts[-1]:
+        out.append(Piece(ELLIPSIS))
+    return out
+
+
 def examples(shards: list[ShardSummary], languages: list[str]) -> str:
-    """The sampled documents with the most substitutions, highlighted."""
+    """Excerpts of the sampled documents with the most substitutions, highlighted."""
     ranked = sorted(
         ((len(d.substitutions), shard.name, d) for shard in shards for d in shard.documents),
         key=lambda item: (-item[0], item[1], item[2].index),
     )[:EXAMPLES]
     out = []
     for count, name, document in ranked:
+        shown = f", the first {EXCERPT_SUBSTITUTIONS} shown" if count > EXCERPT_SUBSTITUTIONS else ""
         out.append(
             f'<section class="example"><h3>{html.escape(name)}, document {document.index}: '
-            f"{document.size_before:,} \u2192 {document.size_after:,} tokens, {count} substitutions</h3>"
-            f'<div class="pair"><div><h4>before</h4><p>{to_html(document.before, languages)}</p></div>'
-            f"<div><h4>after</h4><p>{to_html(document.after, languages)}</p></div></div></section>"
+            f"{document.size_before:,} \u2192 {document.size_after:,} tokens, {count} substitutions{shown}</h3>"
+            f'<div class="pair"><div><h4>before</h4><p>{to_html(excerpt(document.before), languages)}</p></div>'
+            f"<div><h4>after</h4><p>{to_html(excerpt(document.after), languages)}</p></div></div></section>"
         )
     return "".join(out) or "<p>No sampled document has a substitution.</p>"
 
 
+# Long words and lines wrap anywhere, and the before/after columns may shrink below their
+# content's width (min-width: 0), so that nothing runs off the page at any width; wide tables
+# scroll within the page; the columns stack on a narrow screen.
 STYLE = """
 body { font: 15px/1.45 system-ui, sans-serif; margin: 2em auto; max-width: 72em; padding: 0 1em; color: #222; }
-table { border-collapse: collapse; margin: 0.5em 0 1.5em; }
+table { border-collapse: collapse; margin: 0.5em 0 1.5em; display: block; max-width: 100%; overflow-x: auto; }
 th, td { border-bottom: 1px solid #ddd; padding: 0.25em 0.7em; text-align: left; vertical-align: top; }
-td.num { text-align: right; font-variant-numeric: tabular-nums; }
-pre { background: #f6f6f6; padding: 0.7em; overflow-x: auto; }
-.pair { display: grid; grid-template-columns: 1fr 1fr; gap: 1.5em; }
-.pair p { white-space: pre-wrap; }
+td { overflow-wrap: anywhere; }
+td.num { text-align: right; font-variant-numeric: tabular-nums; overflow-wrap: normal; white-space: nowrap; }
+h1, h3, code, p { overflow-wrap: anywhere; }
+pre { background: #f6f6f6; padding: 0.7em; white-space: pre-wrap; overflow-wrap: anywhere; }
+figure { margin: 1em 0; max-width: 100%; overflow-x: auto; }
+.pair { display: grid; grid-template-columns: repeat(2, minmax(0, 1fr)); gap: 1.5em; }
+.pair > div { min-width: 0; }
+.pair p { white-space: pre-wrap; overflow-wrap: anywhere; word-break: break-word; }
+.note { background: #fff8e1; padding: 0.5em 0.7em; }
 mark { background: none; font-weight: 600; border-bottom: 2px solid; }
 mark sub { font-weight: normal; font-size: 70%; color: #777; }
+@media (max-width: 50em) { .pair { grid-template-columns: minmax(0, 1fr); } }
 """ + "".join(f"mark.lang-{i} {{ color: {c}; }}\n" for i, c in enumerate(PALETTE))
 
 
@@ -244,8 +306,8 @@ def _options(records: list[dict]) -> str:
     )
 
 
-def render(output_dir, shards: list[ShardSummary]) -> str:
-    pyplot = _matplotlib()
+def render(output_dir, shards: list[ShardSummary], pyplot=None) -> str:
+    """The page; ``pyplot`` draws its charts (None: a page without charts, that says so)."""
     records = [dict(s.record, _name=s.name) for s in shards]
     languages: list[str] = []
     for record in records:
@@ -266,15 +328,18 @@ def render(output_dir, shards: list[ShardSummary]) -> str:
         f"<h1>link-fast report: {html.escape(str(output_dir))}</h1>",
         f'<p id="summary">{len(records)} shard(s), {tokens_in:,} tokens in, {tokens_out:,} tokens out, '
         f"{sum(totals.values()):,} substitutions.</p>",
+        "" if pyplot is not None else f'<p class="note" id="no-charts">{html.escape(NO_CHARTS)}.</p>',
         "<h2>Options and vocabulary</h2>",
         f'<p>Vocabulary fingerprint: <code id="fingerprint">{html.escape(", ".join(fingerprints))}</code></p>',
         _options(records),
         "<h2>Substitutions per language</h2>",
         _table("languages", ["language", "substitutions"], lang_rows, ["language", "substitutions"]),
-        f'<figure id="languages-chart">{language_chart(totals, pyplot)}</figure>',
+        f'<figure id="languages-chart">{language_chart(totals, pyplot)}</figure>' if pyplot is not None else "",
         "<h2>Token growth per document</h2>",
         _growth_text(all_growth),
-        f'<figure id="growth-chart">{growth_chart(all_growth, pyplot)}</figure>' if len(all_growth) else "",
+        f'<figure id="growth-chart">{growth_chart(all_growth, pyplot)}</figure>'
+        if len(all_growth) and pyplot is not None
+        else "",
         "<h2>Most substituted words</h2>",
         f'<p>In <span id="sampled">{sampled}</span> sampled documents.</p>',
         words,
@@ -297,19 +362,35 @@ def _growth_text(growth: np.ndarray) -> str:
     )
 
 
-def write_report(output_dir, output, *, samples: int = 200, seed: int = 0) -> Path:
-    """Write the report of the outputs in ``output_dir`` to ``output``; its path."""
+def write_report(
+    output_dir,
+    output,
+    *,
+    samples: int = 200,
+    seed: int = 0,
+    input_path=None,
+    vocab_path=None,
+    tokenizer_path=None,
+    say: Callable[[str], None] | None = None,
+) -> Path:
+    """Write the report of the outputs in ``output_dir`` to ``output``; its path. ``input_path``
+    (the folder of the inputs, or the input of a folder of one output), ``vocab_path`` and
+    ``tokenizer_path`` replace what the records name; ``say`` is told when the page has no charts."""
     if samples < 0:
         raise LinkFastError(f"--samples must be >= 0, got {samples}")
-    _matplotlib()  # before the work: a missing extra is said at once
     refuse_link(output)
+    given = Sources(*(None if p is None else os.fspath(p) for p in (input_path, vocab_path, tokenizer_path)))
     cache: dict = {}
-    shards = [summarize(path, record, samples, seed, cache) for path, record in find_records(output_dir)]
+    records = find_records(output_dir)
+    shards = [summarize(path, record, samples, seed, cache, given, len(records)) for path, record in records]
     output = Path(output)
     replaced = overwritten(output, read_files(p for shard in shards for p in shard.read))
     if replaced is not None:
         raise FileError(output, f"the report would overwrite {replaced}, which it reads")
-    page = render(output_dir, shards)
+    pyplot = _matplotlib()
+    if pyplot is None and say is not None:
+        say(f"{output}: {NO_CHARTS}")
+    page = render(output_dir, shards, pyplot)
     try:
         write_atomic(output, page.encode("utf-8"))
     except OSError as exc:
