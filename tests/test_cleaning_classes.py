@@ -193,6 +193,15 @@ def test_function_words_translate_from_the_table_only(lexicons, lang):
         dropped += sum(map(len, theirs.values()))
     assert not wrong, f"{lang}: {len(wrong)} function words not as the table says: {wrong[:5]}"
     assert different >= 10, f"{lang}: the dictionary's own function-word entries are hardly different"
+    # a phrase of function words only ("to the", "it is") is translated word by word: it goes
+    words = english_function_words()
+    phrases = [
+        s
+        for s in dictionary.entries
+        if " " in s and s in (s.casefold(), s.casefold().capitalize()) and all(w in words for w in s.casefold().split())
+    ]
+    assert not [s for s in phrases if s in replaced.entries]
+    dropped += sum(len(dictionary.entries[s]) for s in phrases)
     assert replaced.report["dropped_function_word"] == dropped
     # other spellings ("US", "IT", "AM") are other words: left as the dictionary has them
     others = [s for s in dictionary.entries if s.casefold() in english_function_words() and s != s.capitalize()]
