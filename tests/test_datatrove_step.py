@@ -151,7 +151,7 @@ def test_documents_with_token_ids_are_rewritten_in_place(tmp_path):
     originals = [list(d.metadata["input_ids"]) for d in docs]
     step = LinkShards(None, None, vocab_path, **OPTIONS)
     out = list(step.run(iter(docs), rank=3, world_size=4))
-    substituter = Substituter(Vocab.load(vocab_path), **OPTIONS, stream_key="rank3")
+    substituter = Substituter(Vocab.load(vocab_path), **OPTIONS, stream_key="rank00003")  # as LinkText's
     for i, (doc, ids) in enumerate(zip(out, originals)):
         want = substituter.apply(np.array(ids, dtype=np.int32), np.array([0, len(ids)]), first_doc=i).tokens
         assert doc.metadata["input_ids"] == want.tolist()

@@ -81,3 +81,31 @@ def test_step_needs_a_ratio_and_keeps_only_paths(tmp_path):
     step = LinkText(Path(tmp_path / "v.lfv"), ratio=0.3)
     assert step.vocab_path == str(tmp_path / "v.lfv")  # nothing opened until run(): pickles small
     assert list(step.run(None)) == []
+
+
+def test_documents_of_a_rank_draw_that_ranks_stream(tmp_path):
+    """The stream key of rank 3 is spelled rank00003, as LinkShards's for documents with ids."""
+    from datatrove.data import Document
+
+    from link_fast.integrations.datatrove import LinkText
+
+    vocab = synthetic_vocab().save(tmp_path / "v.lfv")
+    texts = _texts(6, 2)
+    out = list(LinkText(vocab, **OPTIONS).run(iter(Document(text=t, id=str(i)) for i, t in enumerate(texts)), rank=3))
+    sub = TextSubstituter(synthetic_vocab(), **OPTIONS, stream_key="rank00003")
+    assert [d.text for d in out] == [sub.apply(t, i).text for i, t in enumerate(texts)]
+    assert [d.text for d in out] != texts
+
+
+@pytest.mark.parametrize("rank", [0, 3, 123456])
+def test_every_step_on_a_rank_draws_one_stream(tmp_path, rank):
+    """One stream-key rule for every datatrove step: LinkShards (documents with ids) and LinkText
+    on the same rank take rank_stream_key's key, and a stream_key given is kept by both."""
+    from link_fast.integrations.datatrove import LinkShards, LinkText, rank_stream_key
+
+    vocab = synthetic_vocab().save(tmp_path / "v.lfv")
+    steps = [LinkShards(None, None, vocab, **OPTIONS), LinkText(vocab, **OPTIONS)]
+    assert {step._substituter(rank).sampling.stream_key for step in steps} == {rank_stream_key(rank)}
+    assert rank_stream_key(rank) == "rank" + str(rank).zfill(5)
+    given = [LinkShards(None, None, vocab, **OPTIONS, stream_key="mine"), LinkText(vocab, **OPTIONS, stream_key="mine")]
+    assert {step._substituter(rank).sampling.stream_key for step in given} == {"mine"}

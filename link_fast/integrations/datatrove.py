@@ -19,7 +19,8 @@ first, since the kernel memory-maps its input.
 After a ``DocumentTokenizer`` in the same pipeline, pass ``rank_files=True`` (and its output
 folder as ``input_folder``): each task then takes the ``*_RANK_*.ds`` files it just wrote.
 Documents flowing through the step that carry token ids in ``metadata[ids_field]`` are
-rewritten in place (document index: their order within the task; stream key: the task's rank).
+rewritten in place (document index: their order within the task; stream key: ``rank_stream_key``
+of the task's rank, as ``LinkText``'s, unless ``stream_key`` is given).
 """
 
 from __future__ import annotations
@@ -39,6 +40,23 @@ from ..sampling import Sampling
 from ..shards import SHARD_SUFFIXES
 
 _INDEX_SUFFIXES = (".idx", ".ds")  # one file that names each shard once
+
+
+def rank_name(rank: int) -> str:
+    """A task's rank as datatrove spells it in the files it names: five digits, ``00003``."""
+    return f"{rank:05d}"
+
+
+def rank_stream_key(rank: int) -> str:
+    """The stream key of the documents a task rewrites when ``stream_key`` is not given:
+    ``rank00003`` for rank 3. Every step here draws from it, so the steps on one rank draw one
+    stream; the document index (order within the task) tells documents apart inside it."""
+    return f"rank{rank_name(rank)}"
+
+
+def _sampling_for_rank(sampling: Sampling, rank: int) -> Sampling:
+    """``sampling`` with the rank's stream key, unless the user gave one."""
+    return sampling if sampling.stream_key is not None else sampling.replace(stream_key=rank_stream_key(rank))
 
 
 class LinkShards(PipelineStep):
@@ -100,10 +118,9 @@ class LinkShards(PipelineStep):
             }
         )
         if self.rank_files:  # the files a DocumentTokenizer of this rank wrote: NAME_RANK_*.ds
+            name = rank_name(rank)
             return [
-                p
-                for p in prefixes
-                if f"_{rank:05d}_" in os.path.basename(p) or os.path.basename(p).startswith(f"{rank:05d}_")
+                p for p in prefixes if f"_{name}_" in os.path.basename(p) or os.path.basename(p).startswith(f"{name}_")
             ]
         return prefixes[rank::world_size]
 
@@ -174,20 +191,12 @@ class LinkShards(PipelineStep):
     def _rewrite_documents(self, data: DocumentsPipeline, rank: int) -> Iterator[Document]:
         import numpy as np
 
-        from ..substituter import Substituter
-        from ..vocab import Vocab
-
         substituter = None
         for index, document in enumerate(data):
             ids = document.metadata.get(self.ids_field)
             if ids is not None:
                 if substituter is None:
-                    sampling = (
-                        self.sampling
-                        if self.sampling.stream_key is not None
-                        else self.sampling.replace(stream_key=f"rank{rank}")
-                    )
-                    substituter = Substituter(Vocab.load(self.vocab_path), sampling)
+                    substituter = self._substituter(rank)
                 tokens = np.asarray(ids, dtype=np.int32)
                 result = substituter.apply(tokens, np.array([0, len(tokens)]), first_doc=index)
                 document.metadata[self.ids_field] = result.tokens.tolist()
@@ -195,6 +204,12 @@ class LinkShards(PipelineStep):
                 self.stat_update("candidates", value=result.stats.candidates)
                 self.stat_update("substitutions", value=result.stats.total_substitutions)
             yield document
+
+    def _substituter(self, rank: int):
+        from ..substituter import Substituter
+        from ..vocab import Vocab
+
+        return Substituter(Vocab.load(self.vocab_path), _sampling_for_rank(self.sampling, rank))
 
 
 class LinkText(PipelineStep):
@@ -206,9 +221,9 @@ class LinkText(PipelineStep):
             tasks=64, logging_dir="logs/link",
         ).run()
 
-    A document's index is its order within the task and the stream key the task's rank
-    (``rank00003``) unless ``stream_key`` is given, as ``LinkShards`` does for documents with
-    ids. ``tokenizer``: the vocabulary's, to match only where token mode would.
+    A document's index is its order within the task and its stream key ``rank_stream_key`` of
+    the task's rank (``rank00003``) unless ``stream_key`` is given, the same as ``LinkShards``'s
+    for documents with ids. ``tokenizer``: the vocabulary's, to match only where token mode would.
     ``substitutions_key``: also store the substitutions (offsets in the new text) in
     ``Document.metadata`` under this key. Statistics go to datatrove's stats: documents,
     candidates, substitutions (and per language), characters in and out.
@@ -263,8 +278,7 @@ class LinkText(PipelineStep):
         from ..tokenizer import load_tokenizer
         from ..vocab import Vocab
 
-        sampling = self.sampling
-        if sampling.stream_key is None:
-            sampling = sampling.replace(stream_key=f"rank{rank:05d}")
         tokenizer = None if self.tokenizer is None else load_tokenizer(self.tokenizer)
-        return TextSubstituter(Vocab.load(self.vocab_path), sampling, tokenizer=tokenizer)
+        return TextSubstituter(
+            Vocab.load(self.vocab_path), _sampling_for_rank(self.sampling, rank), tokenizer=tokenizer
+        )
