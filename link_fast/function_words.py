@@ -29,7 +29,7 @@ from pathlib import Path
 
 from .errors import DictionaryError, InputError
 from .languages import language_code
-from .lexicon import Lexicon
+from .lexicon import Lexicon, word_list_lines
 
 __all__ = ["FUNCTION_WORD_MODES", "english_function_words", "load_table", "table_for", "replace_function_words"]
 
@@ -40,21 +40,9 @@ _NONE = "-"
 Table = dict[str, list[str]]  # English function word -> its translations ([] : never substituted)
 
 
-def _lines(path: Path) -> list[tuple[int, str]]:
-    try:
-        text = path.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise DictionaryError(path, "no such file") from None
-    except UnicodeDecodeError as exc:
-        raise DictionaryError(path, f"not valid UTF-8 ({exc.reason} at byte {exc.start})") from None
-    except OSError as exc:
-        raise DictionaryError(path, f"cannot read: {exc.strerror or exc}") from None
-    return [(n, line.strip()) for n, line in enumerate(text.splitlines(), 1) if line.strip() and line[0] != "#"]
-
-
 def english_function_words() -> frozenset[str]:
     """The English function words the tables translate (``data/function_words/en.txt``)."""
-    return frozenset(line for _, line in _lines(_DATA / "en.txt"))
+    return frozenset(line for _, line in word_list_lines(_DATA / "en.txt"))
 
 
 def load_table(path: str | os.PathLike) -> Table:
@@ -63,7 +51,7 @@ def load_table(path: str | os.PathLike) -> Table:
     path = Path(path)
     words = english_function_words()
     table: Table = {}
-    for number, line in _lines(path):
+    for number, line in word_list_lines(path):
         fields = line.split("\t")
         if len(fields) != 2 or not fields[1].strip():
             raise DictionaryError(path, "expected 'word<TAB>translations' or 'word<TAB>-'", line=number)

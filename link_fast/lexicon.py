@@ -257,10 +257,14 @@ def load_stopwords(name_or_path: str = "en") -> frozenset[str]:
     ``"en"`` is the bundled English list (``link_fast/data/stopwords_en.txt``); anything else
     is a path to a UTF-8 file with one word a line, ``#`` starting a comment.
     """
-    if name_or_path == "en":
-        path = Path(__file__).parent / "data" / "stopwords_en.txt"
-    else:
-        path = Path(name_or_path)
+    path = Path(__file__).parent / "data" / "stopwords_en.txt" if name_or_path == "en" else Path(name_or_path)
+    return frozenset(line.casefold() for _, line in word_list_lines(path))
+
+
+def word_list_lines(path: Path) -> list[tuple[int, str]]:
+    """(line number, text) of a UTF-8 list file's lines, stripped, without the blank ones and
+    the comments (from ``#``); an unreadable file is a ``DictionaryError`` naming it."""
+    refuse_special_file(path, lambda problem: DictionaryError(path, problem))
     try:
         text = path.read_text(encoding="utf-8")
     except FileNotFoundError:
@@ -269,12 +273,8 @@ def load_stopwords(name_or_path: str = "en") -> frozenset[str]:
         raise DictionaryError(path, f"not valid UTF-8 ({exc.reason} at byte {exc.start})") from None
     except OSError as exc:
         raise DictionaryError(path, f"cannot read: {exc.strerror or exc}") from None
-    words = set()
-    for line in text.splitlines():
-        word = line.split("#", 1)[0].strip()
-        if word:
-            words.add(word.casefold())
-    return frozenset(words)
+    lines = ((number, line.split("#", 1)[0].strip()) for number, line in enumerate(text.splitlines(), 1))
+    return [(number, line) for number, line in lines if line]
 
 
 # ---------------------------------------------------------------------------------------------

@@ -434,7 +434,8 @@ def test_invalid_utf8_and_split_characters_are_refused(tmp_path):
 
 
 @pytest.mark.parametrize(
-    ("translation", "code"), [(" li\nne", "000A"), (" a\rb", "000D"), (" \x1b]0;title\x07", "001B"), (" x\u202ey", "202E")]
+    ("translation", "code"),
+    [(" li\nne", "000A"), (" a\rb", "000D"), (" \x1b]0;title\x07", "001B"), (" x\u202ey", "202E")],
 )
 def test_a_translation_with_a_control_character_is_refused(tmp_path, translation, code):
     """A crafted vocabulary whose translation holds a line break would add lines to a .txt output
