@@ -136,11 +136,19 @@ def _cleaning_from_args(args):
     )
 
 
-def _add_sampling_options(p: argparse.ArgumentParser, stream_key_default: str) -> None:
-    """The options of Substituter, shared by `apply` and `text` (`_sampling` reads them)."""
-    p.add_argument("--ratio", type=float, required=True, help="probability that a candidate word is replaced")
+def _add_rate_options(p: argparse.ArgumentParser, ratio_default: float | None) -> None:
+    """How much is substituted, and in which languages: `apply`, `text` and `pairs`
+    (`ratio_default` None: --ratio is required)."""
+    if ratio_default is None:
+        p.add_argument("--ratio", type=float, required=True, help="probability that a candidate word is replaced")
+    else:
+        p.add_argument(
+            "--ratio",
+            type=float,
+            default=ratio_default,
+            help=f"probability that a candidate word is replaced (default {ratio_default})",
+        )
     p.add_argument("--portion", type=float, default=1.0, help="probability that a document is eligible (default 1)")
-    p.add_argument("--seed", type=int, default=0, help="random seed, an integer in [0, 2**64) (default 0)")
     p.add_argument(
         "--languages",
         type=_languages,
@@ -154,6 +162,12 @@ def _add_sampling_options(p: argparse.ArgumentParser, stream_key_default: str) -
         default="candidates",
         help="candidates: --ratio is the share of dictionary words replaced; words: the share of all words",
     )
+
+
+def _add_sampling_options(p: argparse.ArgumentParser, stream_key_default: str) -> None:
+    """The options of Substituter, shared by `apply` and `text` (`_sampling` reads them)."""
+    _add_rate_options(p, ratio_default=None)
+    p.add_argument("--seed", type=int, default=0, help="random seed, an integer in [0, 2**64) (default 0)")
     p.add_argument(
         "--lang-scope",
         choices=LANG_SCOPES,
@@ -706,23 +720,7 @@ def _add_pairs_parser(sub) -> None:
     )
     p.add_argument("inputs", nargs="+", metavar="CORPUS", help="text files, as link-fast text reads them")
     p.add_argument("--vocab", required=True, type=Path, metavar="VOCAB", help="compiled vocabulary (link-fast compile)")
-    p.add_argument(
-        "--ratio", type=float, default=0.3, help="probability that a candidate word is replaced (default 0.3)"
-    )
-    p.add_argument("--portion", type=float, default=1.0, help="probability that a document is eligible (default 1)")
-    p.add_argument(
-        "--languages",
-        type=_languages,
-        default=None,
-        metavar="LANG=W,...",
-        help="target languages and weights, e.g. de=0.7,fr=0.3 (default: all, equal)",
-    )
-    p.add_argument(
-        "--ratio-basis",
-        choices=RATIO_BASES,
-        default="candidates",
-        help="candidates: --ratio is the share of dictionary words replaced; words: the share of all words",
-    )
+    _add_rate_options(p, ratio_default=0.3)
     p.add_argument("--field", default="text", help="JSONL field holding the document (default text)")
     p.add_argument(
         "--tokenizer",
