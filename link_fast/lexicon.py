@@ -408,6 +408,8 @@ class _Cleaner:
             folded = source.casefold()
             kept = entries.get(source)
             for translation in translations:
+                if "~" in translation:
+                    translation = _TILDE_SPACE.sub(" ", translation)
                 if normalize and not translation.isascii():
                     spelled = normalize_spelling(translation)
                     if spelled != translation:
@@ -751,6 +753,16 @@ def _all_translations(texts: list[str]) -> list[list[str]]:
 # line is a definition, and the commas in it do not separate synonyms (eng-por's "Linux":
 # "Sistema operacional ... a partir de 1991, e que, desde então, vem se evoluindo ...").
 _DEFINITION_WORDS = 6
+_TILDE_SPACE = re.compile(r"(?<=\S)~(?=\S)")  # eng-hin writes the spaces of a phrase as tildes
+
+
+def _is_definition(pieces: list[str]) -> bool:
+    """Whether the comma-separated pieces of a translation line are a sentence: two pieces of
+    _DEFINITION_WORDS words or more, or one that opens the line with a capital. eng-tur's
+    explanatory lines ("hem suda hem karada yaşayabilir, iki yaşayışlı") hold one long
+    lowercase piece beside real translations: those are split as usual."""
+    long = [piece for piece in pieces if piece.count(" ") >= _DEFINITION_WORDS - 1]
+    return len(long) >= 2 or (len(long) == 1 and long[0] is pieces[0] and pieces[0][:1].isupper())
 
 
 def _definitions_whole(entry: str) -> list[str]:
@@ -759,7 +771,7 @@ def _definitions_whole(entry: str) -> list[str]:
     items = []
     for line in entry.split("\n"):
         pieces = [piece.strip(" ") for piece in _split_top_level(line)]
-        if any(piece.count(" ") >= _DEFINITION_WORDS - 1 for piece in pieces):
+        if _is_definition(pieces):
             items.append(line.strip(" "))
         else:
             items.extend(piece for piece in pieces if piece)
