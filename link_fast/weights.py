@@ -27,6 +27,7 @@ from collections.abc import Callable, Mapping, Sequence
 import numpy as np
 
 from .errors import LinkFastError
+from .languages import language_code
 from .lexicon import Lexicon
 
 TRANSLATION_WEIGHTS = ("sense", "frequency", "uniform")
@@ -50,9 +51,9 @@ _CYRILLIC_LATIN = str.maketrans(
 )
 _SEGMENTED = frozenset({"ja", "ko", "zh"})
 WEIGHT_SCALE = 65535  # the most frequent translation's weight; weights stay far below 2^32 in sum
-# Vocabulary language names whose wordfreq language langcodes does not give: wordfreq keeps
-# Norwegian Bokmål as nb and Serbian, Croatian and Bosnian as one sh; FreeDict calls Romanian rom.
-_ALIASES = {"no": "nb", "nor": "nb", "sr": "sh", "srp": "sh", "hr": "sh", "hrv": "sh", "bs": "sh", "rom": "ro"}
+# Language codes (link_fast.languages) that wordfreq spells otherwise: it keeps Norwegian
+# Bokmål as nb and Serbian, Croatian and Bosnian as one sh.
+_ALIASES = {"no": "nb", "sr": "sh", "hr": "sh", "bs": "sh"}
 
 
 def _wordfreq():
@@ -67,16 +68,8 @@ def _wordfreq():
 
 def wordfreq_language(lang: str) -> str | None:
     """wordfreq's code for a vocabulary language name (``de``, ``deu``, ``nor``...), or None."""
-    wordfreq = _wordfreq()
-    available = wordfreq.available_languages()
-    code = _ALIASES.get(lang.lower())
-    if code is None:
-        try:
-            import langcodes
-
-            code = langcodes.Language.get(lang).language
-        except Exception:  # langcodes' own errors for names it cannot parse
-            code = None
+    available = _wordfreq().available_languages()
+    code = language_code(lang)
     code = _ALIASES.get(code or "", code)
     return code if code in available else None
 
